@@ -1,0 +1,247 @@
+"""Run configuration: frozen, grouped dataclasses built once (from flags) and passed down.
+
+The per-dataset presets equal TRADES' official scripts (DESIGN.md); every field can be
+overridden. The final config is written next to the checkpoints (`config.json`) so a model
+dir always says how it was made, and evaluation/export read it back from there.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from nfi_tf import io_utils
+from nfi_tf.errors import NfiError
+
+METHODS = ("nfi", "trades")
+BACKBONES = ("small_cnn", "wide_resnet")
+ADVERSARIAL_LOSSES = ("ce", "literal_kl")
+COUNTERFACTUAL_LOSSES = ("relative", "literal")
+MIXED_PRECISION = ("off", "mixed_float16", "mixed_bfloat16")
+STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    dataset: str = "mnist"
+    data_dir: str | None = None  # None: tfds' default, which honours TFDS_DATA_DIR
+    train_examples: int | None = None  # None: the whole train split
+    eval_examples: int = 1000  # test subset for the per-epoch evaluation
+    augment: bool = False  # TRADES' CIFAR augmentation: pad 4, random crop, horizontal flip
+    shuffle_buffer: int = 10_000
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    method: str = "nfi"
+    backbone: str = "small_cnn"
+    depth: int = 34  # WideResNet only
+    width: int = 10  # WideResNet only
+    robust_dims: int = 128  # d: the first d feature dims are the robust part
+    dropout: float = 0.5  # SmallCNN only (TRADES: 0.5)
+
+    def feature_dims(self) -> int:
+        if self.backbone == "small_cnn":
+            return 200
+        return 64 * self.width
+
+
+@dataclass(frozen=True)
+class AttackConfig:
+    """An L-inf PGD threat model; eps and step in [0, 1] pixel units (8/255 ~ 0.031)."""
+
+    epsilon: float = 0.3
+    step_size: float = 0.01
+    num_steps: int = 40
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    beta: float = 1.0  # TRADES' KL weight
+    tradeoff_weight: float = 1.0
+    benign_weight: float = 1.0
+    adversarial_weight: float = 1.0
+    counterfactual_weight: float = 1.0
+    adversarial_loss: str = "ce"  # "literal_kl": eq. 11 as printed
+    counterfactual_loss: str = "relative"  # "literal": eq. 5 as printed (whole over part)
+    detach_aux_heads: bool = False  # ablation: benign/adversarial heads do not train f
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 100
+    batch_size: int = 128
+    learning_rate: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    lr_decay_epochs: tuple[int, ...] = (55, 75, 90)
+    lr_decay_factor: float = 0.1
+    seed: int = 0
+    jit_compile: bool = False
+    mixed_precision: str = "off"
+    deterministic: bool = False
+    checkpoint_every_steps: int = 0  # 0: only at the end of each epoch
+    strategy: str = "default"
+    eval_batch_size: int = 256
+
+
+@dataclass(frozen=True)
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    attack: AttackConfig = field(default_factory=AttackConfig)  # used in training
+    eval_attack: AttackConfig = field(default_factory=AttackConfig)  # PGD as TRADES evaluates
+    loss: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Config:
+        groups = {f.name: f.type for f in dataclasses.fields(cls)}
+        kwargs = {}
+        for name in groups:
+            sub_cls = _GROUP_CLASSES[name]
+            values = dict(d.get(name, {}))
+            if "lr_decay_epochs" in values:
+                values["lr_decay_epochs"] = tuple(values["lr_decay_epochs"])
+            known = {f.name for f in dataclasses.fields(sub_cls)}
+            unknown = set(values) - known
+            if unknown:
+                raise NfiError(f"config group '{name}' has unknown keys {sorted(unknown)}")
+            kwargs[name] = sub_cls(**values)
+        return validate(cls(**kwargs))
+
+    def save(self, path: str) -> None:
+        io_utils.atomic_write_text(path, self.to_json() + "\n")
+
+    @classmethod
+    def load(cls, path: str) -> Config:
+        try:
+            with open(path) as f:
+                return cls.from_dict(json.load(f))
+        except FileNotFoundError as e:
+            raise NfiError(f"no config at {path}: is this a model dir written by nfi_tf.train?") from e
+        except (json.JSONDecodeError, TypeError) as e:
+            raise NfiError(f"corrupt config {path}: {e}") from e
+
+
+_GROUP_CLASSES = {
+    "data": DataConfig,
+    "model": ModelConfig,
+    "attack": AttackConfig,
+    "eval_attack": AttackConfig,
+    "loss": LossConfig,
+    "train": TrainConfig,
+}
+
+# TRADES' official settings (train_trades_mnist.py, train_trades_cifar10.py and their
+# pgd_attack scripts). Datasets not listed take the CIFAR-10 row, the usual 32x32 RGB recipe.
+PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    "mnist": {
+        "data": {"augment": False},
+        "model": {"backbone": "small_cnn"},
+        "attack": {"epsilon": 0.3, "step_size": 0.01, "num_steps": 40},
+        "eval_attack": {"epsilon": 0.3, "step_size": 0.01, "num_steps": 40},
+        "loss": {"beta": 1.0},
+        "train": {
+            "epochs": 100,
+            "learning_rate": 0.01,
+            "weight_decay": 0.0,
+            "lr_decay_epochs": (55, 75, 90),
+        },
+    },
+    "cifar10": {
+        "data": {"augment": True},
+        "model": {"backbone": "wide_resnet", "depth": 34, "width": 10},
+        "attack": {"epsilon": 0.031, "step_size": 0.007, "num_steps": 10},
+        "eval_attack": {"epsilon": 0.031, "step_size": 0.003, "num_steps": 20},
+        "loss": {"beta": 6.0},
+        "train": {
+            "epochs": 76,
+            "learning_rate": 0.1,
+            "weight_decay": 2e-4,
+            "lr_decay_epochs": (75, 90, 100),
+        },
+    },
+}
+
+
+def make_config(dataset: str, overrides: dict[str, dict[str, Any]] | None = None) -> Config:
+    """The preset for `dataset`, with `overrides` ({group: {field: value}}) applied, validated."""
+    preset = PRESETS.get(dataset, PRESETS["cifar10"])
+    groups: dict[str, dict[str, Any]] = {}
+    for name in _GROUP_CLASSES:
+        groups[name] = dict(preset.get(name, {}))
+        groups[name].update((overrides or {}).get(name, {}))
+    groups["data"]["dataset"] = dataset
+    unknown_groups = set(overrides or {}) - set(_GROUP_CLASSES)
+    if unknown_groups:
+        raise NfiError(f"unknown config groups {sorted(unknown_groups)}")
+    return Config.from_dict(groups)
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise NfiError(message)
+
+
+def validate(c: Config) -> Config:
+    """Reject contradictory or out-of-range settings with the offending value in the message."""
+    d, m, t, lo = c.data, c.model, c.train, c.loss
+    _check(bool(d.dataset), "dataset must be a non-empty tfds name")
+    _check(d.train_examples is None or d.train_examples > 0,
+           f"train_examples must be > 0. Received: train_examples={d.train_examples}")
+    _check(d.eval_examples > 0, f"eval_examples must be > 0. Received: eval_examples={d.eval_examples}")
+    _check(m.method in METHODS, f"method must be one of {METHODS}. Received: method={m.method!r}")
+    _check(m.backbone in BACKBONES,
+           f"backbone must be one of {BACKBONES}. Received: backbone={m.backbone!r}")
+    if m.backbone == "wide_resnet":
+        _check(m.depth >= 10 and (m.depth - 4) % 6 == 0,
+               f"WideResNet depth must be 6n+4 with n >= 1 (10, 16, 22, 28, 34, ...). "
+               f"Received: depth={m.depth}")
+        _check(m.width >= 1, f"WideResNet width must be >= 1. Received: width={m.width}")
+    feat = m.feature_dims()
+    _check(0 < m.robust_dims < feat,
+           f"robust_dims must be in [1, {feat - 1}] for the {m.backbone} feature of size {feat}. "
+           f"Received: robust_dims={m.robust_dims}")
+    for name, a in (("attack", c.attack), ("eval_attack", c.eval_attack)):
+        _check(math.isfinite(a.epsilon) and a.epsilon > 0,
+               f"{name} epsilon must be > 0. Received: epsilon={a.epsilon}")
+        _check(a.epsilon <= 1, f"{name} epsilon is in [0, 1] pixel units (8/255 = 0.031). "
+               f"Received: epsilon={a.epsilon}")
+        _check(0 < a.step_size <= a.epsilon,
+               f"{name} step_size must be in (0, epsilon={a.epsilon}]. Received: step_size={a.step_size}")
+        _check(a.num_steps >= 1, f"{name} num_steps must be >= 1. Received: num_steps={a.num_steps}")
+    _check(lo.beta >= 0, f"beta must be >= 0. Received: beta={lo.beta}")
+    for w in ("tradeoff_weight", "benign_weight", "adversarial_weight", "counterfactual_weight"):
+        _check(getattr(lo, w) >= 0, f"{w} must be >= 0. Received: {w}={getattr(lo, w)}")
+    _check(lo.adversarial_loss in ADVERSARIAL_LOSSES,
+           f"adversarial_loss must be one of {ADVERSARIAL_LOSSES}. Received: {lo.adversarial_loss!r}")
+    _check(lo.counterfactual_loss in COUNTERFACTUAL_LOSSES,
+           f"counterfactual_loss must be one of {COUNTERFACTUAL_LOSSES}. "
+           f"Received: {lo.counterfactual_loss!r}")
+    _check(t.epochs >= 1, f"epochs must be >= 1. Received: epochs={t.epochs}")
+    _check(t.batch_size >= 1, f"batch_size must be >= 1. Received: batch_size={t.batch_size}")
+    _check(t.eval_batch_size >= 1,
+           f"eval_batch_size must be >= 1. Received: eval_batch_size={t.eval_batch_size}")
+    _check(t.learning_rate > 0, f"learning_rate must be > 0. Received: learning_rate={t.learning_rate}")
+    _check(0 <= t.momentum < 1, f"momentum must be in [0, 1). Received: momentum={t.momentum}")
+    _check(t.weight_decay >= 0, f"weight_decay must be >= 0. Received: weight_decay={t.weight_decay}")
+    _check(list(t.lr_decay_epochs) == sorted(t.lr_decay_epochs) and all(e > 0 for e in t.lr_decay_epochs),
+           f"lr_decay_epochs must be increasing positive epochs. Received: {list(t.lr_decay_epochs)}")
+    _check(0 < t.lr_decay_factor <= 1,
+           f"lr_decay_factor must be in (0, 1]. Received: lr_decay_factor={t.lr_decay_factor}")
+    _check(t.mixed_precision in MIXED_PRECISION,
+           f"mixed_precision must be one of {MIXED_PRECISION}. Received: {t.mixed_precision!r}")
+    _check(t.strategy in STRATEGIES, f"strategy must be one of {STRATEGIES}. Received: {t.strategy!r}")
+    _check(t.checkpoint_every_steps >= 0,
+           f"checkpoint_every_steps must be >= 0. Received: {t.checkpoint_every_steps}")
+    return c

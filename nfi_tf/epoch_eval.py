@@ -1,0 +1,52 @@
+"""The per-epoch check during training: clean and PGD accuracy of every output on a test subset.
+
+The PGD here attacks the trade-off head (CE, TRADES' evaluation settings) and scores every
+head and the routed model on the same x'. For the routed model that is a transfer attack, an
+upper bound on its robustness; the adaptive evaluation is `python -m nfi_tf.evaluate`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from nfi_tf import attacks
+from nfi_tf.config import AttackConfig
+
+SCORED_OUTPUTS = ("routed", "tradeoff", "benign", "adversarial", "robust_part", "nonrobust_part")
+
+
+def make_eval_step(classifier, attack: AttackConfig, seed: int):
+    """A compiled step returning per-output counts of correct predictions on x and on x'."""
+
+    def tradeoff(z):
+        return classifier(z, training=False)["tradeoff"]
+
+    @tf.function
+    def step(x, y, batch_index):
+        seed_t = tf.stack([tf.constant(seed, tf.int64), tf.cast(batch_index, tf.int64)])
+        x_adv = attacks.pgd(tradeoff, x, y, attacks.ce_loss_fn, attack, seed_t, "uniform")
+        clean, adv = classifier(x, training=False), classifier(x_adv, training=False)
+        y = tf.cast(y, tf.int64)
+        counts = {}
+        for name in SCORED_OUTPUTS:
+            if name in clean:
+                counts[f"clean_{name}"] = tf.reduce_sum(
+                    tf.cast(tf.equal(tf.argmax(clean[name], -1), y), tf.int64))
+                counts[f"pgd_{name}"] = tf.reduce_sum(
+                    tf.cast(tf.equal(tf.argmax(adv[name], -1), y), tf.int64))
+        return counts
+
+    return step
+
+
+def evaluate(classifier, dataset: tf.data.Dataset, attack: AttackConfig, seed: int) -> dict:
+    """Accuracies in [0, 1]: `clean_<output>` and `pgd_<output>` for each output present."""
+    step = make_eval_step(classifier, attack, seed)
+    totals: dict[str, int] = {}
+    n = 0
+    for i, (x, y) in enumerate(dataset):
+        for k, v in step(x, y, tf.constant(i, tf.int64)).items():
+            totals[k] = totals.get(k, 0) + int(v)
+        n += int(np.shape(y)[0])
+    return {k: v / max(n, 1) for k, v in sorted(totals.items())} | {"examples": n}

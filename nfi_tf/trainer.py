@@ -1,0 +1,115 @@
+"""The adversarial training step: one PGD generation per batch, then all losses, one update.
+
+`AdversarialTrainer` is a Keras 3 model following the keras-io custom `train_step` idiom, so
+it also works with `compile()`/`fit()`; `nfi_tf.training` drives it with its own loop for exact
+resume, NaN stops and tf.distribute. The step reads nothing global: the config is passed in.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from nfi_tf import attacks, losses
+from nfi_tf.config import Config
+from nfi_tf.models.heads import ROUTE_NAMES
+
+
+def replica_info() -> tuple[tf.Tensor, int]:
+    ctx = tf.distribute.get_replica_context()
+    if ctx is None:  # cross-replica context: a single logical replica
+        return tf.constant(0), 1
+    return tf.cast(ctx.replica_id_in_sync_group, tf.int64), ctx.num_replicas_in_sync
+
+
+def _accuracy(labels, logits):
+    pred = tf.argmax(logits, axis=-1, output_type=tf.int32)
+    return tf.reduce_mean(tf.cast(tf.equal(pred, tf.cast(labels, tf.int32)), tf.float32))
+
+
+class AdversarialTrainer(keras.Model):
+    """Wraps the classifier with the TRADES (`method=trades`) or nfi (`method=nfi`) step."""
+
+    def __init__(self, classifier: keras.Model, config: Config, **kwargs):
+        super().__init__(**kwargs)
+        self.classifier = classifier
+        self.config = config
+        self.heads_layer = classifier.get_layer("heads")
+
+    def call(self, x, training=False):
+        return self.classifier(x, training=training)
+
+    def _tradeoff_eval(self, x):
+        # The attack sees the model in inference mode (batch-norm statistics frozen, no
+        # dropout), as TRADES' `model.eval()` during generation.
+        return self.classifier(x, training=False)["tradeoff"]
+
+    def adversarial_examples(self, x, seed):
+        """x' maximizing KL(h_t(x) || h_t(x')) from TRADES' start x + 0.001 N(0, 1)."""
+        clean_logits = tf.stop_gradient(self._tradeoff_eval(x))
+        return attacks.pgd(self._tradeoff_eval, x, clean_logits, attacks.kl_loss_fn,
+                           self.config.attack, seed, random_start="normal")
+
+    def step_seed(self):
+        """A per-step, per-replica seed: the random start is a function of (seed, step)."""
+        replica, replicas = replica_info()
+        step = tf.cast(self.optimizer.iterations, tf.int64)
+        return tf.stack([tf.constant(self.config.train.seed, tf.int64), step * replicas + replica])
+
+    def _outputs(self, x, training):
+        out = dict(self.classifier(x, training=training))
+        if self.config.loss.detach_aux_heads and self.config.model.method == "nfi":
+            # Ablation: the benign and adversarial heads learn on a frozen copy of f(x).
+            feature = tf.stop_gradient(out["feature"])
+            for head in ("benign", "adversarial"):
+                out[head] = self.heads_layer.head_logits(head, feature)
+        return out
+
+    def compute_losses(self, x, x_adv, y, training=True):
+        clean = self._outputs(x, training)
+        adv = self._outputs(x_adv, training)
+        loss_fn = losses.nfi_loss if self.config.model.method == "nfi" else losses.trades_loss
+        return loss_fn(clean, adv, y, self.config.loss), clean, adv
+
+    def _weight_decay(self):
+        # Coupled L2 (gradient += wd * w), as PyTorch SGD's weight_decay in TRADES' scripts;
+        # Keras' own `weight_decay` is the decoupled form, which behaves differently with momentum.
+        wd = self.config.train.weight_decay
+        if wd == 0:
+            return tf.constant(0.0)
+        return 0.5 * wd * tf.add_n([tf.reduce_sum(tf.square(tf.cast(v, tf.float32)))
+                                    for v in self.classifier.trainable_variables])
+
+    def train_step(self, data):
+        x, y = data
+        x_adv = self.adversarial_examples(x, self.step_seed())
+        _, replicas = replica_info()
+        with tf.GradientTape() as tape:
+            terms, clean, adv = self.compute_losses(x, x_adv, y, training=True)
+            objective = terms["loss"] + self._weight_decay()
+            # Keras all-reduces (sums) gradients across replicas: average the per-replica loss.
+            scaled = self.optimizer.scale_loss(objective / replicas)
+        variables = self.classifier.trainable_variables
+        grads = tape.gradient(scaled, variables)
+        self.optimizer.apply(grads, variables)
+        return self.batch_metrics(terms, clean, adv, y)
+
+    def batch_metrics(self, terms, clean, adv, y):
+        m = dict(terms)
+        m["acc_tradeoff"] = _accuracy(y, clean["tradeoff"])
+        m["adv_acc_tradeoff"] = _accuracy(y, adv["tradeoff"])
+        if self.config.model.method == "nfi":
+            m["acc_benign"] = _accuracy(y, clean["benign"])
+            m["adv_acc_adversarial"] = _accuracy(y, adv["adversarial"])
+            m["acc_robust_part"] = _accuracy(y, clean["robust_part"])
+            m["acc_nonrobust_part"] = _accuracy(y, clean["nonrobust_part"])
+            m["acc_routed"] = _accuracy(y, clean["routed"])
+            for i, name in enumerate(ROUTE_NAMES):
+                m[f"route_{name}"] = tf.reduce_mean(tf.cast(tf.equal(clean["route"], i), tf.float32))
+        return m
+
+    def test_step(self, data):
+        x, y = data
+        out = self.classifier(x, training=False)
+        return {"acc_routed": _accuracy(y, out["routed"]),
+                "acc_tradeoff": _accuracy(y, out["tradeoff"])}

@@ -1,0 +1,243 @@
+"""`train_and_evaluate(config, model_dir)`: the whole training run, resumable at any point.
+
+Model dir layout (everything written atomically):
+    config.json        the final config (also the identity a resumed run is checked against)
+    checkpoints/       tf.train.CheckpointManager: model, optimizer (its step counter included)
+    history.json       per-epoch train metrics and test-subset evaluation
+    logs/              TensorBoard
+    model.keras        the trained classifier
+    summary.json       final metrics, time, steps
+
+Resume: rerunning the same command finds the latest checkpoint and continues from its step.
+The data stream and every random draw are functions of (seed, step), see `data.TrainStream`
+and `trainer.step_seed`, so with `--deterministic` a resumed run ends bit-identical to an
+uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from nfi_tf import data, epoch_eval, io_utils
+from nfi_tf.config import Config
+from nfi_tf.distribute import build_strategy
+from nfi_tf.errors import NfiError, TrainingDivergedError
+from nfi_tf.models import build_classifier
+from nfi_tf.trainer import AdversarialTrainer
+
+# Fields that make two model dirs hold different models: resuming across them is an error.
+_IDENTITY = {
+    "data": ("dataset",),
+    "model": ("method", "backbone", "depth", "width", "robust_dims"),
+}
+
+
+def configure_runtime(config: Config) -> None:
+    """Seeds, determinism and the dtype policy; call before any model is built."""
+    t = config.train
+    keras.utils.set_random_seed(t.seed)
+    if t.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    keras.mixed_precision.set_global_policy(
+        "float32" if t.mixed_precision == "off" else t.mixed_precision)
+
+
+def make_optimizer(config: Config, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+    """SGD with momentum and TRADES' piecewise-constant schedule (decays at the given epochs)."""
+    t = config.train
+    boundaries = [e * steps_per_epoch for e in t.lr_decay_epochs]
+    values = [t.learning_rate * t.lr_decay_factor**i for i in range(len(boundaries) + 1)]
+    schedule = (keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
+                if boundaries else t.learning_rate)
+    optimizer = keras.optimizers.SGD(learning_rate=schedule, momentum=t.momentum)
+    if t.mixed_precision == "mixed_float16":
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    return optimizer
+
+
+def check_model_dir(config: Config, model_dir: str) -> None:
+    """Refuse to resume a model dir that holds another method's, dataset's or shape's model."""
+    path = os.path.join(model_dir, "config.json")
+    if not os.path.exists(path):
+        return
+    old = Config.load(path)
+    for group, fields in _IDENTITY.items():
+        for f in fields:
+            a, b = getattr(getattr(old, group), f), getattr(getattr(config, group), f)
+            if a != b:
+                raise NfiError(f"model dir {model_dir} holds a model with {f}={a!r}, but this run "
+                               f"asks for {f}={b!r}: use another --model_dir or the same settings")
+
+
+class _Run:
+    """The objects of one training run, built under the distribution strategy's scope."""
+
+    def __init__(self, config: Config, model_dir: str, strategy, info: data.DatasetInfo,
+                 steps_per_epoch: int):
+        with strategy.scope():
+            self.classifier = build_classifier(config.model, info.image_shape, info.num_classes)
+            self.trainer = AdversarialTrainer(self.classifier, config)
+            self.optimizer = make_optimizer(config, steps_per_epoch)
+            self.trainer.compile(optimizer=self.optimizer, jit_compile=False)
+            # Build slots now so that a restore fills them (Keras creates them lazily otherwise).
+            self.optimizer.build(self.classifier.trainable_variables)
+        self.checkpoint = tf.train.Checkpoint(model=self.classifier, optimizer=self.optimizer)
+        self.manager = tf.train.CheckpointManager(
+            self.checkpoint, os.path.join(model_dir, "checkpoints"), max_to_keep=3)
+
+    def restore(self) -> int:
+        latest = self.manager.latest_checkpoint
+        if latest is None:
+            return 0
+        try:
+            self.checkpoint.restore(latest).assert_existing_objects_matched()
+        except (tf.errors.OpError, AssertionError, ValueError) as e:
+            raise NfiError(f"checkpoint {latest} is corrupt or from another model "
+                           f"({type(e).__name__}); delete it to fall back to an older one, or "
+                           f"use a new --model_dir") from e
+        return int(self.optimizer.iterations.numpy())
+
+    def save(self, step: int) -> str:
+        return self.manager.save(checkpoint_number=step)
+
+
+def _step_function(trainer: AdversarialTrainer, strategy, jit_compile: bool) -> Callable:
+    replica_step = tf.function(trainer.train_step, jit_compile=jit_compile)
+    if strategy.num_replicas_in_sync == 1:
+        return replica_step
+
+    @tf.function
+    def distributed_step(batch):
+        per_replica = strategy.run(replica_step, args=(batch,))
+        return {k: strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None)
+                for k, v in per_replica.items()}
+
+    return distributed_step
+
+
+def _load_history(model_dir: str) -> list[dict]:
+    path = os.path.join(model_dir, "history.json")
+    if not os.path.exists(path):
+        return []
+    import json
+
+    with open(path) as f:
+        return json.load(f)
+
+
+def train_and_evaluate(config: Config, model_dir: str, *, download: bool = True,
+                       verbose: int = 1, stop_after_steps: int | None = None) -> dict:
+    """Train (or resume) the configured model in `model_dir` and return the summary dict.
+
+    `stop_after_steps` ends the run early after that global step (for tests and benchmarks);
+    the checkpoint at that step is written, the final model and summary are not.
+    """
+    configure_runtime(config)
+    strategy = build_strategy(config.train.strategy)
+    check_model_dir(config, model_dir)
+    os.makedirs(model_dir, exist_ok=True)
+
+    info = data.load_info(config.data, download)
+    t = config.train
+    stream = data.TrainStream(config.data, t.batch_size, t.seed, download)
+    eval_ds = data.eval_dataset(config.data, t.eval_batch_size, download=download)
+    steps_per_epoch = stream.steps_per_epoch
+    total_steps = steps_per_epoch * t.epochs
+
+    run = _Run(config, model_dir, strategy, info, steps_per_epoch)
+    step = run.restore()
+    config.save(os.path.join(model_dir, "config.json"))
+    history = _load_history(model_dir)[: step // steps_per_epoch]
+    writer = tf.summary.create_file_writer(os.path.join(model_dir, "logs"))
+    train_step = _step_function(run.trainer, strategy, t.jit_compile)
+    if verbose:
+        print(f"nfi_tf: {config.model.method} on {info.name} ({stream.num_examples} train images, "
+              f"{steps_per_epoch} steps/epoch, {t.epochs} epochs), {config.model.backbone}, "
+              f"{strategy.num_replicas_in_sync} replica(s)"
+              + (f"; resuming at step {step}" if step else ""), flush=True)
+
+    started = time.time()
+    last_metrics: dict = {}
+    while step < total_steps:
+        epoch, skip = divmod(step, steps_per_epoch)
+        bar = keras.utils.Progbar(steps_per_epoch, verbose=verbose, unit_name="step")
+        ds = stream.epoch(epoch, skip)
+        if strategy.num_replicas_in_sync > 1:
+            ds = strategy.experimental_distribute_dataset(ds)
+        sums: dict[str, float] = {}
+        seen = 0
+        for batch in ds:
+            metrics = {k: float(v) for k, v in train_step(batch).items()}
+            step += 1
+            if not math.isfinite(metrics["loss"]):
+                raise TrainingDivergedError(
+                    f"loss is {metrics['loss']} at step {step} (epoch {epoch + 1}); training "
+                    f"stopped, the last good checkpoint {run.manager.latest_checkpoint} is kept")
+            for k, v in metrics.items():
+                sums[k] = sums.get(k, 0.0) + v
+            seen += 1
+            bar.update(step - epoch * steps_per_epoch,
+                       values=[(k, v) for k, v in metrics.items() if k in _SHOWN])
+            with writer.as_default(step=step):
+                for k, v in metrics.items():
+                    tf.summary.scalar(f"train/{k}", v)
+            if t.checkpoint_every_steps and step % t.checkpoint_every_steps == 0:
+                run.save(step)
+            if stop_after_steps is not None and step >= stop_after_steps:
+                run.save(step)
+                return {"stopped_at_step": step}
+        run.save(step)
+        last_metrics = {k: v / max(seen, 1) for k, v in sums.items()}
+        result = epoch_eval.evaluate(run.classifier, eval_ds, config.eval_attack, t.seed)
+        with writer.as_default(step=step):
+            for k, v in result.items():
+                tf.summary.scalar(f"test/{k}", v)
+        writer.flush()
+        history.append({"epoch": epoch + 1, "step": step, "train": last_metrics, "test": result})
+        io_utils.atomic_write_json(os.path.join(model_dir, "history.json"), history)
+        if verbose:
+            print(_epoch_line(epoch + 1, result), flush=True)
+
+    with io_utils.atomic_path(os.path.join(model_dir, "model.keras"), suffix=".keras") as tmp:
+        run.classifier.save(tmp)
+    final = history[-1] if history else {}
+    summary = {
+        "method": config.model.method,
+        "dataset": info.name,
+        "backbone": config.model.backbone,
+        "epochs": t.epochs,
+        "steps": step,
+        "train_examples": stream.num_examples,
+        "test_examples": final.get("test", {}).get("examples"),
+        "train_seconds_this_run": round(time.time() - started, 1),
+        "final_train": final.get("train", {}),
+        "final_test": final.get("test", {}),
+        "note": "test pgd_* attack the trade-off head (TRADES' PGD); routed-model robustness "
+                "needs the adaptive `python -m nfi_tf.evaluate`",
+    }
+    io_utils.atomic_write_json(os.path.join(model_dir, "summary.json"), summary)
+    return summary
+
+
+_SHOWN = {"loss", "acc_tradeoff", "adv_acc_tradeoff", "acc_routed", "route_benign",
+          "route_adversarial", "route_tradeoff"}
+
+
+def _epoch_line(epoch: int, r: dict) -> str:
+    parts = [f"epoch {epoch}: test ({r['examples']} images)"]
+    for name in epoch_eval.SCORED_OUTPUTS:
+        if f"clean_{name}" in r:
+            parts.append(f"{name} clean {100 * r[f'clean_{name}']:.1f}% "
+                         f"pgd {100 * r[f'pgd_{name}']:.1f}%")
+    return " | ".join(parts)
+
+
+def numpy_weights(model: keras.Model) -> list[np.ndarray]:
+    return [np.asarray(v) for v in model.weights]
