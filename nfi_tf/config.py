@@ -67,6 +67,9 @@ class LossConfig:
     counterfactual_weight: float = 1.0
     adversarial_loss: str = "ce"  # "literal_kl": eq. 11 as printed
     counterfactual_loss: str = "relative"  # "literal": eq. 5 as printed (whole over part)
+    # Lower bound on the relative form's stop-gradient denominator (0: DESIGN.md's bare 1e-8).
+    # Early in training KL(p_t(x)||p_t(x')) is ~1e-5 and the bare ratio's gradient diverges.
+    counterfactual_floor: float = 0.01
     detach_aux_heads: bool = False  # ablation: benign/adversarial heads do not train f
 
 
@@ -223,6 +226,8 @@ def validate(c: Config) -> Config:
     _check(lo.beta >= 0, f"beta must be >= 0. Received: beta={lo.beta}")
     for w in ("tradeoff_weight", "benign_weight", "adversarial_weight", "counterfactual_weight"):
         _check(getattr(lo, w) >= 0, f"{w} must be >= 0. Received: {w}={getattr(lo, w)}")
+    _check(lo.counterfactual_floor >= 0,
+           f"counterfactual_floor must be >= 0. Received: {lo.counterfactual_floor}")
     _check(lo.adversarial_loss in ADVERSARIAL_LOSSES,
            f"adversarial_loss must be one of {ADVERSARIAL_LOSSES}. Received: {lo.adversarial_loss!r}")
     _check(lo.counterfactual_loss in COUNTERFACTUAL_LOSSES,

@@ -47,7 +47,8 @@ def adversarial_head_loss(adv_head_on_adv, labels, adv_head_on_clean=None, varia
     raise ValueError(f"adversarial_loss must be 'ce' or 'literal_kl'. Received: {variant!r}")
 
 
-def counterfactual_loss(tradeoff_clean, tradeoff_adv, robust_part_adv, variant="relative"):
+def counterfactual_loss(tradeoff_clean, tradeoff_adv, robust_part_adv, variant="relative",
+                        floor=0.0):
     """Eq. 5, the counterfactual baseline; `robust_part_adv` = h_t(m * f(x')).
 
     "relative" (default): KL(p_t(x) || p_cf(x')) / (sg(KL(p_t(x) || p_t(x'))) + 1e-8): the robust
@@ -55,11 +56,14 @@ def counterfactual_loss(tradeoff_clean, tradeoff_adv, robust_part_adv, variant="
     whole's current movement, which is not itself pushed by this term.
     "literal": KL(p_t(x) || p_t(x')) / (KL(p_t(x) || p_cf(x')) + 1e-8), whole over part, as
     printed, gradients through both.
+    `floor` bounds the relative form's denominator from below (max(sg(whole), floor) + 1e-8):
+    with a near-constant early model the whole barely moves (KL ~ 1e-5) and the bare ratio's
+    gradient, scaled by 1/KL, makes SGD diverge.
     """
     whole = kl_divergence(tradeoff_clean, tradeoff_adv)
     part = kl_divergence(tradeoff_clean, robust_part_adv)
     if variant == "relative":
-        return part / (tf.stop_gradient(whole) + CF_EPS)
+        return part / (tf.maximum(tf.stop_gradient(whole), floor) + CF_EPS)
     if variant == "literal":
         return whole / (part + CF_EPS)
     raise ValueError(f"counterfactual_loss must be 'relative' or 'literal'. Received: {variant!r}")
@@ -74,7 +78,7 @@ def nfi_loss(clean: dict, adv: dict, labels, cfg: LossConfig) -> dict[str, tf.Te
     lb = benign_loss(clean["benign"], labels)
     la = adversarial_head_loss(adv["adversarial"], labels, clean["adversarial"], cfg.adversarial_loss)
     lcf = counterfactual_loss(clean["tradeoff"], adv["tradeoff"], adv["robust_part"],
-                              cfg.counterfactual_loss)
+                              cfg.counterfactual_loss, cfg.counterfactual_floor)
     total = (cfg.tradeoff_weight * lt + cfg.benign_weight * lb + cfg.adversarial_weight * la
              + cfg.counterfactual_weight * lcf)
     return {"loss": total, "loss_tradeoff": lt, "loss_natural": ce, "loss_robust_kl": kl,

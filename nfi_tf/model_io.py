@@ -1,0 +1,45 @@
+"""Load what `nfi_tf.train` wrote: the config, the dataset info and the trained classifier."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import zipfile
+
+import keras
+
+from nfi_tf import data
+from nfi_tf.config import Config
+from nfi_tf.errors import NfiError
+
+# Registers the custom layers with Keras' deserializer.
+from nfi_tf.models import classifier as _classifier  # noqa: F401
+
+
+@dataclasses.dataclass
+class TrainedModel:
+    config: Config
+    classifier: keras.Model
+    info: data.DatasetInfo
+    model_dir: str
+
+
+def load_classifier(path: str) -> keras.Model:
+    if not os.path.exists(path):
+        raise NfiError(f"no trained model at {path}: train one with python -m nfi_tf.train "
+                       f"(it writes model.keras when training finishes)")
+    try:
+        return keras.models.load_model(path, compile=False)
+    except (zipfile.BadZipFile, OSError, ValueError, KeyError, TypeError) as e:
+        raise NfiError(f"{path} is corrupt or not a Keras model ({type(e).__name__}: "
+                       f"{str(e).splitlines()[0] if str(e) else ''})") from e
+
+
+def load_trained(model_dir: str, download: bool = True) -> TrainedModel:
+    """The config (config.json), dataset info and classifier (model.keras) of a model dir."""
+    if not os.path.isdir(model_dir):
+        raise NfiError(f"model dir {model_dir} does not exist")
+    config = Config.load(os.path.join(model_dir, "config.json"))
+    classifier = load_classifier(os.path.join(model_dir, "model.keras"))
+    info = data.load_info(config.data, download)
+    return TrainedModel(config, classifier, info, model_dir)
