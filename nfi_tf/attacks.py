@@ -30,12 +30,24 @@ TRADES_START_STD = 0.001
 
 
 @contextlib.contextmanager
-def _seeded_random_start(kind: str, seed: tf.Tensor):
+def _seeded_random_start(kind: str, seed: tf.Tensor, replica=None):
     def draw(shape, ord, eps, dtype=tf.float32, seed_=None):  # noqa: A002 (CleverHans' name)
         del ord, seed_
+        if replica is not None:
+            # Draw for the whole global batch and keep this replica's rows, so that N replicas
+            # start from exactly the points one device would use for the same global batch.
+            replica_id, replicas = replica
+            full = tf.concat([[shape[0] * replicas], shape[1:]], axis=0)
+        else:
+            full = shape
         if kind == "normal":
-            return eps * tf.random.stateless_normal(shape, seed=seed, dtype=dtype)
-        return tf.random.stateless_uniform(shape, seed=seed, minval=-eps, maxval=eps, dtype=dtype)
+            noise = eps * tf.random.stateless_normal(full, seed=seed, dtype=dtype)
+        else:
+            noise = tf.random.stateless_uniform(full, seed=seed, minval=-eps, maxval=eps, dtype=dtype)
+        if replica is not None:
+            start = tf.cast(replica_id, tf.int32) * shape[0]
+            noise = noise[start:start + shape[0]]
+        return noise
 
     with mock.patch.object(_PGD_MODULE, "random_lp_vector", draw):
         yield
@@ -50,6 +62,7 @@ def pgd(
     seed: tf.Tensor,
     random_start: str = "uniform",
     num_steps: int | None = None,
+    replica: tuple | None = None,
 ) -> tf.Tensor:
     """L-inf PGD maximizing `loss_fn(labels=y, logits=model_fn(x'))` within `attack.epsilon`.
 
@@ -62,13 +75,15 @@ def pgd(
         seed: int32/int64 tensor of shape [2] for the random start (stateless).
         random_start: "normal" (TRADES' x + 0.001*N(0,1)), "uniform" (U(-eps, eps)), "none".
         num_steps: overrides attack.num_steps.
+        replica: (replica id, number of replicas) under tf.distribute: this replica's slice of
+            the global batch's random start (equal per-replica batches assumed).
     Returns:
         x' with |x' - x|_inf <= eps and x' in [0, 1], gradient-stopped.
     """
     if random_start not in RANDOM_STARTS:
         raise ValueError(f"random_start must be one of {RANDOM_STARTS}. Received: {random_start!r}")
     minmax = TRADES_START_STD if random_start == "normal" else attack.epsilon
-    with _seeded_random_start(random_start, seed):
+    with _seeded_random_start(random_start, seed, replica):
         x_adv = projected_gradient_descent(
             model_fn,
             x,

@@ -68,8 +68,9 @@ class LossConfig:
     adversarial_loss: str = "ce"  # "literal_kl": eq. 11 as printed
     counterfactual_loss: str = "relative"  # "literal": eq. 5 as printed (whole over part)
     # Lower bound on the relative form's stop-gradient denominator (0: DESIGN.md's bare 1e-8).
-    # Early in training KL(p_t(x)||p_t(x')) is ~1e-5 and the bare ratio's gradient diverges.
-    counterfactual_floor: float = 0.01
+    # Early in training KL(p_t(x)||p_t(x')) is ~1e-5: the bare ratio's gradient diverges, and
+    # small floors (0.01, 0.1) let the term swamp the trade-off head's CE (see BUILD_NOTES.md).
+    counterfactual_floor: float = 1.0
     detach_aux_heads: bool = False  # ablation: benign/adversarial heads do not train f
 
 

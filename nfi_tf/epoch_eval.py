@@ -22,7 +22,7 @@ def make_eval_step(classifier, attack: AttackConfig, seed: int):
     def tradeoff(z):
         return classifier(z, training=False)["tradeoff"]
 
-    @tf.function
+    @tf.function(reduce_retracing=True)
     def step(x, y, batch_index):
         seed_t = tf.stack([tf.constant(seed, tf.int64), tf.cast(batch_index, tf.int64)])
         x_adv = attacks.pgd(tradeoff, x, y, attacks.ce_loss_fn, attack, seed_t, "uniform")
@@ -40,9 +40,8 @@ def make_eval_step(classifier, attack: AttackConfig, seed: int):
     return step
 
 
-def evaluate(classifier, dataset: tf.data.Dataset, attack: AttackConfig, seed: int) -> dict:
-    """Accuracies in [0, 1]: `clean_<output>` and `pgd_<output>` for each output present."""
-    step = make_eval_step(classifier, attack, seed)
+def evaluate(step, dataset: tf.data.Dataset) -> dict:
+    """Accuracies in [0, 1] (`clean_<output>`, `pgd_<output>`) of a `make_eval_step` step."""
     totals: dict[str, int] = {}
     n = 0
     for i, (x, y) in enumerate(dataset):

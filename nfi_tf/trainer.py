@@ -47,14 +47,15 @@ class AdversarialTrainer(keras.Model):
     def adversarial_examples(self, x, seed):
         """x' maximizing KL(h_t(x) || h_t(x')) from TRADES' start x + 0.001 N(0, 1)."""
         clean_logits = tf.stop_gradient(self._tradeoff_eval(x))
+        replica = replica_info()
         return attacks.pgd(self._tradeoff_eval, x, clean_logits, attacks.kl_loss_fn,
-                           self.config.attack, seed, random_start="normal")
+                           self.config.attack, seed, random_start="normal",
+                           replica=replica if replica[1] > 1 else None)
 
     def step_seed(self):
-        """A per-step, per-replica seed: the random start is a function of (seed, step)."""
-        replica, replicas = replica_info()
+        """The random start is a function of (seed, step): replayable after a resume."""
         step = tf.cast(self.optimizer.iterations, tf.int64)
-        return tf.stack([tf.constant(self.config.train.seed, tf.int64), step * replicas + replica])
+        return tf.stack([tf.constant(self.config.train.seed, tf.int64), step])
 
     def _outputs(self, x, training):
         out = dict(self.classifier(x, training=training))

@@ -88,7 +88,12 @@ class _Run:
             self.trainer.compile(optimizer=self.optimizer, jit_compile=False)
             # Build slots now so that a restore fills them (Keras creates them lazily otherwise).
             self.optimizer.build(self.classifier.trainable_variables)
-        self.checkpoint = tf.train.Checkpoint(model=self.classifier, optimizer=self.optimizer)
+        # Dropout's seed-generator state is not tracked through the model by tf.train.Checkpoint;
+        # without it a resumed run would draw other dropout masks than an uninterrupted one.
+        rng = {f"rng_{i}": v for i, v in enumerate(self.classifier.non_trainable_variables)
+               if "seed_generator" in v.path}
+        self.checkpoint = tf.train.Checkpoint(model=self.classifier, optimizer=self.optimizer,
+                                              rng=rng)
         self.manager = tf.train.CheckpointManager(
             self.checkpoint, os.path.join(model_dir, "checkpoints"), max_to_keep=3)
 
@@ -157,6 +162,7 @@ def train_and_evaluate(config: Config, model_dir: str, *, download: bool = True,
     history = _load_history(model_dir)[: step // steps_per_epoch]
     writer = tf.summary.create_file_writer(os.path.join(model_dir, "logs"))
     train_step = _step_function(run.trainer, strategy, t.jit_compile)
+    eval_step = epoch_eval.make_eval_step(run.classifier, config.eval_attack, t.seed)
     if verbose:
         print(f"nfi_tf: {config.model.method} on {info.name} ({stream.num_examples} train images, "
               f"{steps_per_epoch} steps/epoch, {t.epochs} epochs), {config.model.backbone}, "
@@ -195,7 +201,7 @@ def train_and_evaluate(config: Config, model_dir: str, *, download: bool = True,
                 return {"stopped_at_step": step}
         run.save(step)
         last_metrics = {k: v / max(seen, 1) for k, v in sums.items()}
-        result = epoch_eval.evaluate(run.classifier, eval_ds, config.eval_attack, t.seed)
+        result = epoch_eval.evaluate(eval_step, eval_ds)
         with writer.as_default(step=step):
             for k, v in result.items():
                 tf.summary.scalar(f"test/{k}", v)

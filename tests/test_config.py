@@ -1,0 +1,55 @@
+"""Presets equal TRADES' settings; bad values are rejected naming the value; JSON round trip."""
+
+import pytest
+
+from nfi_tf.config import Config, make_config
+from nfi_tf.errors import NfiError
+
+
+def test_presets_are_trades_settings():
+    m = make_config("mnist")
+    assert (m.attack.epsilon, m.attack.step_size, m.attack.num_steps) == (0.3, 0.01, 40)
+    assert (m.loss.beta, m.train.learning_rate, m.train.epochs, m.train.batch_size) == (1.0, 0.01, 100, 128)
+    assert m.train.lr_decay_epochs == (55, 75, 90) and m.train.weight_decay == 0.0
+    assert m.model.backbone == "small_cnn" and not m.data.augment
+    c = make_config("cifar10")
+    assert (c.attack.epsilon, c.attack.step_size, c.attack.num_steps) == (0.031, 0.007, 10)
+    assert (c.eval_attack.step_size, c.eval_attack.num_steps) == (0.003, 20)
+    assert (c.loss.beta, c.train.learning_rate, c.train.weight_decay) == (6.0, 0.1, 2e-4)
+    assert c.train.lr_decay_epochs == (75, 90, 100) and c.train.epochs == 76
+    assert (c.model.backbone, c.model.depth, c.model.width) == ("wide_resnet", 34, 10)
+    assert c.data.augment and c.model.method == "nfi" and c.model.robust_dims == 128
+
+
+def test_overrides_apply_and_round_trip_through_json(tmp_path):
+    c = make_config("cifar10", {"model": {"depth": 16, "width": 4}, "train": {"epochs": 3}})
+    assert (c.model.depth, c.model.width, c.train.epochs) == (16, 4, 3)
+    path = str(tmp_path / "config.json")
+    c.save(path)
+    assert Config.load(path) == c
+
+
+@pytest.mark.parametrize("overrides,message", [
+    ({"attack": {"epsilon": -0.1}}, "epsilon must be > 0. Received: epsilon=-0.1"),
+    ({"attack": {"step_size": 0.5}}, "step_size must be in \\(0, epsilon=0.3\\]"),
+    ({"train": {"batch_size": 0}}, "batch_size must be >= 1. Received: batch_size=0"),
+    ({"model": {"robust_dims": 200}}, "robust_dims=200"),
+    ({"model": {"method": "madry"}}, "method must be one of"),
+    ({"model": {"backbone": "wide_resnet", "depth": 20}}, "depth=20"),
+    ({"train": {"mixed_precision": "fp8"}}, "mixed_precision must be one of"),
+    ({"train": {"lr_decay_epochs": (50, 10)}}, "lr_decay_epochs must be increasing"),
+    ({"loss": {"adversarial_loss": "mse"}}, "adversarial_loss must be one of"),
+    ({"train": {"strategy": "horovod"}}, "strategy must be one of"),
+])
+def test_bad_values_name_the_value(overrides, message):
+    with pytest.raises(NfiError, match=message):
+        make_config("mnist", overrides)
+
+
+def test_corrupt_and_missing_config_files(tmp_path):
+    with pytest.raises(NfiError, match="no config at"):
+        Config.load(str(tmp_path / "missing.json"))
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(NfiError, match="corrupt config"):
+        Config.load(str(bad))
