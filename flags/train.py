@@ -108,6 +108,9 @@ def define_train_flags() -> None:
 
 def train_config_from_flags(values: flags.FlagValues) -> Config:
     """The one place where training flags become a Config."""
+    from nfi_tf.data import require_known_dataset
+
+    require_known_dataset(values["dataset"].value)
     overrides: dict[str, dict] = {}
     for name, (group, field) in _OVERRIDES.items():
         value = values[name].value

@@ -60,6 +60,15 @@ def _network_reachable(host: str = "storage.googleapis.com", timeout: float = 3.
         return False
 
 
+def require_known_dataset(name: str) -> None:
+    """Fail first on a dataset name tfds does not know (before any other setting is checked)."""
+    try:
+        tfds.builder_cls(name)
+    except tfds.core.registered.DatasetNotFoundError as e:
+        raise NfiError(f"unknown dataset {name!r}: not a tensorflow-datasets name "
+                       f"(e.g. mnist, cifar10, cifar100, svhn_cropped)") from e
+
+
 def _builder(cfg: DataConfig, download: bool = True) -> tfds.core.DatasetBuilder:
     try:
         builder = tfds.builder(cfg.dataset, data_dir=_data_dir(cfg))

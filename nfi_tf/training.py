@@ -103,7 +103,7 @@ class _Run:
             return 0
         try:
             self.checkpoint.restore(latest).assert_existing_objects_matched()
-        except (tf.errors.OpError, AssertionError, ValueError) as e:
+        except (tf.errors.OpError, AssertionError, ValueError, IndexError, KeyError) as e:
             raise NfiError(f"checkpoint {latest} is corrupt or from another model "
                            f"({type(e).__name__}); delete it to fall back to an older one, or "
                            f"use a new --model_dir") from e
