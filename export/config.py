@@ -1,0 +1,91 @@
+"""Configs of the export and predict commands: frozen dataclasses built once from flags."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+
+from nfi_tf.errors import NfiError
+
+# Priority order: the first one that this machine can actually create wins.
+DEFAULT_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
+GRAPH_OPTIMIZATIONS = ("disable", "basic", "extended", "all")
+EXECUTION_MODES = ("sequential", "parallel")
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    """ONNX Runtime session settings. 0 threads: ONNX Runtime's default (one per core)."""
+
+    providers: tuple[str, ...] = DEFAULT_PROVIDERS
+    graph_optimization: str = "all"
+    intra_op_threads: int = 0
+    inter_op_threads: int = 0
+    execution_mode: str = "sequential"  # "parallel" only helps graphs with parallel branches
+    log_severity: int = 3  # 0 verbose .. 4 fatal; 3 hides the per-node placement warnings
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    model_dir: str
+    output_dir: str | None = None  # None: <model_dir>/export
+    opset: int = 17
+    quantize: bool = False
+    parity_examples: int = 256  # real test images compared across Keras, SavedModel and ORT
+    atol: float = 1e-4  # max abs difference allowed on logits and probabilities
+    calibration_examples: int = 512  # real training images for int8 calibration
+    quantization_eval_examples: int = 1000  # real test images for the fp32 vs int8 comparison
+    batch_size: int = 64
+
+    @property
+    def export_dir(self) -> str:
+        return self.output_dir or os.path.join(self.model_dir, "export")
+
+
+@dataclass(frozen=True)
+class PredictConfig:
+    model: str
+    images: tuple[str, ...]
+    resize: bool = False
+    top_k: int = 3
+    session: SessionConfig = dataclasses.field(default_factory=SessionConfig)
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise NfiError(message)
+
+
+def validate_session(c: SessionConfig) -> SessionConfig:
+    _check(len(c.providers) > 0, "providers must name at least one ONNX Runtime provider")
+    _check(c.graph_optimization in GRAPH_OPTIMIZATIONS,
+           f"graph_optimization must be one of {GRAPH_OPTIMIZATIONS}. "
+           f"Received: {c.graph_optimization!r}")
+    _check(c.execution_mode in EXECUTION_MODES,
+           f"execution_mode must be one of {EXECUTION_MODES}. Received: {c.execution_mode!r}")
+    _check(c.intra_op_threads >= 0, f"intra_op_threads must be >= 0. Received: {c.intra_op_threads}")
+    _check(c.inter_op_threads >= 0, f"inter_op_threads must be >= 0. Received: {c.inter_op_threads}")
+    _check(0 <= c.log_severity <= 4, f"log_severity must be in [0, 4]. Received: {c.log_severity}")
+    return c
+
+
+def validate_export(c: ExportConfig) -> ExportConfig:
+    # tf2onnx 1.17 maps opsets up to 18 (its IR-version table ends there); 13 is the floor of
+    # per-channel int8 quantization.
+    _check(13 <= c.opset <= 18, f"opset must be in [13, 18]. Received: opset={c.opset}")
+    _check(c.parity_examples >= 1, f"parity_examples must be >= 1. Received: {c.parity_examples}")
+    _check(0 < c.atol < 1, f"atol must be in (0, 1). Received: atol={c.atol}")
+    _check(c.calibration_examples >= 1,
+           f"calibration_examples must be >= 1. Received: {c.calibration_examples}")
+    _check(c.quantization_eval_examples >= 1,
+           f"quantization_eval_examples must be >= 1. Received: {c.quantization_eval_examples}")
+    _check(c.batch_size >= 1, f"batch_size must be >= 1. Received: batch_size={c.batch_size}")
+    return c
+
+
+def validate_predict(c: PredictConfig) -> PredictConfig:
+    _check(bool(c.images), "give at least one image file (PNG or JPEG) after the flags")
+    _check(c.top_k >= 1, f"top_k must be >= 1. Received: top_k={c.top_k}")
+    validate_session(c.session)
+    return c
