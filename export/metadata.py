@@ -6,17 +6,25 @@ from __future__ import annotations
 import dataclasses
 import json
 
-import onnx
+from typing import TYPE_CHECKING
 
 import nfi_tf
-from nfi_tf.model_io import TrainedModel
-from nfi_tf.models.heads import ROUTE_NAMES
+
+if TYPE_CHECKING:  # serving must not import Keras/TensorFlow: it only needs onnxruntime
+    import onnx
+
+    from nfi_tf.model_io import TrainedModel
 
 INPUT_RANGE = (0.0, 1.0)
+# The fallback for models without metadata; build_metadata checks it against the routing layer.
+ROUTE_NAMES = ("benign", "adversarial", "tradeoff")
 
 
 def build_metadata(trained: TrainedModel, outputs: tuple[str, ...], opset: int) -> dict[str, str]:
     """String key/values (ONNX metadata_props only holds strings; lists are JSON)."""
+    from nfi_tf.models import heads
+
+    assert heads.ROUTE_NAMES == ROUTE_NAMES, heads.ROUTE_NAMES
     c, info = trained.config, trained.info
     return {
         "dataset": info.name,
@@ -40,6 +48,8 @@ def build_metadata(trained: TrainedModel, outputs: tuple[str, ...], opset: int) 
 
 
 def attach(model: onnx.ModelProto, metadata: dict[str, str]) -> None:
+    import onnx
+
     del model.metadata_props[:]
     onnx.helper.set_model_props(model, metadata)
 

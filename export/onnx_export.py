@@ -54,7 +54,7 @@ def rewrite_keras_signbit(g, ops):
                               shapes=[g.get_shape(x)], dtypes=[onnx.TensorProto.FLOAT])
         negative_zero = g.make_node("Less", [inverse.output[0], zero], name=f"{name}/neg_zero",
                                     shapes=[shape], dtypes=[onnx.TensorProto.BOOL])
-        signbit = g.make_node("LogicalOr", [negative.output[0], negative_zero.output[0]],
+        signbit = g.make_node("Or", [negative.output[0], negative_zero.output[0]],
                               name=f"{name}/signbit", shapes=[shape],
                               dtypes=[onnx.TensorProto.BOOL])
         ops.extend([negative, inverse, negative_zero, signbit])
@@ -105,7 +105,7 @@ def convert(serve: tf.types.experimental.GenericFunction, opset: int) -> onnx.Mo
         raise ConversionError(f"tf2onnx could not convert the serving graph at opset {opset}: "
                               + "; ".join(errors.messages[-3:]))
     _name_batch_dim(model)
-    check(model, expected_outputs=tuple(serve.structured_outputs))
+    check(model, expected_outputs=tuple(serve.get_concrete_function().structured_outputs))
     return model
 
 

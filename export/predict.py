@@ -1,0 +1,31 @@
+"""`python -m export.predict --model=model.onnx IMAGE...`: class, route and top probabilities."""
+
+from nfi_tf import cli  # noqa: I001  (one-line errors; quiet TensorFlow if anything loads it)
+
+import sys
+
+from absl import app
+from absl import flags as absl_flags
+
+from flags import export as export_flags
+
+export_flags.define_predict_flags()
+FLAGS = absl_flags.FLAGS
+
+
+def main(argv):
+    config = export_flags.predict_config_from_flags(FLAGS, argv[1:])
+    from export.images import predict_files
+
+    predictor, lines = predict_files(config)
+    print(f"model: {predictor.describe()}", file=sys.stderr)
+    for line in lines:
+        print(line)
+
+
+def run():
+    app.run(cli.guarded("export.predict", main))
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,219 @@
+"""Serve an exported model with ONNX Runtime: provider fallback, validated requests.
+
+`Predictor` opens one session with the first execution provider (in priority order) this
+machine can actually create, checks every request against the model's own metadata (shape,
+dtype, finite values in [0, 1]; uint8 images are scaled by 1/255) and returns labelled
+predictions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import io
+import os
+from collections.abc import Iterator
+
+import numpy as np
+import onnxruntime as ort
+
+from export.config import SessionConfig, validate_session
+from export.metadata import ServingMetadata
+from nfi_tf.errors import NfiError
+
+CPU = "CPUExecutionProvider"
+_OPTIMIZATION = {
+    "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+    "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+    "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+    "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+}
+_EXECUTION = {"sequential": ort.ExecutionMode.ORT_SEQUENTIAL,
+              "parallel": ort.ExecutionMode.ORT_PARALLEL}
+_ORT_DEFAULT_LOG_SEVERITY = 2  # onnxruntime's own default for its process-wide logger
+
+
+class RequestError(NfiError, ValueError):
+    """A request the model cannot serve; the message names the received value."""
+
+
+def session_options(cfg: SessionConfig) -> ort.SessionOptions:
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = _OPTIMIZATION[cfg.graph_optimization]
+    opts.execution_mode = _EXECUTION[cfg.execution_mode]
+    opts.intra_op_num_threads = cfg.intra_op_threads
+    opts.inter_op_num_threads = cfg.inter_op_threads
+    opts.log_severity_level = cfg.log_severity
+    return opts
+
+
+@contextlib.contextmanager
+def _quiet_provider_probe(buffer: io.StringIO) -> Iterator[None]:
+    """ONNX Runtime reports an unusable GPU provider by printing to stdout (TensorRT) and by
+    logging errors process-wide (CUDA), then falls back anyway; we report the outcome in one
+    line instead. The process-wide severity has no getter, so it returns to ORT's default."""
+    ort.set_default_logger_severity(4)
+    try:
+        with contextlib.redirect_stdout(buffer):
+            yield
+    finally:
+        ort.set_default_logger_severity(_ORT_DEFAULT_LOG_SEVERITY)
+
+
+def open_session(model: str | bytes, cfg: SessionConfig) -> tuple[ort.InferenceSession, list[str]]:
+    """A session on the first provider of `cfg.providers` that works here (CPU last resort),
+    and notes on the requested providers it could not use."""
+    available = ort.get_available_providers()
+    chain = [p for p in cfg.providers if p in available]
+    notes = [f"{p} is not in this onnxruntime build" for p in cfg.providers if p not in available]
+    if CPU not in chain:
+        chain.append(CPU)
+    opts = session_options(cfg)
+    printed = io.StringIO()
+    try:
+        with _quiet_provider_probe(printed):
+            session = ort.InferenceSession(model, sess_options=opts, providers=chain)
+    except Exception as first:  # ORT raises its own pybind types; any failure -> try CPU alone
+        if chain == [CPU]:
+            raise _open_error(model, first) from first
+        notes.append(f"{chain[0]} failed ({_first_line(first)}); retried on CPU only")
+        try:
+            session = ort.InferenceSession(model, sess_options=opts, providers=[CPU])
+        except Exception as e:
+            raise _open_error(model, e) from e
+    used = session.get_providers()
+    reason = next((line.strip() for line in printed.getvalue().splitlines()
+                   if line.startswith("EP Error")), "")
+    for p in chain:
+        if p not in used and p != CPU:
+            notes.append(f"{p} is installed but could not be created here (no usable GPU or "
+                         f"missing CUDA/TensorRT libraries){': ' + reason[:160] if reason else ''}")
+    return session, notes
+
+
+def _first_line(e: Exception) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0][:200] if text else type(e).__name__
+
+
+def _open_error(model: str | bytes, e: Exception) -> NfiError:
+    where = model if isinstance(model, str) else "the in-memory model"
+    return NfiError(f"ONNX Runtime cannot open {where}: {_first_line(e)}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Prediction:
+    """Per-image class, route and probabilities of the routed output."""
+
+    classes: np.ndarray  # (N,) int64
+    routes: np.ndarray  # (N,) int32: 0 benign, 1 adversarial, 2 trade-off
+    probabilities: np.ndarray  # (N, C)
+    logits: np.ndarray  # (N, C) routed logits
+    metadata: ServingMetadata
+
+    def class_name(self, i: int) -> str:
+        return self.metadata.class_name(int(self.classes[i]))
+
+    def route_name(self, i: int) -> str:
+        r = int(self.routes[i])
+        names = self.metadata.route_names
+        return names[r] if 0 <= r < len(names) else str(r)
+
+    def top(self, i: int, k: int) -> list[tuple[str, float]]:
+        order = np.argsort(-self.probabilities[i], kind="stable")[:k]
+        return [(self.metadata.class_name(int(c)), float(self.probabilities[i, c])) for c in order]
+
+
+class Predictor:
+    """An ONNX Runtime session on an exported model, with request validation.
+
+    Args:
+        model_path: the `.onnx` file written by `python -m export.to_onnx`.
+        session: providers (priority order), graph optimization and thread settings.
+    """
+
+    def __init__(self, model_path: str, session: SessionConfig | None = None):
+        cfg = validate_session(session or SessionConfig())
+        if not os.path.isfile(model_path):
+            raise NfiError(f"no ONNX model at {model_path}: export one with "
+                           f"python -m export.to_onnx --model_dir=...")
+        self.model_path = model_path
+        self.session, self.provider_notes = open_session(model_path, cfg)
+        inputs = self.session.get_inputs()
+        if len(inputs) != 1 or inputs[0].type != "tensor(float)":
+            raise NfiError(f"{model_path} must take one float32 image tensor. Received inputs: "
+                           f"{[(i.name, i.type, i.shape) for i in inputs]}")
+        self.input_name = inputs[0].name
+        self.output_names = tuple(o.name for o in self.session.get_outputs())
+        props = self.session.get_modelmeta().custom_metadata_map
+        try:
+            self.metadata = ServingMetadata.parse(props, list(inputs[0].shape))
+        except (ValueError, KeyError) as e:
+            raise NfiError(f"{model_path}: unusable model metadata ({e})") from e
+
+    @property
+    def providers(self) -> list[str]:
+        """The providers the session actually uses, best first."""
+        return self.session.get_providers()
+
+    @property
+    def provider(self) -> str:
+        return self.providers[0]
+
+    def describe(self) -> str:
+        notes = "; ".join(self.provider_notes)
+        return f"{os.path.basename(self.model_path)} on {self.provider}" + (
+            f" ({notes})" if notes else "")
+
+    def validate(self, images) -> np.ndarray:
+        """The request as a float32 NHWC batch in [0, 1], or a RequestError saying why not."""
+        h, w, c = self.metadata.image_shape
+        if not isinstance(images, np.ndarray):
+            try:
+                images = np.asarray(images)
+            except (ValueError, TypeError) as e:
+                raise RequestError(f"images must be an array. Received: {type(images).__name__}"
+                                   ) from e
+        shape = tuple(images.shape)
+        if images.ndim != 4:
+            hint = " (one image? add a batch axis: images[None])" if images.ndim == 3 else ""
+            raise RequestError(f"images must be a rank-4 NHWC batch (N, {h}, {w}, {c}). "
+                               f"Received: rank {images.ndim}, shape {shape}{hint}")
+        if shape[0] == 0:
+            raise RequestError(f"the batch is empty. Received: shape {shape}")
+        if shape[1:3] != (h, w):
+            raise RequestError(f"images must be {h}x{w} (height x width). Received: shape {shape}")
+        if shape[3] != c:
+            kind = "grayscale" if c == 1 else "RGB" if c == 3 else f"{c}-channel"
+            raise RequestError(f"the model takes {kind} images with {c} channel(s). "
+                               f"Received: {shape[3]} channels, shape {shape}")
+        if images.dtype == np.uint8:
+            return images.astype(np.float32) / np.float32(255)
+        if images.dtype.kind != "f":
+            raise RequestError(f"images must be uint8 (0-255) or float (0-1). "
+                               f"Received: dtype {images.dtype}")
+        finite = np.isfinite(images)
+        if not finite.all():
+            n_nan = int(np.isnan(images).sum())
+            first = tuple(int(i) for i in np.argwhere(~finite)[0])
+            raise RequestError(f"images must be finite. Received: {n_nan} NaN and "
+                               f"{int((~finite).sum()) - n_nan} Inf values (first at {first})")
+        lo, hi = self.metadata.input_range
+        vmin, vmax = float(images.min()), float(images.max())
+        if vmin < lo or vmax > hi:
+            hint = " (0-255 pixels? divide by 255 or send uint8)" if 1 < vmax <= 255 else ""
+            raise RequestError(f"float images must be in [{lo:g}, {hi:g}]. "
+                               f"Received: values in [{vmin:.4g}, {vmax:.4g}]{hint}")
+        return np.ascontiguousarray(images, dtype=np.float32)
+
+    def run(self, images, outputs: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
+        """All (or the named) raw outputs for a validated batch."""
+        names = list(outputs or self.output_names)
+        values = self.session.run(names, {self.input_name: self.validate(images)})
+        return dict(zip(names, values, strict=True))
+
+    def predict(self, images) -> Prediction:
+        out = self.run(images, ("routed", "route", "probabilities"))
+        return Prediction(classes=np.argmax(out["routed"], axis=-1), routes=out["route"],
+                          probabilities=out["probabilities"], logits=out["routed"],
+                          metadata=self.metadata)

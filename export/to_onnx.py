@@ -1,0 +1,31 @@
+"""`python -m export.to_onnx --model_dir=DIR`: flags -> ExportConfig -> `export_model`."""
+
+from nfi_tf import cli  # noqa: I001  (sets TF's log level before TensorFlow loads)
+
+from absl import app
+from absl import flags as absl_flags
+
+from flags import export as export_flags
+
+export_flags.define_export_flags()
+FLAGS = absl_flags.FLAGS
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    config = export_flags.export_config_from_flags(FLAGS)
+    from export.exporter import export_model
+
+    result = export_model(config, download=FLAGS.download, log=lambda m: print(m, flush=True))
+    print("export done:")
+    for line in result.lines():
+        print(f"  {line}")
+
+
+def run():
+    app.run(cli.guarded("export.to_onnx", main))
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,86 @@
+"""Flags of `python -m export.to_onnx` and `python -m export.predict`, and the configs they build."""
+
+from absl import flags
+
+from export.config import (
+    DEFAULT_PROVIDERS,
+    ExportConfig,
+    PredictConfig,
+    SessionConfig,
+    validate_export,
+    validate_predict,
+)
+from flags import common
+
+_E = ExportConfig.__dataclass_fields__
+_S = SessionConfig.__dataclass_fields__
+
+
+def define_export_flags() -> None:
+    common.define_model_dir(help_text="A model dir written by python -m nfi_tf.train.")
+    flags.DEFINE_string("output", None, "Export directory (default: <model_dir>/export); it "
+                        "receives saved_model/, model.onnx, model.int8.onnx, export_report.json.")
+    flags.DEFINE_integer("opset", _E["opset"].default, "ONNX opset (13-18).")
+    flags.DEFINE_bool("quantize", False, "Also write model.int8.onnx (static int8 quantization "
+                      "calibrated on training images) and report its accuracy change.")
+    flags.DEFINE_integer("parity_examples", _E["parity_examples"].default,
+                         "Real test images on which Keras, SavedModel and ONNX Runtime must agree.")
+    flags.DEFINE_float("atol", _E["atol"].default, "Largest allowed |difference| of logits and "
+                       "probabilities between runtimes.")
+    flags.DEFINE_integer("calibration_examples", _E["calibration_examples"].default,
+                         "Training images for int8 calibration.")
+    flags.DEFINE_integer("quantization_eval_examples", _E["quantization_eval_examples"].default,
+                         "Test images for the fp32 vs int8 comparison.")
+    flags.DEFINE_bool("download", True, "Download the dataset when it is not in the data dir.")
+
+
+def export_config_from_flags(values: flags.FlagValues) -> ExportConfig:
+    return validate_export(ExportConfig(
+        model_dir=values["model_dir"].value,
+        output_dir=values["output"].value,
+        opset=values["opset"].value,
+        quantize=values["quantize"].value,
+        parity_examples=values["parity_examples"].value,
+        atol=values["atol"].value,
+        calibration_examples=values["calibration_examples"].value,
+        quantization_eval_examples=values["quantization_eval_examples"].value,
+    ))
+
+
+def define_session_flags() -> None:
+    flags.DEFINE_list("providers", list(DEFAULT_PROVIDERS), "ONNX Runtime execution providers in "
+                      "priority order; the first this machine can create is used, CPU last.")
+    flags.DEFINE_string("graph_optimization", _S["graph_optimization"].default,
+                        "ONNX Runtime graph optimization: disable, basic, extended, all.")
+    flags.DEFINE_integer("intra_op_threads", 0, "Threads inside an op (0: one per core).")
+    flags.DEFINE_integer("inter_op_threads", 0, "Threads across ops (parallel mode only).")
+    flags.DEFINE_string("execution_mode", _S["execution_mode"].default, "sequential or parallel.")
+
+
+def session_config_from_flags(values: flags.FlagValues) -> SessionConfig:
+    return SessionConfig(
+        providers=tuple(values["providers"].value),
+        graph_optimization=values["graph_optimization"].value,
+        intra_op_threads=values["intra_op_threads"].value,
+        inter_op_threads=values["inter_op_threads"].value,
+        execution_mode=values["execution_mode"].value,
+    )
+
+
+def define_predict_flags() -> None:
+    flags.DEFINE_string("model", None, "The .onnx file written by python -m export.to_onnx.")
+    flags.mark_flag_as_required("model")
+    flags.DEFINE_bool("resize", False, "Resize images of another size to the model's (bilinear); "
+                      "without it a wrong size is an error.")
+    flags.DEFINE_integer("top_k", 3, "How many classes to print per image.")
+    define_session_flags()
+
+
+def predict_config_from_flags(values: flags.FlagValues, images: list[str]) -> PredictConfig:
+    return validate_predict(PredictConfig(
+        model=values["model"].value,
+        images=tuple(images),
+        resize=values["resize"].value,
+        top_k=values["top_k"].value,
+        session=session_config_from_flags(values),
+    ))

@@ -1,0 +1,182 @@
+"""Reproduce the paper's claims at CPU scale on real data (issue 9): train, evaluate, tabulate.
+
+    bash scripts/reproduce.sh            # the full plan (hours on 2 CPU cores)
+    bash scripts/reproduce.sh --quick    # the same pipeline on a tiny budget (minutes)
+
+For each run of the plan: train with `nfi_tf.training.train_and_evaluate` (checkpoints under
+--work_dir, never in git), evaluate with `python -m nfi_tf.evaluate` (the same command a user
+runs), and keep the small outputs (config, summary, history, eval.json/eval.md, PNG figures)
+under --results_dir/<dataset>/<run>/. A run whose results are already there, made from the same
+config, is reused. Finally `results_table.md` gathers every run's numbers side by side with
+the paper's Table 1 and Table 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+from nfi_tf import io_utils  # noqa: E402
+from nfi_tf.config import Config, make_config  # noqa: E402
+
+# The paper's CIFAR-10 numbers (WRN-34-10, 200 epochs): Table 1 (robustness, accuracy) and
+# Table 2 (PGD, C&W, clean).
+PAPER_TABLE1 = {"robust part": (61.5, 80.7), "non-robust part": (49.14, 88.64),
+                "baseline (TRADES)": (55.4, 84.9)}
+PAPER_TABLE2 = {"ours (routed)": (63.1, 65.4, 91.4), "TRADES": (55.4, 65.0, 84.9)}
+
+# Budgets: the same for TRADES and nfi on a dataset (same seed, epochs, attack, data).
+FULL = {
+    "mnist": {
+        "common": {
+            "data": {"eval_examples": 1000},
+            "attack": {"num_steps": 20, "step_size": 0.02},
+            "train": {"epochs": 8, "learning_rate": 0.05, "lr_decay_epochs": (6,)},
+        },
+        "eval_examples": 1000,
+        "runs": {
+            "trades": {"model": {"method": "trades"}},
+            "nfi": {},
+            "nfi_no_counterfactual": {"loss": {"counterfactual_weight": 0.0}},
+            "nfi_literal_eq5": {"loss": {"counterfactual_loss": "literal"}},
+            "nfi_literal_eq11": {"loss": {"adversarial_loss": "literal_kl"}},
+            "nfi_detached_heads": {"loss": {"detach_aux_heads": True}},
+        },
+    },
+    "cifar10": {
+        "common": {
+            "data": {"eval_examples": 1000},
+            "model": {"depth": 10, "width": 2, "robust_dims": 64},
+            "attack": {"num_steps": 10, "step_size": 2 / 255},
+            "train": {"epochs": 4, "lr_decay_epochs": (3,)},
+        },
+        "eval_examples": 1000,
+        "runs": {
+            "trades": {"model": {"method": "trades"}},
+            "nfi": {},
+            "nfi_robust_dims_32": {"model": {"robust_dims": 32},
+                                   "data": {"train_examples": 25_000},
+                                   "train": {"epochs": 2, "lr_decay_epochs": ()}},
+            "nfi_robust_dims_96": {"model": {"robust_dims": 96},
+                                   "data": {"train_examples": 25_000},
+                                   "train": {"epochs": 2, "lr_decay_epochs": ()}},
+        },
+    },
+}
+
+# --quick: every run of the plan, on a budget that exercises the pipeline in minutes.
+QUICK_COMMON = {
+    "mnist": {"data": {"train_examples": 256, "eval_examples": 64},
+              "attack": {"num_steps": 2, "step_size": 0.15},
+              "eval_attack": {"num_steps": 2, "step_size": 0.15},
+              "train": {"epochs": 1, "batch_size": 64, "learning_rate": 0.05,
+                        "lr_decay_epochs": ()}},
+    "cifar10": {"data": {"train_examples": 128, "eval_examples": 32},
+                "model": {"depth": 10, "width": 1, "robust_dims": 32},
+                "attack": {"num_steps": 2, "step_size": 0.02},
+                "eval_attack": {"num_steps": 2, "step_size": 0.02},
+                "train": {"epochs": 1, "batch_size": 64, "lr_decay_epochs": ()}},
+}
+
+
+def _merge(*dicts):
+    out: dict = {}
+    for d in dicts:
+        for group, values in d.items():
+            out.setdefault(group, {}).update(values)
+    return out
+
+
+def plan(quick: bool) -> list[tuple[str, str, Config, int]]:
+    """(dataset, run name, config, evaluation examples) for every run, in order."""
+    runs = []
+    for dataset, spec in FULL.items():
+        for name, overrides in spec["runs"].items():
+            if quick:
+                groups = _merge(spec["common"], overrides, QUICK_COMMON[dataset])
+                if "robust_dims" in overrides.get("model", {}):
+                    groups["model"]["robust_dims"] = max(8, overrides["model"]["robust_dims"] // 4)
+                n_eval = QUICK_COMMON[dataset]["data"]["eval_examples"]
+            else:
+                groups = _merge(spec["common"], overrides)
+                n_eval = spec["eval_examples"]
+            runs.append((dataset, name, make_config(dataset, groups), n_eval))
+    return runs
+
+
+def _same_config(path: str, config: Config) -> bool:
+    try:
+        return Config.load(path) == config
+    except Exception:
+        return False
+
+
+def run_one(dataset, name, config, n_eval, work_dir, results_dir, eval_args) -> dict:
+    model_dir = os.path.join(work_dir, dataset, name)
+    keep = os.path.join(results_dir, dataset, name)
+    if os.path.exists(os.path.join(keep, "eval.json")) and _same_config(
+            os.path.join(keep, "config.json"), config):
+        print(f"[reproduce] {dataset}/{name}: reusing finished run in {keep}", flush=True)
+        return json.load(open(os.path.join(keep, "run.json")))
+    from nfi_tf.training import train_and_evaluate
+
+    print(f"[reproduce] {dataset}/{name}: training", flush=True)
+    started = time.time()
+    summary = train_and_evaluate(config, model_dir, verbose=0)
+    train_seconds = time.time() - started
+    print(f"[reproduce] {dataset}/{name}: evaluating ({n_eval} test images)", flush=True)
+    started = time.time()
+    cmd = [sys.executable, "-m", "nfi_tf.evaluate", f"--model_dir={model_dir}",
+           f"--eval_examples={n_eval}", *eval_args]
+    subprocess.run(cmd, cwd=REPO, check=True)
+    eval_seconds = time.time() - started
+    os.makedirs(keep, exist_ok=True)
+    for f in sorted(os.listdir(model_dir)):
+        if f.endswith((".json", ".md", ".png")):
+            shutil.copy2(os.path.join(model_dir, f), os.path.join(keep, f))
+    record = {"dataset": dataset, "run": name, "train_seconds": round(train_seconds, 1),
+              "eval_seconds": round(eval_seconds, 1), "steps": summary.get("steps"),
+              "eval_examples": n_eval}
+    io_utils.atomic_write_json(os.path.join(keep, "run.json"), record)
+    return record
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny budget (minutes)")
+    parser.add_argument("--work_dir", default=os.path.join(REPO, "runs", "reproduce"),
+                        help="checkpoints and full model dirs (not for git)")
+    parser.add_argument("--results_dir", default=None,
+                        help="small outputs (default: results/, or results_quick/ with --quick)")
+    parser.add_argument("--datasets", default="mnist,cifar10")
+    parser.add_argument("--runs", default="", help="comma list of run names (default: all)")
+    args = parser.parse_args(argv)
+    results_dir = args.results_dir or os.path.join(REPO, "results_quick" if args.quick
+                                                   else "results")
+    work_dir = args.work_dir + ("_quick" if args.quick else "")
+    wanted = set(filter(None, args.runs.split(",")))
+    datasets = set(args.datasets.split(","))
+    eval_args = ["--quick_attacks"] if args.quick else []
+    records = []
+    for dataset, name, config, n_eval in plan(args.quick):
+        if dataset not in datasets or (wanted and name not in wanted):
+            continue
+        records.append(run_one(dataset, name, config, n_eval, work_dir, results_dir, eval_args))
+    from scripts_tables import write_tables  # noqa: E402 (sibling module)
+
+    write_tables(results_dir, records, PAPER_TABLE1, PAPER_TABLE2)
+    print(f"[reproduce] done: {len(records)} runs; tables in "
+          f"{os.path.join(results_dir, 'results_table.md')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
