@@ -23,6 +23,8 @@ class SessionConfig:
     intra_op_threads: int = 0
     inter_op_threads: int = 0
     execution_mode: str = "sequential"  # "parallel" only helps graphs with parallel branches
+    # Idle worker threads spin (lower latency, burns a core); off is kinder to shared machines.
+    allow_spinning: bool = True
     log_severity: int = 3  # 0 verbose .. 4 fatal; 3 hides the per-node placement warnings
 
 
@@ -64,8 +66,8 @@ def validate_session(c: SessionConfig) -> SessionConfig:
            f"Received: {c.graph_optimization!r}")
     _check(c.execution_mode in EXECUTION_MODES,
            f"execution_mode must be one of {EXECUTION_MODES}. Received: {c.execution_mode!r}")
-    _check(c.intra_op_threads >= 0, f"intra_op_threads must be >= 0. Received: {c.intra_op_threads}")
-    _check(c.inter_op_threads >= 0, f"inter_op_threads must be >= 0. Received: {c.inter_op_threads}")
+    for name in ("intra_op_threads", "inter_op_threads"):
+        _check(getattr(c, name) >= 0, f"{name} must be >= 0. Received: {getattr(c, name)}")
     _check(0 <= c.log_severity <= 4, f"log_severity must be in [0, 4]. Received: {c.log_severity}")
     return c
 

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-
 from typing import TYPE_CHECKING
+
+import onnx
 
 import nfi_tf
 
 if TYPE_CHECKING:  # serving must not import Keras/TensorFlow: it only needs onnxruntime
-    import onnx
-
     from nfi_tf.model_io import TrainedModel
 
 INPUT_RANGE = (0.0, 1.0)
@@ -24,7 +23,8 @@ def build_metadata(trained: TrainedModel, outputs: tuple[str, ...], opset: int) 
     """String key/values (ONNX metadata_props only holds strings; lists are JSON)."""
     from nfi_tf.models import heads
 
-    assert heads.ROUTE_NAMES == ROUTE_NAMES, heads.ROUTE_NAMES
+    if tuple(heads.ROUTE_NAMES) != ROUTE_NAMES:
+        raise RuntimeError(f"route names changed to {heads.ROUTE_NAMES}: update {__name__}")
     c, info = trained.config, trained.info
     return {
         "dataset": info.name,
@@ -48,8 +48,6 @@ def build_metadata(trained: TrainedModel, outputs: tuple[str, ...], opset: int) 
 
 
 def attach(model: onnx.ModelProto, metadata: dict[str, str]) -> None:
-    import onnx
-
     del model.metadata_props[:]
     onnx.helper.set_model_props(model, metadata)
 

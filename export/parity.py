@@ -15,6 +15,7 @@ import numpy as np
 
 from nfi_tf.errors import NfiError
 
+_ORDER = ("routed", "probabilities", "tradeoff", "benign", "adversarial")
 Runtime = Callable[[np.ndarray], dict[str, np.ndarray]]
 
 
@@ -89,8 +90,9 @@ def compare(reference: dict[str, np.ndarray], runtimes: dict[str, dict[str, np.n
         missing = set(out) - set(reference)
         if missing:
             raise ParityError(f"{runtime} has outputs Keras does not: {sorted(missing)}")
+        names = [k for k in _ORDER if k in out] + sorted(set(out) - set(_ORDER) - {"route"})
         diffs[runtime] = {k: float(np.max(np.abs(out[k].astype(np.float64) - reference[k])))
-                          for k in out if k != "route"}
+                          for k in names}
         same = out["route"] == reference["route"]
         agreement[runtime] = float(same.mean())
         mismatches[runtime] = [int(i) for i in np.flatnonzero(~same)]

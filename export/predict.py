@@ -15,7 +15,7 @@ FLAGS = absl_flags.FLAGS
 
 def main(argv):
     config = export_flags.predict_config_from_flags(FLAGS, argv[1:])
-    from export.images import predict_files
+    from export.image_files import predict_files
 
     predictor, lines = predict_files(config)
     print(f"model: {predictor.describe()}", file=sys.stderr)

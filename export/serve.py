@@ -44,17 +44,19 @@ def session_options(cfg: SessionConfig) -> ort.SessionOptions:
     opts.intra_op_num_threads = cfg.intra_op_threads
     opts.inter_op_num_threads = cfg.inter_op_threads
     opts.log_severity_level = cfg.log_severity
+    opts.add_session_config_entry("session.intra_op.allow_spinning",
+                                  "1" if cfg.allow_spinning else "0")
     return opts
 
 
 @contextlib.contextmanager
-def _quiet_provider_probe(buffer: io.StringIO) -> Iterator[None]:
+def _quiet_provider_probe() -> Iterator[None]:
     """ONNX Runtime reports an unusable GPU provider by printing to stdout (TensorRT) and by
     logging errors process-wide (CUDA), then falls back anyway; we report the outcome in one
     line instead. The process-wide severity has no getter, so it returns to ORT's default."""
     ort.set_default_logger_severity(4)
     try:
-        with contextlib.redirect_stdout(buffer):
+        with contextlib.redirect_stdout(io.StringIO()):
             yield
     finally:
         ort.set_default_logger_severity(_ORT_DEFAULT_LOG_SEVERITY)
@@ -69,25 +71,24 @@ def open_session(model: str | bytes, cfg: SessionConfig) -> tuple[ort.InferenceS
     if CPU not in chain:
         chain.append(CPU)
     opts = session_options(cfg)
-    printed = io.StringIO()
     try:
-        with _quiet_provider_probe(printed):
+        with _quiet_provider_probe():
             session = ort.InferenceSession(model, sess_options=opts, providers=chain)
     except Exception as first:  # ORT raises its own pybind types; any failure -> try CPU alone
         if chain == [CPU]:
             raise _open_error(model, first) from first
-        notes.append(f"{chain[0]} failed ({_first_line(first)}); retried on CPU only")
         try:
             session = ort.InferenceSession(model, sess_options=opts, providers=[CPU])
         except Exception as e:
             raise _open_error(model, e) from e
-    used = session.get_providers()
-    reason = next((line.strip() for line in printed.getvalue().splitlines()
-                   if line.startswith("EP Error")), "")
-    for p in chain:
-        if p not in used and p != CPU:
-            notes.append(f"{p} is installed but could not be created here (no usable GPU or "
-                         f"missing CUDA/TensorRT libraries){': ' + reason[:160] if reason else ''}")
+        gpus = ", ".join(p for p in chain if p != CPU)
+        notes.append(f"{gpus} failed ({_first_line(first)}); using CPU only")
+        return session, notes
+    unusable = [p for p in chain if p not in session.get_providers()]
+    if unusable:
+        # ORT's own explanation (printed, or logged process-wide) is a multi-line dump.
+        notes.append(f"{', '.join(unusable)} unavailable here (no usable GPU, or missing "
+                     f"CUDA/cuDNN/TensorRT libraries)")
     return session, notes
 
 

@@ -247,6 +247,10 @@ def validate(c: Config) -> Config:
            f"lr_decay_factor must be in (0, 1]. Received: lr_decay_factor={t.lr_decay_factor}")
     _check(t.mixed_precision in MIXED_PRECISION,
            f"mixed_precision must be one of {MIXED_PRECISION}. Received: {t.mixed_precision!r}")
+    # XLA has no deterministic MaxPool (SmallCNN) gradient; TF fails deep inside the compiler.
+    _check(not (t.deterministic and t.jit_compile),
+           "deterministic and jit_compile cannot be combined: XLA has no deterministic kernels for "
+           "every op used here (e.g. MaxPool's gradient). Received: deterministic=True, jit_compile=True")
     _check(t.strategy in STRATEGIES, f"strategy must be one of {STRATEGIES}. Received: {t.strategy!r}")
     _check(t.checkpoint_every_steps >= 0,
            f"checkpoint_every_steps must be >= 0. Received: {t.checkpoint_every_steps}")

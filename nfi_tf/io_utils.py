@@ -31,6 +31,9 @@ def atomic_path(path: str, suffix: str = "") -> Iterator[str]:
     try:
         yield tmp
         _fsync(tmp)
+        # mkstemp creates 0600; give the file the mode a plain open() would have had.
+        if os.path.isfile(tmp):
+            os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
         _fsync_dir(directory)
     finally:
@@ -50,6 +53,7 @@ def atomic_dir(path: str) -> Iterator[str]:
     tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=parent)
     try:
         yield tmp
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp creates 0700
         old = f"{path}.old"
         if os.path.exists(path):
             if os.path.exists(old):
@@ -80,6 +84,12 @@ def _jsonable(o: Any) -> Any:
     if hasattr(o, "item"):
         return o.item()
     raise TypeError(f"not JSON serializable: {type(o)}")
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _fsync(path: str) -> None:

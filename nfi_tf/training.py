@@ -24,6 +24,7 @@ from collections.abc import Callable
 import keras
 import numpy as np
 import tensorflow as tf
+from tensorflow.python.framework import config as tf_config  # disable_op_determinism is not public
 
 from nfi_tf import data, epoch_eval, io_utils
 from nfi_tf.config import Config
@@ -43,8 +44,12 @@ def configure_runtime(config: Config) -> None:
     """Seeds, determinism and the dtype policy; call before any model is built."""
     t = config.train
     keras.utils.set_random_seed(t.seed)
+    # Op determinism is process-global: switch it off explicitly when not asked for, or an
+    # earlier deterministic run in the same process (tests, notebooks) would leak into this one.
     if t.deterministic:
         tf.config.experimental.enable_op_determinism()
+    else:
+        tf_config.disable_op_determinism()
     keras.mixed_precision.set_global_policy(
         "float32" if t.mixed_precision == "off" else t.mixed_precision)
 

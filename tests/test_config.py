@@ -33,6 +33,7 @@ def test_overrides_apply_and_round_trip_through_json(tmp_path):
     ({"attack": {"epsilon": -0.1}}, "epsilon must be > 0. Received: epsilon=-0.1"),
     ({"attack": {"step_size": 0.5}}, "step_size must be in \\(0, epsilon=0.3\\]"),
     ({"train": {"batch_size": 0}}, "batch_size must be >= 1. Received: batch_size=0"),
+    ({"train": {"deterministic": True, "jit_compile": True}}, "deterministic and jit_compile cannot"),
     ({"model": {"robust_dims": 200}}, "robust_dims=200"),
     ({"model": {"method": "madry"}}, "method must be one of"),
     ({"model": {"backbone": "wide_resnet", "depth": 20}}, "depth=20"),

@@ -220,3 +220,14 @@ def test_mirrored_strategy_on_two_logical_cpus_matches_one_device(tmp_path):
     # Same global batches, same random starts; only the cross-replica gradient sum's order
     # differs (and the sign steps of PGD it can flip): close, not bit-identical.
     assert result["max_abs_diff"] < 5e-3, result
+
+
+def test_atomic_write_gives_the_mode_a_plain_open_would(tmp_path):
+    # mkstemp's 0600 must not leak into user files (a served model unreadable by another user).
+    old = os.umask(0o022)
+    try:
+        path = str(tmp_path / "config.json")
+        io_utils.atomic_write_json(path, {"a": 1})
+    finally:
+        os.umask(old)
+    assert oct(os.stat(path).st_mode & 0o777) == oct(0o644)

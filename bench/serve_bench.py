@@ -1,0 +1,207 @@
+"""Serving benchmark on CPU: ONNX Runtime vs the TF SavedModel, fp32 and int8.
+
+Latency: batch 1, median (and p90) of `repeats` timed calls after `warmup` calls.
+Throughput: batch `throughput_batch` (256) images per second, from the median of its calls.
+Also measures the ONNX Runtime session settings tried (graph optimization level, intra/inter
+op threads, execution mode) and IO binding, so the JSON records what helped and by how much.
+Inputs are real test images. The machine's load average is recorded: on shared cores the
+figures are only comparable within one run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+
+import numpy as np
+import onnxruntime as ort
+
+from export.config import ExportConfig, SessionConfig
+from export.exporter import INT8_FILE, ONNX_FILE, SAVED_MODEL_DIR, export_model
+from export.serve import CPU, Predictor
+from nfi_tf import data, io_utils
+from nfi_tf.config import Config
+from nfi_tf.errors import NfiError
+
+Call = Callable[[], object]
+
+
+def _timed(call: Call, warmup: int, repeats: int) -> list[float]:
+    for _ in range(warmup):
+        call()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - t)
+    return times
+
+
+def _measure(one: Call, many: Call, batch: int, warmup: int, repeats: int,
+             throughput_repeats: int) -> dict[str, float]:
+    lat = _timed(one, warmup, repeats)
+    thr = _timed(many, 2, throughput_repeats)
+    return {
+        "latency_b1_ms_median": 1e3 * statistics.median(lat),
+        "latency_b1_ms_p90": 1e3 * float(np.percentile(lat, 90)),
+        f"throughput_b{batch}_images_per_s": batch / statistics.median(thr),
+    }
+
+
+def _ort_calls(path: str, cfg: SessionConfig, one: np.ndarray, many: np.ndarray,
+               io_binding: bool = False) -> tuple[Call, Call, Predictor]:
+    """Raw session.run (the validated Predictor path is measured separately)."""
+    predictor = Predictor(path, cfg)
+    session, name = predictor.session, predictor.input_name
+    if not io_binding:
+        return (lambda: session.run(None, {name: one}),
+                lambda: session.run(None, {name: many}), predictor)
+
+    def bound(x: np.ndarray) -> Call:
+        # Input bound once and outputs written into buffers allocated once: no per-call
+        # allocation or copy on either side of session.run.
+        binding = session.io_binding()
+        binding.bind_cpu_input(name, x)
+        first = session.run(None, {name: x})
+        for out, value in zip(predictor.output_names, first, strict=True):
+            buffer = ort.OrtValue.ortvalue_from_numpy(np.empty_like(value))
+            binding.bind_ortvalue_output(out, buffer)
+
+        return lambda: session.run_with_iobinding(binding)
+
+    return bound(one), bound(many), predictor
+
+
+def _ensure_export(model_dir: str, export_dir: str, export_if_missing: bool) -> None:
+    needed = [os.path.join(export_dir, f) for f in (SAVED_MODEL_DIR, ONNX_FILE, INT8_FILE)]
+    if all(os.path.exists(p) for p in needed):
+        return
+    if not export_if_missing:
+        raise NfiError(f"no complete export in {export_dir} (needs {needed}): run "
+                       f"python -m export.to_onnx --model_dir={model_dir} --quantize")
+    export_model(ExportConfig(model_dir=model_dir, output_dir=export_dir, quantize=True))
+
+
+def run_serve_bench(model_dir: str, *, export_dir: str | None = None, repeats: int = 200,
+                    warmup: int = 20, throughput_batch: int = 256, throughput_repeats: int = 10,
+                    output: str | None = None, export_if_missing: bool = True) -> dict:
+    """Benchmark the export of `model_dir`; write and return the results dict."""
+    import tensorflow as tf
+
+    from export.saved_model import LoadedSavedModel
+
+    export_dir = export_dir or os.path.join(model_dir, "export")
+    _ensure_export(model_dir, export_dir, export_if_missing)
+    config = Config.load(os.path.join(model_dir, "config.json"))
+    images, _ = data.load_arrays(config.data, "test", throughput_batch)
+    if len(images) < throughput_batch:
+        raise NfiError(f"the test split has {len(images)} images < batch {throughput_batch}")
+    many = images.astype(np.float32) / np.float32(255)
+    one = np.ascontiguousarray(many[:1])
+    fp32, int8 = os.path.join(export_dir, ONNX_FILE), os.path.join(export_dir, INT8_FILE)
+    measure = lambda o, m: _measure(o, m, throughput_batch, warmup, repeats, throughput_repeats)
+    load_before = os.getloadavg()
+
+    results: dict[str, dict] = {}
+    saved = LoadedSavedModel(os.path.join(export_dir, SAVED_MODEL_DIR))
+    results["tf_saved_model_fp32"] = measure(lambda: saved(one), lambda: saved(many))
+
+    base = SessionConfig(providers=(CPU,))
+    variants = {
+        "ort_fp32": (fp32, base, False),
+        "ort_fp32_opt_disable": (fp32, dataclasses.replace(base, graph_optimization="disable"),
+                                 False),
+        "ort_fp32_opt_basic": (fp32, dataclasses.replace(base, graph_optimization="basic"), False),
+        "ort_fp32_intra1": (fp32, dataclasses.replace(base, intra_op_threads=1), False),
+        "ort_fp32_parallel": (fp32, dataclasses.replace(base, execution_mode="parallel",
+                                                        inter_op_threads=2), False),
+        "ort_fp32_no_spin": (fp32, dataclasses.replace(base, allow_spinning=False), False),
+        "ort_fp32_iobinding": (fp32, base, True),
+        "ort_int8": (int8, base, False),
+        "ort_int8_intra1": (int8, dataclasses.replace(base, intra_op_threads=1), False),
+        "ort_int8_iobinding": (int8, base, True),
+    }
+    provider = None
+    for name, (path, cfg, binding) in variants.items():
+        call_one, call_many, predictor = _ort_calls(path, cfg, one, many, binding)
+        provider = predictor.provider
+        results[name] = {"session": dataclasses.asdict(cfg) | {"io_binding": binding},
+                         **measure(call_one, call_many)}
+    # What request validation (shape, dtype, finiteness, range) costs on top of session.run.
+    predictor = Predictor(fp32, base)
+    results["ort_fp32_predictor_validated"] = measure(lambda: predictor.run(one),
+                                                      lambda: predictor.run(many))
+
+    thr = f"throughput_b{throughput_batch}_images_per_s"
+    tf_ref = results["tf_saved_model_fp32"]
+    summary = {name: {"latency_speedup_vs_tf": tf_ref["latency_b1_ms_median"]
+                      / r["latency_b1_ms_median"],
+                      "throughput_speedup_vs_tf": r[thr] / tf_ref[thr]}
+               for name, r in results.items() if name != "tf_saved_model_fp32"}
+    report = {
+        "model_dir": os.path.abspath(model_dir),
+        "dataset": config.data.dataset,
+        "backbone": config.model.backbone,
+        "method": config.model.method,
+        "settings": {"repeats": repeats, "warmup": warmup, "throughput_batch": throughput_batch,
+                     "throughput_repeats": throughput_repeats, "inputs": "real test images"},
+        "environment": {
+            "cpu_count": os.cpu_count(), "platform": platform.platform(),
+            "processor": platform.processor(), "ort_provider": provider,
+            "tensorflow": tf.__version__,
+            "tf_threads": {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
+                           "inter_op": tf.config.threading.get_inter_op_parallelism_threads()},
+            "load_average_before": load_before, "load_average_after": os.getloadavg(),
+        },
+        "results": results,
+        "speedup_vs_tf_saved_model": summary,
+        "note": "TF has no int8 path here (the int8 model is ONNX Runtime QDQ); 0 threads "
+                "means the runtime's default (one per core)",
+    }
+    path = output or os.path.join(export_dir, "serve_bench.json")
+    io_utils.atomic_write_json(path, report)
+    report["output"] = path
+    return report
+
+
+def format_report(report: dict) -> list[str]:
+    thr = next(k for k in report["results"]["ort_fp32"] if k.startswith("throughput"))
+    lines = [f"{'runtime':32s} {'latency b1 median':>18s} {'p90':>9s} {thr:>34s}"]
+    for name, r in report["results"].items():
+        lines.append(f"{name:32s} {r['latency_b1_ms_median']:15.3f} ms "
+                     f"{r['latency_b1_ms_p90']:6.3f} ms {r[thr]:28.0f} img/s")
+    env = report["environment"]
+    lines.append(f"load average before: {env['load_average_before'][0]:.2f} (cpu count "
+                 f"{env['cpu_count']}); written to {report['output']}")
+    return lines
+
+
+def main(argv):
+    from absl import app
+    from absl import flags as absl_flags
+
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    from flags import export as export_flags
+
+    kwargs = export_flags.serve_bench_kwargs_from_flags(absl_flags.FLAGS)
+    for line in format_report(run_serve_bench(**kwargs)):
+        print(line)
+
+
+def run():
+    from absl import app
+
+    from flags import export as export_flags
+    from nfi_tf import cli
+
+    export_flags.define_serve_bench_flags()
+    app.run(cli.guarded("bench.serve_bench", main))
+
+
+if __name__ == "__main__":
+    run()
