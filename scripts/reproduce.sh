@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Reproduce the paper's claims at CPU scale on real data (RESULTS.md): trains and evaluates
+# TRADES and nfi on MNIST and CIFAR-10 plus the ablations, then writes the tables.
+#   bash scripts/reproduce.sh           # full plan (about 2.5 hours on 2 CPU cores)
+#   bash scripts/reproduce.sh --quick   # the same pipeline on a tiny budget (minutes)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python -m pip install -q -e .
+if [ -z "${TFDS_DATA_DIR:-}" ] && [ -d ../shared/data/tfds ]; then
+  export TFDS_DATA_DIR="$(cd ../shared/data/tfds && pwd)"
+fi
+exec python scripts/reproduce.py "$@"
