@@ -3,7 +3,8 @@
     TFDS_DATA_DIR=../shared/data/tfds python scripts/counterfactual_floor_sweep.py
 
 Trains the test-scale nfi model (tests/conftest.py: 2048 real MNIST images, 2 epochs, 10-step
-PGD) with several counterfactual settings and prints test accuracies of each output.
+PGD) with several counterfactual settings and prints test accuracies of each output; writes
+results/counterfactual_floor_sweep.json.
 """
 
 import json
@@ -29,6 +30,10 @@ KEYS = ("clean_tradeoff", "pgd_tradeoff", "clean_routed", "clean_benign", "clean
         "clean_nonrobust_part")
 
 
+RESULT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "results",
+                      "counterfactual_floor_sweep.json")
+
+
 def main(out_dir="/tmp/cf_floor_sweep"):
     rows = []
     for i, (name, loss) in enumerate(SETTINGS):
@@ -40,6 +45,10 @@ def main(out_dir="/tmp/cf_floor_sweep"):
             row = {"setting": name, "error": str(e)}
         rows.append(row)
         print(json.dumps(row), flush=True)
+    from nfi_tf import io_utils
+
+    io_utils.atomic_write_json(RESULT, {"command": "python scripts/counterfactual_floor_sweep.py",
+                                        "test_examples": 200, "rows": rows})
     return rows
 
 
