@@ -1,0 +1,29 @@
+"""`python -m nfi_tf.evaluate --model_dir=DIR`: flags -> EvalConfig -> `evaluate_model`."""
+
+from nfi_tf import cli  # noqa: I001  (sets TF's log level before TensorFlow loads)
+
+from absl import app
+from absl import flags as absl_flags
+
+from flags import evaluate as evaluate_flags
+
+evaluate_flags.define_evaluate_flags()
+FLAGS = absl_flags.FLAGS
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    config = evaluate_flags.eval_config_from_flags(FLAGS)
+    from nfi_tf.evaluation.runner import evaluate_model
+
+    evaluate_model(config, log=lambda m: print(m, flush=True))
+    print(f"report: {config.model_dir}/eval.json, eval.md")
+
+
+def run():
+    app.run(cli.guarded("nfi_tf.evaluate", main))
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,85 @@
+"""EvalConfig: what `python -m nfi_tf.evaluate` runs, built once from flags and passed down.
+
+Every budget defaults to None, meaning "the dataset preset's evaluation attack" (TRADES'
+evaluation scripts: MNIST eps 0.3, step 0.01, 40 steps; CIFAR-10 eps 0.031, step 0.003, 20
+steps; nfi_tf.config.PRESETS), whatever shorter per-epoch check the model was trained with.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from nfi_tf.errors import NfiError
+
+# Attack families a user can ask for, in the order they run.
+#   clean     no attack (always computed; accepted for symmetry)
+#   pgd       PGD-CE with a uniform random start (TRADES' evaluation)
+#   cw        CW-Linf: PGD on the CW margin loss
+#   apgd_ce   APGD with cross-entropy (AutoAttack's first attack)
+#   apgd_dlr  targeted APGD with the DLR loss (AutoAttack's APGD-T)
+#   adaptive  routed model only: PGD through the hard switch (naive) and through a soft
+#             (temperature) switch; PGD on every head is run too, for transfer
+ATTACKS = ("clean", "pgd", "cw", "apgd_ce", "apgd_dlr", "adaptive")
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    model_dir: str
+    attacks: tuple[str, ...] = ATTACKS
+    eval_examples: int | None = None  # None: the whole test split
+    batch_size: int = 200
+    seed: int | None = None  # None: the training seed
+    epsilon: float | None = None  # None: the dataset preset's eval_attack.epsilon
+    step_size: float | None = None  # None: the preset's eval_attack.step_size
+    pgd_steps: int | None = None  # None: the preset's eval_attack.num_steps
+    cw_steps: int | None = None  # None: as pgd_steps
+    cw_confidence: float = 50.0  # TRADES' CW evaluation caps the margin at 50
+    apgd_steps: int = 100  # AutoAttack's standard version: 100 iterations
+    apgd_restarts: int = 1
+    apgd_targets: int = 9  # AutoAttack's APGD-T: the 9 highest other classes (capped at C - 1)
+    switch_temperature: float = 1.0  # of the soft and straight-through routing switch
+    overlap_top_k: int = 10  # Figure 1 (right)
+    data_dir: str | None = None  # None: the model's config data_dir, else tfds' default
+    download: bool = True
+    verbose: int = 1
+
+
+def parse_attacks(text: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    names = [a.strip() for a in (text.split(",") if isinstance(text, str) else text)]
+    names = [a for a in names if a]
+    unknown = [a for a in names if a not in ATTACKS]
+    if unknown or not names:
+        raise NfiError(f"attacks must be a comma-separated subset of {','.join(ATTACKS)}. "
+                       f"Received: attacks={','.join(names) if names else repr(text)}")
+    return tuple(a for a in ATTACKS if a in names)  # canonical order, duplicates dropped
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise NfiError(message)
+
+
+def validate(c: EvalConfig) -> EvalConfig:
+    """Reject out-of-range settings with the offending value in the message."""
+    _check(bool(c.model_dir), "model_dir is required. Received: model_dir=None")
+    parse_attacks(c.attacks)
+    _check(c.eval_examples is None or c.eval_examples > 0,
+           f"eval_examples must be > 0. Received: eval_examples={c.eval_examples}")
+    _check(c.batch_size >= 1, f"batch_size must be >= 1. Received: batch_size={c.batch_size}")
+    if c.epsilon is not None:
+        _check(math.isfinite(c.epsilon) and 0 < c.epsilon <= 1,
+               f"epsilon is in (0, 1] pixel units (8/255 = 0.031). Received: epsilon={c.epsilon}")
+    if c.step_size is not None:
+        _check(math.isfinite(c.step_size) and c.step_size > 0,
+               f"step_size must be > 0. Received: step_size={c.step_size}")
+    for name in ("pgd_steps", "cw_steps"):
+        v = getattr(c, name)
+        _check(v is None or v >= 1, f"{name} must be >= 1. Received: {name}={v}")
+    for name in ("apgd_steps", "apgd_restarts", "apgd_targets", "overlap_top_k"):
+        v = getattr(c, name)
+        _check(v >= 1, f"{name} must be >= 1. Received: {name}={v}")
+    _check(math.isfinite(c.switch_temperature) and c.switch_temperature > 0,
+           f"switch_temperature must be > 0. Received: switch_temperature={c.switch_temperature}")
+    _check(c.cw_confidence > 0, f"cw_confidence must be > 0. Received: cw_confidence={c.cw_confidence}")
+    return c

@@ -1,0 +1,60 @@
+"""Per-example worst case: an example counts as robust only if no attack run fooled it.
+
+Every adversarial input generated (any attack, against any output) is scored on every output,
+so the worst case of an output is a minimum over white-box attacks on it *and* transfers from
+attacks on the other outputs. It can only lower a number, never raise it: it is at most each
+single attack's accuracy, example by example, and at most the clean accuracy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+CLEAN = "clean"
+
+
+def margin(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """z_y - max_{j != y} z_j: > 0 where the label wins (ties resolve as argmax does)."""
+    logits = np.asarray(logits, dtype=np.float64)
+    idx = np.arange(len(labels))
+    correct = logits[idx, labels]
+    others = logits.copy()
+    others[idx, labels] = -np.inf
+    return correct - others.max(axis=1)
+
+
+def all_correct(correct: Mapping[str, np.ndarray]) -> np.ndarray:
+    """[N] True where the example is classified correctly under every entry of `correct`."""
+    if not correct:
+        raise ValueError("worst case over no attacks")
+    return np.stack([np.asarray(v, dtype=bool) for v in correct.values()]).all(axis=0)
+
+
+def keys_of_column(keys, family: str, target: str) -> list[str]:
+    """The keys of `family` run against `target` (targeted attacks have one key per target)."""
+    base = f"{family}@{target}"
+    return [k for k in keys if k == base or k.startswith(base + "#")]
+
+
+def worst_inputs(margins: Mapping[str, np.ndarray]) -> tuple[list[str], np.ndarray]:
+    """(keys, [N] index into keys) of the input with the lowest margin, per example."""
+    keys = list(margins)
+    return keys, np.stack([np.asarray(margins[k]) for k in keys]).argmin(axis=0)
+
+
+class Scores:
+    """Per-example results of one output (row): correctness and margin under each key."""
+
+    def __init__(self):
+        self.correct: dict[str, list[np.ndarray]] = {}
+        self.margins: dict[str, list[np.ndarray]] = {}
+
+    def add(self, key: str, logits: np.ndarray, labels: np.ndarray) -> None:
+        self.correct.setdefault(key, []).append(np.argmax(logits, axis=1) == labels)
+        self.margins.setdefault(key, []).append(margin(logits, labels))
+
+    def arrays(self) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        return ({k: np.concatenate(v) for k, v in self.correct.items()},
+                {k: np.concatenate(v) for k, v in self.margins.items()})
