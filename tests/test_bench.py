@@ -1,0 +1,49 @@
+"""The benchmark entry point runs end to end on a tiny setting and writes complete JSON.
+
+No wall-clock assertions: only that the suite runs, its figures are present and sane.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_bench_tiny_writes_valid_json(tmp_path):
+    out = tmp_path / "results.json"
+    plot = tmp_path / "scaling.png"
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "--suite=peak,train,scaling", "--tiny", f"--out={out}",
+         f"--plot={plot}", f"--work_dir={tmp_path}"],
+        cwd=_REPO, capture_output=True, text=True, timeout=600, env=dict(os.environ))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    results = json.loads(out.read_text())
+    assert {"meta", "peak", "train", "scaling"} <= set(results)
+    assert results["meta"]["tiny"] is True
+    assert len(results["meta"]["load_average_start"]) == 3
+    assert results["meta"]["machine"]["cpu_count"] >= 1
+    assert results["peak"]["gflop_per_s_best"] > 0
+
+    train = results["train"]
+    assert {"main", "paired", "levers", "comparisons", "targets", "peak_gflop_per_s"} <= set(train)
+    for run in train["main"] + train["levers"]:
+        assert "error" not in run, run.get("error")
+        for key in ("ms_per_step_median", "images_per_s", "peak_rss_mb", "achieved_gflop_per_s",
+                    "fraction_of_peak", "step_gflop", "load_average"):
+            assert run[key] > 0 if key != "load_average" else len(run[key]) == 3, key
+    methods = {(r["spec"]["backbone"], r["spec"]["method"]) for r in train["main"]}
+    assert methods == {(b, m) for b in ("small_cnn", "wide_resnet") for m in ("trades", "nfi")}
+    for pair in train["paired"]:
+        assert "error" not in pair, pair.get("error")
+        assert pair["paired"][0]["ratio_to_first"] == 1.0
+        assert all(p["ms_per_step_median"] > 0 for p in pair["paired"])
+    mnist = next(row for row in train["comparisons"] if row["backbone"] == "mnist/SmallCNN")
+    assert mnist["nfi_over_trades"] > 0 and mnist["compiled_speedup_over_naive"] > 0
+    assert all(isinstance(t["met"], bool) for t in train["targets"].values())
+
+    scaling = results["scaling"]
+    assert len(scaling["batch"]) >= 2 and len(scaling["attack_steps"]) >= 2
+    assert all("error" not in p and p["peak_rss_mb"] > 0 for p in scaling["batch"])
+    assert plot.exists() and plot.stat().st_size > 0
