@@ -21,7 +21,6 @@ import os
 import platform
 import subprocess
 import sys
-import tempfile
 
 from absl import app, flags
 
@@ -35,18 +34,6 @@ ORT_LATENCY_SPEEDUP_MIN = 2.0
 ORT_THROUGHPUT_SPEEDUP_MIN = 1.5
 INT8_SPEEDUP_MIN = 1.5
 INT8_ACCURACY_CHANGE_MAX_POINTS = 0.5
-
-
-def define_flags() -> None:
-    flags.DEFINE_string("suite", "all", "train, serve, peak, scaling, all, or a comma-separated list.")
-    flags.DEFINE_bool("tiny", False, "A seconds-scale setting (CI): checks the suite runs, not speed.")
-    flags.DEFINE_string("out", os.path.join("bench", "results.json"), "The JSON results file.")
-    flags.DEFINE_string("plot", None, "Scaling PNG (default: bench/scaling.png; "
-                        "bench/scaling_tiny.png with --tiny).")
-    flags.DEFINE_string("serve_model_dir", None, "Model dir to serve (default: train a small "
-                        "SmallCNN into --work_dir).")
-    flags.DEFINE_string("work_dir", os.path.join(tempfile.gettempdir(), "nfi_tf_bench"),
-                        "Scratch space (the serve suite's model and export).")
 
 
 def suites_of(value: str) -> list[str]:
@@ -421,7 +408,8 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
+    from flags import bench as bench_flags
     from nfi_tf import cli
 
-    define_flags()
+    bench_flags.define_flags()
     app.run(cli.guarded("bench", main))

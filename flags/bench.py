@@ -1,0 +1,18 @@
+"""Flags of `python -m bench` (the benchmark suite; see BENCHMARKS.md)."""
+
+import os
+import tempfile
+
+from absl import flags
+
+
+def define_flags() -> None:
+    flags.DEFINE_string("suite", "all", "train, serve, peak, scaling, all, or a comma-separated list.")
+    flags.DEFINE_bool("tiny", False, "A seconds-scale setting (CI): checks the suite runs, not speed.")
+    flags.DEFINE_string("out", os.path.join("bench", "results.json"), "The JSON results file.")
+    flags.DEFINE_string("plot", None, "Scaling PNG (default: bench/scaling.png; "
+                        "bench/scaling_tiny.png with --tiny).")
+    flags.DEFINE_string("serve_model_dir", None, "Model dir to serve (default: train a small "
+                        "SmallCNN into --work_dir).")
+    flags.DEFINE_string("work_dir", os.path.join(tempfile.gettempdir(), "nfi_tf_bench"),
+                        "Scratch space (the serve suite's model and export).")
