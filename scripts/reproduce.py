@@ -46,6 +46,7 @@ def _merge_static(*dicts):
 # MNIST ~8 min per main model, CIFAR-10 (WRN-10-1) ~13 min; ablations are shorter runs
 # compared against an nfi reference trained on the same short budget.
 _MNIST_ABLATION = {"data": {"train_examples": 8192}, "train": {"epochs": 2, "lr_decay_epochs": ()}}
+_CIFAR_ABLATION = {"data": {"train_examples": 10_000}, "train": {"epochs": 2, "lr_decay_epochs": ()}}
 FULL = {
     "mnist": {
         "common": {
@@ -81,6 +82,11 @@ FULL = {
         "runs": {
             "trades": {"model": {"method": "trades"}},
             "nfi": {},
+            # --robust_dims on the CIFAR backbone: WRN-10-1's feature is 64-d, so the paper-style
+            # 32/64/128 become a quarter, half and three quarters of it.
+            "ablation_robust_dims_16": _merge_static(_CIFAR_ABLATION, {"model": {"robust_dims": 16}}),
+            "ablation_robust_dims_32": _merge_static(_CIFAR_ABLATION, {"model": {"robust_dims": 32}}),
+            "ablation_robust_dims_48": _merge_static(_CIFAR_ABLATION, {"model": {"robust_dims": 48}}),
         },
     },
 }
