@@ -125,7 +125,7 @@ def _build_step(spec: dict, config, info, steps_per_epoch: int):
     from nfi_tf.distribute import build_strategy
     from nfi_tf.models import build_classifier
     from nfi_tf.trainer import AdversarialTrainer
-    from nfi_tf.training import _step_function, make_optimizer
+    from nfi_tf.training import make_optimizer, step_function
 
     classifier = build_classifier(config.model, info.image_shape, info.num_classes)
     optimizer = make_optimizer(config, steps_per_epoch)
@@ -136,7 +136,7 @@ def _build_step(spec: dict, config, info, steps_per_epoch: int):
     trainer = AdversarialTrainer(classifier, config)
     trainer.compile(optimizer=optimizer, jit_compile=False)
     optimizer.build(classifier.trainable_variables)
-    return _step_function(trainer, build_strategy("default"), config.train.jit_compile), classifier
+    return step_function(trainer, build_strategy("default"), config.train.jit_compile), classifier
 
 
 def run_paired(spec: dict) -> dict:

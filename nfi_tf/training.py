@@ -118,7 +118,8 @@ class _Run:
         return self.manager.save(checkpoint_number=step)
 
 
-def _step_function(trainer: AdversarialTrainer, strategy, jit_compile: bool) -> Callable:
+def step_function(trainer: AdversarialTrainer, strategy, jit_compile: bool) -> Callable:
+    """The compiled training step as training runs it (public: the benchmarks time exactly this)."""
     replica_step = tf.function(trainer.train_step, jit_compile=jit_compile)
     if strategy.num_replicas_in_sync == 1:
         return replica_step
@@ -166,7 +167,7 @@ def train_and_evaluate(config: Config, model_dir: str, *, download: bool = True,
     config.save(os.path.join(model_dir, "config.json"))
     history = _load_history(model_dir)[: step // steps_per_epoch]
     writer = tf.summary.create_file_writer(os.path.join(model_dir, "logs"))
-    train_step = _step_function(run.trainer, strategy, t.jit_compile)
+    train_step = step_function(run.trainer, strategy, t.jit_compile)
     eval_step = epoch_eval.make_eval_step(run.classifier, config.eval_attack, t.seed)
     if verbose:
         print(f"nfi_tf: {config.model.method} on {info.name} ({stream.num_examples} train images, "

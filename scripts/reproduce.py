@@ -33,7 +33,7 @@ PAPER_TABLE1 = {"robust part": (61.5, 80.7), "non-robust part": (49.14, 88.64),
                 "baseline (TRADES)": (55.4, 84.9)}
 PAPER_TABLE2 = {"ours (routed)": (63.1, 65.4, 91.4), "TRADES": (55.4, 65.0, 84.9)}
 
-def _merge_static(*dicts):
+def _merge(*dicts):
     out: dict = {}
     for d in dicts:
         for group, values in d.items():
@@ -59,16 +59,16 @@ FULL = {
             "trades": {"model": {"method": "trades"}},
             "nfi": {},
             "ablation_nfi_reference": _MNIST_ABLATION,
-            "ablation_no_counterfactual": _merge_static(_MNIST_ABLATION,
+            "ablation_no_counterfactual": _merge(_MNIST_ABLATION,
                                                         {"loss": {"counterfactual_weight": 0.0}}),
-            "ablation_literal_eq5": _merge_static(_MNIST_ABLATION,
+            "ablation_literal_eq5": _merge(_MNIST_ABLATION,
                                                   {"loss": {"counterfactual_loss": "literal"}}),
-            "ablation_literal_eq11": _merge_static(_MNIST_ABLATION,
+            "ablation_literal_eq11": _merge(_MNIST_ABLATION,
                                                    {"loss": {"adversarial_loss": "literal_kl"}}),
-            "ablation_detached_heads": _merge_static(_MNIST_ABLATION,
+            "ablation_detached_heads": _merge(_MNIST_ABLATION,
                                                      {"loss": {"detach_aux_heads": True}}),
-            "ablation_robust_dims_32": _merge_static(_MNIST_ABLATION, {"model": {"robust_dims": 32}}),
-            "ablation_robust_dims_64": _merge_static(_MNIST_ABLATION, {"model": {"robust_dims": 64}}),
+            "ablation_robust_dims_32": _merge(_MNIST_ABLATION, {"model": {"robust_dims": 32}}),
+            "ablation_robust_dims_64": _merge(_MNIST_ABLATION, {"model": {"robust_dims": 64}}),
         },
     },
     "cifar10": {
@@ -84,9 +84,9 @@ FULL = {
             "nfi": {},
             # --robust_dims on the CIFAR backbone: WRN-10-1's feature is 64-d, so the paper-style
             # 32/64/128 become a quarter, half and three quarters of it.
-            "ablation_robust_dims_16": _merge_static(_CIFAR_ABLATION, {"model": {"robust_dims": 16}}),
-            "ablation_robust_dims_32": _merge_static(_CIFAR_ABLATION, {"model": {"robust_dims": 32}}),
-            "ablation_robust_dims_48": _merge_static(_CIFAR_ABLATION, {"model": {"robust_dims": 48}}),
+            "ablation_robust_dims_16": _merge(_CIFAR_ABLATION, {"model": {"robust_dims": 16}}),
+            "ablation_robust_dims_32": _merge(_CIFAR_ABLATION, {"model": {"robust_dims": 32}}),
+            "ablation_robust_dims_48": _merge(_CIFAR_ABLATION, {"model": {"robust_dims": 48}}),
         },
     },
 }
@@ -130,10 +130,10 @@ def plan(quick: bool) -> list[tuple[str, str, Config, int]]:
             if quick and name not in QUICK_RUNS:
                 continue
             if quick:
-                groups = _merge_static(spec["common"], overrides, QUICK_COMMON[dataset])
+                groups = _merge(spec["common"], overrides, QUICK_COMMON[dataset])
                 n_eval = QUICK_COMMON[dataset]["data"]["eval_examples"]
             else:
-                groups = _merge_static(spec["common"], overrides)
+                groups = _merge(spec["common"], overrides)
                 n_eval = (ABLATION_EVAL_EXAMPLES if name.startswith("ablation")
                           else spec["eval_examples"])
             runs.append((dataset, name, make_config(dataset, groups), n_eval))
