@@ -1,7 +1,7 @@
-"""The one L-inf PGD used everywhere: CleverHans' tf2 `projected_gradient_descent`.
+"""L-inf PGD: CleverHans' tf2 `projected_gradient_descent`, with seeded starts.
 
-Training (TRADES' KL objective) and evaluation (CE, CW margin, adaptive objectives on the
-routed model) all call `pgd` below with different `loss_fn`s; there is no second attack loop.
+Training (TRADES' KL objective) and evaluation (CE, CW margin, route-aware objectives on the
+routed model) call `pgd` below with different `loss_fn`s (nfi_tf/attacks/losses.py).
 
 CleverHans draws its random start with the stateful `tf.random.uniform`, whose stream cannot
 be checkpointed or replayed, so a resumed run would see different starts than an uninterrupted
@@ -101,26 +101,3 @@ def pgd(
             sanity_checks=False,
         )
     return tf.stop_gradient(x_adv)
-
-
-# === Attack objectives: loss_fn(labels, logits) -> per-example loss to maximize ===
-
-
-def kl_loss_fn(labels, logits):
-    """TRADES' attack objective KL(softmax(labels) || softmax(logits)); `labels` = clean logits."""
-    p_log = tf.nn.log_softmax(labels)
-    return tf.reduce_sum(tf.exp(p_log) * (p_log - tf.nn.log_softmax(logits)), axis=-1)
-
-
-def ce_loss_fn(labels, logits):
-    """Cross-entropy of the true labels (untargeted PGD as TRADES evaluates)."""
-    return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=tf.cast(labels, tf.int32),
-                                                          logits=logits)
-
-
-def cw_loss_fn(labels, logits, confidence: float = 50.0):
-    """The CW-Linf margin: max_{j != y} z_j - z_y, capped at `confidence` (as TRADES' CW eval)."""
-    onehot = tf.one_hot(tf.cast(labels, tf.int32), tf.shape(logits)[-1], dtype=logits.dtype)
-    correct = tf.reduce_sum(onehot * logits, axis=-1)
-    other = tf.reduce_max(logits - 1e4 * onehot, axis=-1)
-    return tf.minimum(other - correct, confidence)
