@@ -194,13 +194,12 @@ def main(argv):
 
 
 def run():
-    from absl import app
 
     from flags import export as export_flags
     from nfi_tf import cli
 
     export_flags.define_serve_bench_flags()
-    app.run(cli.guarded("bench.serve_bench", main))
+    cli.run_command("bench.serve_bench", main)
 
 
 if __name__ == "__main__":

@@ -83,6 +83,12 @@ def validate_export(c: ExportConfig) -> ExportConfig:
     _check(c.quantization_eval_examples >= 1,
            f"quantization_eval_examples must be >= 1. Received: {c.quantization_eval_examples}")
     _check(c.batch_size >= 1, f"batch_size must be >= 1. Received: batch_size={c.batch_size}")
+    # --output names the export *directory* (model.onnx, saved_model/, metadata go inside); a
+    # path ending in .onnx would silently become a directory of that name.
+    _check(not (c.output_dir or "").rstrip("/").lower().endswith(".onnx"),
+           f"--output is the export directory (model.onnx, saved_model/ and the metadata are "
+           f"written inside it), not the ONNX file. Received: output={c.output_dir}; use "
+           f"--output={os.path.dirname(c.output_dir.rstrip('/')) or '.'}")
     return c
 
 

@@ -4,7 +4,6 @@ from nfi_tf import cli  # noqa: I001  (one-line errors; quiet TensorFlow if anyt
 
 import sys
 
-from absl import app
 from absl import flags as absl_flags
 
 from flags import export as export_flags
@@ -24,7 +23,7 @@ def main(argv):
 
 
 def run():
-    app.run(cli.guarded("export.predict", main))
+    cli.run_command("export.predict", main)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ def main(argv):
 
 
 def run():
-    app.run(cli.guarded("export.to_onnx", main))
+    cli.run_command("export.to_onnx", main)
 
 
 if __name__ == "__main__":

@@ -86,7 +86,7 @@ def define_train_flags() -> None:
     f.DEFINE_string("adversarial_loss", None, "ce (default: CE of h_a on x') or literal_kl (eq. 11).")
     f.DEFINE_string("counterfactual_loss", None, "relative (default) or literal (eq. 5 as printed).")
     f.DEFINE_float("counterfactual_floor", None, "Lower bound on the relative counterfactual "
-                   "loss's stop-gradient denominator (default 1; 0: the bare 1e-8 of DESIGN.md).")
+                   "loss's stop-gradient denominator (default 1; 0: the bare 1e-8).")
     f.DEFINE_bool("detach_aux_heads", None, "Ablation: benign/adversarial heads do not train f.")
     # optimization
     f.DEFINE_integer("epochs", None, "Training epochs (MNIST 100, CIFAR 76).")

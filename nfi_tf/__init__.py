@@ -1,3 +1,22 @@
-"""nfi_tf: "No Feature Is an Island" in Keras 3 / TensorFlow."""
+"""nfi_tf: "No Feature Is an Island" in Keras 3 / TensorFlow.
+
+Importing the package registers every custom layer with Keras, so a model written by
+`python -m nfi_tf.train` loads with plain `keras.models.load_model(path)`:
+
+    import nfi_tf
+    model = nfi_tf.load_model("runs/mnist")          # a model dir, or a path to model.keras
+    out = model(images)                              # dict: routed, route, tradeoff, benign, ...
+"""
+
+import os
+
+# TensorFlow's C++ start-up chatter buries the one line a user needs; keep warnings and up.
+# Set before TensorFlow loads (the models below import it); a user's own setting wins.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from nfi_tf import models  # noqa: E402  (registers the custom layers with Keras)
+from nfi_tf.errors import NfiError  # noqa: E402
+from nfi_tf.model_io import load_model, load_trained  # noqa: E402
 
 __version__ = "0.1.0"
+__all__ = ["NfiError", "load_model", "load_trained", "models"]

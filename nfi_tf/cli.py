@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable
 
-# TensorFlow's C++ start-up chatter buries the one line a user needs; keep warnings and up.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import nfi_tf  # noqa: F401  (quiets TensorFlow's C++ start-up logs before TensorFlow loads)
 
 EXIT_BAD_INPUT = 2
 
@@ -32,6 +30,27 @@ def guarded(prog: str, main: Callable[[list[str]], None]) -> Callable[[list[str]
             sys.exit(130)
 
     return wrapped
+
+
+def _adopt_command_flags() -> None:
+    """Make the flags defined in `flags/` key flags of the running command, so `--help` lists
+    exactly them (with defaults and help text); absl's and TensorFlow's own flags stay in
+    `--helpfull`. absl shows the key flags of the module named by sys.argv[0]."""
+    from absl import flags
+
+    values = flags.FLAGS
+    for module, defined in values.flags_by_module_dict().items():
+        if module == "flags" or module.startswith("flags."):
+            for flag in defined:
+                values.register_key_flag_for_module(sys.argv[0], flag)
+
+
+def run_command(prog: str, main: Callable[[list[str]], None]) -> None:
+    """The entry of every command: its flags in --help, then `main` behind `guarded`."""
+    from absl import app
+
+    _adopt_command_flags()
+    app.run(guarded(prog, main))
 
 
 def split_cpu_if_asked(n: int) -> None:

@@ -1,6 +1,6 @@
 """Run configuration: frozen, grouped dataclasses built once (from flags) and passed down.
 
-The per-dataset presets equal TRADES' official scripts (DESIGN.md); every field can be
+The per-dataset presets equal TRADES' official scripts (docs/method.md §2); every field can be
 overridden. The final config is written next to the checkpoints (`config.json`) so a model
 dir always says how it was made, and evaluation/export read it back from there.
 """
@@ -67,7 +67,7 @@ class LossConfig:
     counterfactual_weight: float = 1.0
     adversarial_loss: str = "ce"  # "literal_kl": eq. 11 as printed
     counterfactual_loss: str = "relative"  # "literal": eq. 5 as printed (whole over part)
-    # Lower bound on the relative form's stop-gradient denominator (0: DESIGN.md's bare 1e-8).
+    # Lower bound on the relative form's stop-gradient denominator (0: the bare 1e-8).
     # Early in training KL(p_t(x)||p_t(x')) is ~1e-5: the bare ratio's gradient diverges, and
     # small floors (0.01, 0.1) let the term swamp the trade-off head's CE (see BUILD_NOTES.md).
     counterfactual_floor: float = 1.0

@@ -1,7 +1,11 @@
-"""One exception type for every user-facing error, so each CLI can print one line and exit."""
+"""One exception type for every user-facing error, so each CLI can print one line and exit.
+
+`NfiError` is a `ValueError`: Python callers catch bad arguments the way they do for Keras,
+absl and numpy; the commands print its message as one line and exit 2.
+"""
 
 
-class NfiError(Exception):
+class NfiError(ValueError):
     """A bad input or an unusable file: the message says what was received and how to fix it."""
 
 

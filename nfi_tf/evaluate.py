@@ -22,7 +22,7 @@ def main(argv):
 
 
 def run():
-    app.run(cli.guarded("nfi_tf.evaluate", main))
+    cli.run_command("nfi_tf.evaluate", main)
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ def main(argv):
 
 
 def run():
-    app.run(cli.guarded("nfi_tf.generate", main))
+    cli.run_command("nfi_tf.generate", main)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The training losses of DESIGN.md, as pure functions of logits.
+"""The training losses of docs/method.md §2, as pure functions of logits.
 
 Every loss is a batch mean (TRADES' KL is `KLDivLoss(sum) / batch_size`). Equation numbers
 refer to the paper.
@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from nfi_tf.config import LossConfig
 
-CF_EPS = 1e-8  # DESIGN.md: the counterfactual ratio's denominator offset
+CF_EPS = 1e-8  # docs/method.md §2: the counterfactual ratio's denominator offset
 
 
 def cross_entropy(labels, logits):

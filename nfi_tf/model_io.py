@@ -35,6 +35,13 @@ def load_classifier(path: str) -> keras.Model:
                        f"{str(e).splitlines()[0] if str(e) else ''})") from e
 
 
+def load_model(path: str) -> keras.Model:
+    """The trained classifier from a model dir (its model.keras) or a .keras file path."""
+    if os.path.isdir(path):
+        path = os.path.join(path, "model.keras")
+    return load_classifier(path)
+
+
 def load_trained(model_dir: str, download: bool = True) -> TrainedModel:
     """The config (config.json), dataset info and classifier (model.keras) of a model dir."""
     if not os.path.isdir(model_dir):

@@ -116,13 +116,12 @@ def main(argv):
 
 
 def run():
-    from absl import app
 
     from flags import theory as theory_flags
     from nfi_tf import cli
 
     theory_flags.define_theory_flags()
-    app.run(cli.guarded("nfi_tf.theory", main))
+    cli.run_command("nfi_tf.theory", main)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ def main(argv):
 
 
 def run():
-    app.run(cli.guarded("nfi_tf.train", main))
+    cli.run_command("nfi_tf.train", main)
 
 
 if __name__ == "__main__":

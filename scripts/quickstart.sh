@@ -7,10 +7,8 @@
 # reuses what is done; pass extra train flags after the script name.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python -m pip install -q -e .
-if [ -z "${TFDS_DATA_DIR:-}" ] && [ -d ../shared/data/tfds ]; then
-  export TFDS_DATA_DIR="$(cd ../shared/data/tfds && pwd)"
-fi
+# shellcheck source=scripts/setup_env.sh
+source scripts/setup_env.sh
 MODEL_DIR="${MODEL_DIR:-runs/mnist_quickstart}"
 python -m nfi_tf.train --dataset=mnist --model_dir="$MODEL_DIR" --epochs=3 --attack_steps=10 \
   --step_size=0.04 --learning_rate=0.05 --lr_decay_epochs=2 --eval_examples=500 "$@"

@@ -1,4 +1,4 @@
-"""Reproduce the paper's claims at CPU scale on real data (issue 9): train, evaluate, tabulate.
+"""Reproduce the paper's claims at CPU scale on real data: train, evaluate, tabulate.
 
     bash scripts/reproduce.sh            # the full plan (hours on 2 CPU cores)
     bash scripts/reproduce.sh --quick    # the same pipeline on a tiny budget (minutes)

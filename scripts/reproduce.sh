@@ -5,8 +5,6 @@
 #   bash scripts/reproduce.sh --quick   # the same pipeline on a tiny budget (minutes)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python -m pip install -q -e .
-if [ -z "${TFDS_DATA_DIR:-}" ] && [ -d ../shared/data/tfds ]; then
-  export TFDS_DATA_DIR="$(cd ../shared/data/tfds && pwd)"
-fi
+# shellcheck source=scripts/setup_env.sh
+source scripts/setup_env.sh
 exec python scripts/reproduce.py "$@"

@@ -1,10 +1,9 @@
 #!/usr/bin/env bash
-# The test command (README): install the package with its dev extra, then run the suite on the
-# real data beside the repo when it is there (../shared/data/tfds), else tfds' default dir.
+# The test command (README; `.ci/run` runs exactly this in a brand-new virtual environment).
+# Installs the project with its dev extra (into the active venv, else .venv/) and runs the full
+# suite on real data. Extra arguments go to pytest, e.g. the fast tier: -m "not large".
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python -m pip install -q -e ".[dev]"
-if [ -z "${TFDS_DATA_DIR:-}" ] && [ -d ../shared/data/tfds ]; then
-  export TFDS_DATA_DIR="$(cd ../shared/data/tfds && pwd)"
-fi
+# shellcheck source=scripts/setup_env.sh
+source scripts/setup_env.sh dev
 python -m pytest -q "$@"

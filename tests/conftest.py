@@ -14,35 +14,7 @@ if "TFDS_DATA_DIR" not in os.environ and os.path.isdir(_SHARED):
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-def pytest_addoption(parser):
-    parser.addoption("--run-large", action="store_true", default=False,
-                     help="also run tests marked large (minutes each)")
-
-
-def pytest_collection_modifyitems(config, items):
-    if config.getoption("--run-large"):
-        return
-    skip = pytest.mark.skip(reason="large: pass --run-large")
-    for item in items:
-        if "large" in item.keywords:
-            item.add_marker(skip)
-
-
-def tiny_mnist_config(method: str = "nfi", **overrides):
-    """Real MNIST at test scale: 2048 train images, 10-step PGD, 2 epochs."""
-    from nfi_tf.config import make_config
-
-    groups = {
-        "data": {"train_examples": 2048, "eval_examples": 200},
-        "model": {"method": method},
-        "attack": {"num_steps": 10, "step_size": 0.04},
-        "eval_attack": {"num_steps": 10, "step_size": 0.04},
-        "train": {"epochs": 2, "batch_size": 64, "learning_rate": 0.05,
-                  "lr_decay_epochs": ()},
-    }
-    for group, values in overrides.items():
-        groups.setdefault(group, {}).update(values)
-    return make_config("mnist", groups)
+from helpers import tiny_mnist_config  # noqa: E402  (tests/ is on sys.path under pytest)
 
 
 def _train(tmp_path_factory, name, config):

@@ -5,8 +5,8 @@ No wall-clock assertions: only that the suite runs, its figures are present and 
 
 import json
 import os
-import subprocess
-import sys
+
+from helpers import run_cli
 
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -14,10 +14,8 @@ _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def test_bench_tiny_writes_valid_json(tmp_path):
     out = tmp_path / "results.json"
     plot = tmp_path / "scaling.png"
-    proc = subprocess.run(
-        [sys.executable, "-m", "bench", "--suite=peak,train,scaling", "--tiny", f"--out={out}",
-         f"--plot={plot}", f"--work_dir={tmp_path}"],
-        cwd=_REPO, capture_output=True, text=True, timeout=600, env=dict(os.environ))
+    proc = run_cli("bench", "--suite=peak,train,scaling", "--tiny", f"--out={out}",
+                   f"--plot={plot}", f"--work_dir={tmp_path}")
     assert proc.returncode == 0, proc.stderr[-2000:]
     results = json.loads(out.read_text())
     assert {"meta", "peak", "train", "scaling"} <= set(results)

@@ -9,12 +9,11 @@ the shared fixture stays untouched.
 import json
 import os
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import run_cli
 
 from nfi_tf.errors import NfiError
 from nfi_tf.evaluation import attacks_adaptive, autoattack, feature_overlap, report, switch
@@ -285,8 +284,7 @@ def test_config_rejects_bad_values_naming_them():
 
 
 def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "nfi_tf.evaluate", *args], cwd=REPO,
-                          capture_output=True, text=True, timeout=900)
+    return run_cli("nfi_tf.evaluate", *args, timeout=900)
 
 
 def test_cli_end_to_end(trained_mnist_dir, tmp_path):

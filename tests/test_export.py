@@ -3,8 +3,6 @@ metadata, int8, atomicity under injected failures, and the export CLI's failure 
 
 import json
 import os
-import subprocess
-import sys
 
 import keras
 import numpy as np
@@ -12,6 +10,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 import tensorflow as tf
+from helpers import run_cli
 
 import nfi_tf
 from export import onnx_export
@@ -176,9 +175,8 @@ def test_failed_exports_leave_the_previous_export_byte_identical(trained_mnist_d
 def test_export_cli_fails_with_one_line_and_exit_2_on_a_parity_mismatch(trained_mnist_dir,
                                                                         tmp_path):
     out = str(tmp_path / "export")
-    cmd = [sys.executable, "-m", "export.to_onnx", f"--model_dir={trained_mnist_dir}",
-           f"--output={out}", "--parity_examples=16", "--atol=1e-12"]
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
+    proc = run_cli("export.to_onnx", f"--model_dir={trained_mnist_dir}", f"--output={out}",
+                   "--parity_examples=16", "--atol=1e-12", timeout=300)
     assert proc.returncode == 2, proc.stderr[-2000:]
     errors = [line for line in proc.stderr.splitlines() if line.startswith("export.to_onnx:")]
     assert len(errors) == 1 and "export parity failed" in errors[0], proc.stderr[-2000:]

@@ -1,4 +1,4 @@
-"""The triple head's part scores and the routing rule (DESIGN.md, section 2.3)."""
+"""The triple head's part scores and the routing rule (docs/method.md §3)."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-"""Issue 7: exact resume after SIGKILL, atomic writes under injected crashes, NaN stops,
+"""Exact resume after SIGKILL, atomic writes under injected crashes, NaN stops,
 bad input everywhere (one-line error, exit 2), and MirroredStrategy over two logical CPUs."""
 
 import json
@@ -12,7 +12,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import tiny_mnist_config
+from helpers import tiny_mnist_config
 
 from nfi_tf import io_utils, losses
 from nfi_tf.errors import NfiError, TrainingDivergedError

@@ -1,4 +1,4 @@
-"""Issue 9: the reproduction pipeline (scripts/reproduce.sh --quick) and its tables."""
+"""The reproduction pipeline (scripts/reproduce.sh --quick) and its tables."""
 
 import json
 import os

@@ -2,12 +2,11 @@
 
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import run_cli
 
 from nfi_tf import synthesis
 from nfi_tf.errors import NfiError
@@ -154,9 +153,8 @@ def test_reports_and_pictures(mnist_results, tmp_path):
 
 
 def _cli(*args):
-    env = dict(os.environ, CUDA_VISIBLE_DEVICES="")
-    return subprocess.run([sys.executable, "-m", "nfi_tf.generate", *args], cwd=_REPO, env=env,
-                          capture_output=True, text=True, timeout=300)
+    return run_cli("nfi_tf.generate", *args, timeout=300,
+                   env=dict(os.environ, CUDA_VISIBLE_DEVICES=""))
 
 
 def test_cli_writes_png_and_json(trained_mnist_dir, tmp_path):

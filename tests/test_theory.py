@@ -2,10 +2,9 @@
 
 import math
 import os
-import subprocess
-import sys
 
 import pytest
+from helpers import run_cli
 
 from nfi_tf.errors import NfiError
 from nfi_tf.theory import heads_bound, min_heads, table
@@ -66,8 +65,7 @@ def test_table_has_a_row_per_size():
 
 
 def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "nfi_tf.theory", *args], cwd=_REPO,
-                          capture_output=True, text=True, timeout=120)
+    return run_cli("nfi_tf.theory", *args, timeout=120)
 
 
 def test_cli_prints_bound_and_table():

@@ -2,13 +2,11 @@
 
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import tiny_mnist_config
+from helpers import run_cli, tiny_mnist_config
 
 from nfi_tf import data
 from nfi_tf.models import build_classifier
@@ -99,11 +97,10 @@ def test_xla_and_mixed_precision_run_on_cpu(tmp_path, option):
 
 def test_cli_end_to_end_writes_every_artifact(tmp_path):
     model_dir = str(tmp_path / "run")
-    cmd = [sys.executable, "-m", "nfi_tf.train", "--dataset=mnist", f"--model_dir={model_dir}",
-           "--train_examples=256", "--eval_examples=64", "--epochs=2", "--batch_size=64",
-           "--attack_steps=3", "--step_size=0.1", "--eval_attack_steps=3",
-           "--eval_step_size=0.1"]
-    out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+    out = run_cli("nfi_tf.train", "--dataset=mnist", f"--model_dir={model_dir}",
+                  "--train_examples=256", "--eval_examples=64", "--epochs=2", "--batch_size=64",
+                  "--attack_steps=3", "--step_size=0.1", "--eval_attack_steps=3",
+                  "--eval_step_size=0.1")
     assert out.returncode == 0, out.stderr[-2000:]
     assert "clean accuracy" in out.stdout
     for name in ("config.json", "history.json", "model.keras", "summary.json",

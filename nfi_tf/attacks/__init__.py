@@ -9,10 +9,16 @@
     square.py  Square, gradient-free (any images -> logits callable: Keras or ONNX Runtime)
 """
 
-from nfi_tf.attacks.losses import ce_loss_fn, cw_loss_fn, dlr_loss_fn, kl_loss_fn, margin_loss_fn
-from nfi_tf.attacks.losses import targeted_dlr_loss_fn
+from nfi_tf.attacks.losses import (
+           ce_loss_fn,
+           cw_loss_fn,
+           dlr_loss_fn,
+           kl_loss_fn,
+           margin_loss_fn,
+           targeted_dlr_loss_fn,
+)
 from nfi_tf.attacks.pgd_linf import RANDOM_STARTS, pgd
 from nfi_tf.attacks.threat import ThreatModel
 
-__all__ = ["RANDOM_STARTS", "ThreatModel", "pgd", "ce_loss_fn", "cw_loss_fn", "dlr_loss_fn", "kl_loss_fn", "margin_loss_fn",
-           "targeted_dlr_loss_fn"]
+__all__ = ["RANDOM_STARTS", "ThreatModel", "ce_loss_fn", "cw_loss_fn", "dlr_loss_fn", "kl_loss_fn",
+           "margin_loss_fn", "pgd", "targeted_dlr_loss_fn"]

@@ -1,7 +1,7 @@
 """The attack plan: which attack runs against which output, adaptive attacks on the routed model.
 
 A hard switch can make PGD through it look strong only because the gradient cannot see the
-switch (DESIGN.md, "Evaluation that a sceptical reviewer accepts"). So the routed model is
+switch (docs/method.md §4). So the routed model is
 attacked through a straight-through switch by every standard attack (PGD, CW, APGD-CE,
 APGD-DLR), through a soft (temperature) switch, and by transfer from every head; its robust
 accuracy is the per-example worst case over all of them (worst_case.py). PGD through the hard

@@ -1,7 +1,7 @@
 """APGD-CE and targeted APGD-DLR, the core of AutoAttack, from the adversarial-robustness-toolbox.
 
 ART's `AutoProjectedGradientDescent` with a `TensorFlowV2Classifier` runs both losses on
-TF 2.21 / Keras 3 (DESIGN.md). The classifier ART sees is one output's logits function (for
+TF 2.21 / Keras 3. The classifier ART sees is one output's logits function (for
 the routed model: the straight-through switch, whose forward pass is the model's own).
 
 ART's own DLR loss object loops over the batch in Python (one eager gather per example, per

@@ -1,6 +1,6 @@
 """The routing switch, hard (as the model runs) and relaxed (for attacks on the routed model).
 
-The hard switch (DESIGN.md, "Inference") compares three argmaxes: it has no gradient, so PGD
+The hard switch (docs/method.md §3) compares three argmaxes: it has no gradient, so PGD
 through it only ever follows the head it happens to select and cannot push an input across a
 route boundary. Two relaxations give the attacker that gradient:
 

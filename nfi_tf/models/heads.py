@@ -1,6 +1,6 @@
 """The triple-head layer, the part scores of its trade-off head, and the routing rule.
 
-DESIGN.md, "Notation" and "Inference: the routing rule". With f = f(x) split as
+docs/method.md §1 (notation) and §3 (the routing rule). With f = f(x) split as
 z_r = f[:d] (robust part) and z_n = f[d:] (non-robust part):
 
     rob(x) = W_t[:d]^T z_r,   nr(x) = W_t[d:]^T z_n,   h_t(x) = rob(x) + nr(x) + b_t

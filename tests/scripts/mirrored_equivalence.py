@@ -10,7 +10,7 @@ from nfi_tf.distribute import split_cpu
 split_cpu(2)
 
 sys.path.insert(0, sys.argv[2])
-import conftest  # noqa: E402
+import helpers  # noqa: E402
 import numpy as np  # noqa: E402
 
 from nfi_tf.training import train_and_evaluate  # noqa: E402
@@ -19,7 +19,7 @@ from nfi_tf.training import train_and_evaluate  # noqa: E402
 def weights_after(strategy, model_dir):
     import keras
 
-    config = conftest.tiny_mnist_config(
+    config = helpers.tiny_mnist_config(
         "nfi", data={"train_examples": 256}, model={"dropout": 0.0},
         train={"strategy": strategy, "epochs": 1, "batch_size": 64})
     train_and_evaluate(config, model_dir, verbose=0)
