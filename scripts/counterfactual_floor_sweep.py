@@ -2,8 +2,8 @@
 
     TFDS_DATA_DIR=../shared/data/tfds python scripts/counterfactual_floor_sweep.py
 
-Trains the test-scale nfi model (tests/conftest.py: 2048 real MNIST images, 2 epochs, 10-step
-PGD) with several counterfactual settings and prints test accuracies of each output; writes
+Trains a small nfi model (2048 real MNIST images, 2 epochs, 10-step PGD) with several
+counterfactual settings and prints test accuracies of each output; writes
 results/counterfactual_floor_sweep.json.
 """
 
@@ -11,12 +11,20 @@ import json
 import os
 import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from nfi_tf.config import make_config
+from nfi_tf.training import train_and_evaluate
 
-import conftest  # noqa: E402
+# The sweep's budget: 2048 real MNIST training images, 2 epochs, 10-step PGD.
+BUDGET = {
+    "data": {"train_examples": 2048, "eval_examples": 200},
+    "attack": {"num_steps": 10, "step_size": 0.04},
+    "eval_attack": {"num_steps": 10, "step_size": 0.04},
+    "train": {"epochs": 2, "batch_size": 64, "learning_rate": 0.05, "lr_decay_epochs": ()},
+}
 
-from nfi_tf.training import train_and_evaluate  # noqa: E402
+
+def sweep_config(loss: dict):
+    return make_config("mnist", {**BUDGET, "model": {"method": "nfi"}, "loss": loss})
 
 SETTINGS = [
     ("no counterfactual loss", {"counterfactual_weight": 0.0}),
@@ -38,7 +46,7 @@ def main(out_dir="/tmp/cf_floor_sweep"):
     rows = []
     for i, (name, loss) in enumerate(SETTINGS):
         try:
-            s = train_and_evaluate(conftest.tiny_mnist_config("nfi", loss=loss),
+            s = train_and_evaluate(sweep_config(loss),
                                    os.path.join(out_dir, str(i)), verbose=0)
             row = {"setting": name, **{k: s["final_test"][k] for k in KEYS}}
         except Exception as e:  # a diverged setting is a result, not a crash of the sweep
