@@ -85,10 +85,11 @@ def validate_export(c: ExportConfig) -> ExportConfig:
     _check(c.batch_size >= 1, f"batch_size must be >= 1. Received: batch_size={c.batch_size}")
     # --output names the export *directory* (model.onnx, saved_model/, metadata go inside); a
     # path ending in .onnx would silently become a directory of that name.
-    _check(not (c.output_dir or "").rstrip("/").lower().endswith(".onnx"),
+    out = (c.output_dir or "").rstrip("/")
+    _check(not out.lower().endswith(".onnx"),
            f"--output is the export directory (model.onnx, saved_model/ and the metadata are "
            f"written inside it), not the ONNX file. Received: output={c.output_dir}; use "
-           f"--output={os.path.dirname(c.output_dir.rstrip('/')) or '.'}")
+           f"--output={os.path.dirname(out) or '.'}")
     return c
 
 

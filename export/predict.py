@@ -1,4 +1,7 @@
-"""`python -m export.predict --model=model.onnx IMAGE...`: class, route and top probabilities."""
+"""Classify image files with the exported model: python -m export.predict --model=model.onnx IMAGE...
+
+Prints the class, the route and the top probabilities of each image (ONNX Runtime).
+"""
 
 from nfi_tf import cli  # noqa: I001  (one-line errors; quiet TensorFlow if anything loads it)
 

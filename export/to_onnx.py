@@ -1,4 +1,7 @@
-"""`python -m export.to_onnx --model_dir=DIR`: flags -> ExportConfig -> `export_model`."""
+"""Export a trained model to SavedModel and ONNX: python -m export.to_onnx --model_dir=DIR
+
+Flags -> ExportConfig -> `export_model` (parity-checked before anything is written in place).
+"""
 
 from nfi_tf import cli  # noqa: I001  (sets TF's log level before TensorFlow loads)
 

@@ -1,4 +1,7 @@
-"""`python -m nfi_tf.generate`: flags -> SynthesisConfig -> `synthesis.generate`. Nothing else."""
+"""Two-stage class-conditional synthesis: python -m nfi_tf.generate --model_dir=DIR --out=OUT
+
+Flags -> SynthesisConfig -> `synthesis.generate`.
+"""
 
 from nfi_tf import cli  # noqa: I001  (sets TF's log level before TensorFlow loads)
 

@@ -34,6 +34,7 @@ import numpy as np
 import tensorflow as tf
 
 from nfi_tf import io_utils
+from nfi_tf.attacks.threat import normalized_step, project_delta
 from nfi_tf.errors import NfiError
 
 STAGES = ("seed", "stage_one", "stage_two")
@@ -168,15 +169,12 @@ def draw_seeds(gaussian: ClassGaussian, n: int, seed: int, class_index: int) -> 
 
 
 def project(x: tf.Tensor, x0: tf.Tensor, radius: float) -> tf.Tensor:
-    """Into {||x - x0||_2 <= radius} and then into [0, 1].
+    """Into {||x - x0||_2 <= radius} and then into [0, 1] (the attack core's L2 threat model).
 
     Not the exact projection onto the intersection, but feasible: x0 is in the box and
     clipping is a projection onto a convex set, which cannot move a point away from x0.
     """
-    delta = x - x0
-    norm = tf.sqrt(tf.reduce_sum(tf.square(delta), axis=[1, 2, 3], keepdims=True))
-    delta = delta * tf.minimum(1.0, radius / tf.maximum(norm, 1e-12))
-    return tf.clip_by_value(x0 + delta, 0.0, 1.0)
+    return tf.clip_by_value(x0 + project_delta(x - x0, "l2", radius), 0.0, 1.0)
 
 
 def make_step(classifier, output: str):
@@ -189,8 +187,7 @@ def make_step(classifier, output: str):
             logits = tf.cast(classifier(x, training=False)[output], tf.float32)
             loss = tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(target, logits))
         grad = tape.gradient(loss, x)
-        norm = tf.sqrt(tf.reduce_sum(tf.square(grad), axis=[1, 2, 3], keepdims=True))
-        return project(x - step_size * grad / tf.maximum(norm, 1e-12), x0, radius)
+        return project(x - step_size * normalized_step(grad, "l2"), x0, radius)
 
     return step
 

@@ -1,4 +1,7 @@
-"""`python -m nfi_tf.train`: flags -> config -> `training.train_and_evaluate`. Nothing else."""
+"""Train an nfi (or TRADES) model: python -m nfi_tf.train --dataset=mnist --model_dir=DIR
+
+Flags -> config -> `training.train_and_evaluate`; presets are TRADES' settings per dataset.
+"""
 
 from nfi_tf import cli  # noqa: I001  (sets TF's log level before TensorFlow loads)
 

@@ -9,6 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/setup_env.sh
 source scripts/setup_env.sh
+nfi_setup
 MODEL_DIR="${MODEL_DIR:-runs/mnist_quickstart}"
 python -m nfi_tf.train --dataset=mnist --model_dir="$MODEL_DIR" --epochs=3 --attack_steps=10 \
   --step_size=0.04 --learning_rate=0.05 --lr_decay_epochs=2 --eval_examples=500 "$@"

@@ -7,4 +7,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/setup_env.sh
 source scripts/setup_env.sh
+nfi_setup
 exec python scripts/reproduce.py "$@"

@@ -15,9 +15,9 @@ import os
 
 from nfi_tf import io_utils
 
-COLUMNS = ("clean", "pgd", "cw", "apgd_ce", "apgd_dlr", "worst_case")
-TITLES = {"clean": "clean", "pgd": "PGD", "cw": "CW-Linf", "apgd_ce": "APGD-CE",
-          "apgd_dlr": "APGD-T DLR", "worst_case": "worst case (adaptive)"}
+COLUMNS = ("clean", "pgd", "cw", "autoattack", "route_aware", "worst_case")
+TITLES = {"clean": "clean", "pgd": "PGD", "cw": "CW-Linf", "autoattack": "AutoAttack",
+          "route_aware": "route-aware", "worst_case": "worst case (adaptive)"}
 TABLE_FILE = "results_table.md"
 VERDICTS_FILE = "verdicts.json"
 
@@ -115,8 +115,8 @@ def adaptive_table(dataset: str, runs: dict) -> list[str]:
     summary = (r or {}).get("routed_adaptive")
     if not summary:
         return []
-    rows = [[k.replace("_", " "), _pct(v)] for k, v in summary.items()
-            if isinstance(v, (int, float)) and k != "gap_naive_minus_worst_case"]
+    rows = [[f"`{k}`", _pct(v)] for k, v in sorted(summary.get("by_attack", {}).items())]
+    rows.append(["worst case", _pct(summary.get("worst_case"))])
     gap = summary.get("gap_naive_minus_worst_case")
     tail = [] if gap is None else ["", f"Naive PGD through the hard switch overstates the routed "
                                        f"model's robustness by {_pct(gap)} points."]

@@ -5,5 +5,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/setup_env.sh
-source scripts/setup_env.sh dev
+source scripts/setup_env.sh
+nfi_setup dev
 python -m pytest -q "$@"

@@ -6,11 +6,13 @@ No wall-clock assertions: only that the suite runs, its figures are present and 
 import json
 import os
 
+import pytest
 from helpers import run_cli
 
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+@pytest.mark.large
 def test_bench_tiny_writes_valid_json(tmp_path):
     out = tmp_path / "results.json"
     plot = tmp_path / "scaling.png"

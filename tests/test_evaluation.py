@@ -1,9 +1,10 @@
-"""Evaluation (`python -m nfi_tf.evaluate`): the attacks, the per-example worst case, the
-relaxed routing switch, the report files, the CLI, determinism.
+"""Evaluation (`python -m nfi_tf.evaluate`): the attack plan, route-aware attacks, the
+per-example worst case, AutoAttack's suite, the exported model, records and merging, reports,
+the CLI, determinism.
 
-One small evaluation of the briefly trained real-MNIST model (64 test images, few attack
-steps, every attack family) is shared by most tests; it runs on a copy of the model dir so
-the shared fixture stays untouched.
+One small evaluation of the briefly trained real-MNIST model (64 test images, few attack steps,
+every attack family) is shared by most tests; it runs on a copy of the model dir so the shared
+fixture stays untouched.
 """
 
 import json
@@ -15,17 +16,19 @@ import pytest
 import tensorflow as tf
 from helpers import run_cli
 
+from nfi_tf.attacks import ThreatModel
+from nfi_tf.attacks.pgd_judged import JudgedPGD, step_sizes
 from nfi_tf.errors import NfiError
-from nfi_tf.evaluation import attacks_adaptive, autoattack, feature_overlap, report, switch
+from nfi_tf.evaluation import feature_overlap, plan, records, report, route_aware
 from nfi_tf.evaluation import worst_case as wc
 from nfi_tf.evaluation.config import EvalConfig, parse_attacks, validate
-from nfi_tf.evaluation.runner import evaluate_model
+from nfi_tf.evaluation.runner import ONNX_ROW, evaluate_model, merge_evaluations
 from nfi_tf.model_io import load_classifier
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EPS = 0.3
 SMALL = dict(eval_examples=64, batch_size=64, step_size=0.1, pgd_steps=5, apgd_steps=5,
-             apgd_targets=2, verbose=0)
+             apgd_targets=2, fab_steps=5, fab_targets=2, square_queries=40, route_steps=5,
+             route_targets=1, route_temperatures=(1.0,), verbose=0)
 
 
 def _copy_model_dir(src, dst):
@@ -50,59 +53,128 @@ def classifier(trained_mnist_dir):
 
 
 def test_every_attack_stays_in_the_eps_ball_and_pixel_range(nfi_eval):
-    keys = {k.split("#")[0] for k in nfi_eval.report["attack_keys"] if k != wc.CLEAN}
+    keys = {k for k in nfi_eval.report["attack_keys"] if k != wc.CLEAN}
     assert keys == set(nfi_eval.max_linf)
     families = {k.split("@")[0] for k in keys}
-    assert families == {"pgd", "cw", "apgd_ce", "apgd_dlr", "pgd_naive", "pgd_soft"}
+    assert families == {"pgd", "cw", "apgd_ce", "apgd_t", "fab_t", "square", "route"}
     for key, linf in nfi_eval.max_linf.items():
         assert linf <= EPS + 1e-6, key
-        assert linf > EPS - 0.05, key  # they do use the budget
         lo, hi = nfi_eval.pixel_range[key]
         assert lo >= 0.0 and hi <= 1.0, key
+    for key in ("pgd@tradeoff", "cw@routed:hard", "apgd_ce@tradeoff", "route@routed:all_heads"):
+        assert nfi_eval.max_linf[key] > EPS - 0.05, key  # they do use the budget
 
 
-def test_apgd_alone_stays_in_the_ball_and_reaches_targets(classifier, mnist_test_arrays):
-    x, y = mnist_test_arrays
-    x, y = x[:32], y[:32]
-    model_fn = lambda z: classifier(z, training=False)["tradeoff"]
-    apgd = autoattack.Apgd(model_fn, (28, 28, 1), 10, EPS, steps=5, restarts=1, batch_size=32)
-    logits = model_fn(x).numpy()
-    targets = autoattack.top_other_classes(logits, y, 1)[:, 0]
-    assert not np.any(targets == y)
-    for x_adv in (apgd.ce(x, y, (0, 1)), apgd.dlr_targeted(x, targets, (0, 2))):
-        assert np.max(np.abs(x_adv - x)) <= EPS + 1e-6
-        assert x_adv.min() >= 0.0 and x_adv.max() <= 1.0
-    hit = np.argmax(model_fn(apgd.dlr_targeted(x, targets, (0, 2))).numpy(), 1) == targets
-    assert hit.mean() > 0.2  # a targeted attack that mostly reaches its target class
-
-
-def test_vectorized_dlr_equals_arts_own_dlr_loss():
-    import keras
-
-    apgd_cls, classifier_cls = autoattack._art()
-    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(10)])
-    estimator = classifier_cls(model=lambda x, training=False: model(x), nb_classes=10,
-                               input_shape=(4,), clip_values=(0.0, 1.0),
-                               loss_object=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    art_dlr = apgd_cls(estimator, loss_type="difference_logits_ratio", eps=0.1, eps_step=0.2,
-                       max_iter=1, targeted=True, verbose=False).estimator._loss_object
-    rng = np.random.default_rng(0)
-    logits = tf.constant(rng.normal(size=(64, 10)).astype("float32"))
-    onehot = tf.one_hot(rng.integers(0, 10, 64), 10)
-    ours = autoattack.DlrLoss()
-    for reduction in ("none", "mean", "sum"):
-        art_dlr.reduction = ours.reduction = reduction
-        np.testing.assert_allclose(ours(onehot, logits).numpy(), art_dlr(onehot, logits).numpy(),
-                                   rtol=1e-6, atol=1e-6)
-
-
-def test_pgd_and_apgd_lower_accuracy_well_below_clean(nfi_eval):
+def test_attacks_lower_accuracy_well_below_clean(nfi_eval):
     table = nfi_eval.report["table"]
     for row in ("routed", "tradeoff", "benign", "adversarial", "robust_part"):
         clean = table[row]["clean"]
         assert clean > 0.7, row  # the briefly trained model does classify MNIST
-        for column in ("pgd", "cw", "apgd_ce", "apgd_dlr"):
+        for column in ("pgd", "cw", "autoattack"):
             assert table[row][column] < 0.6 * clean, (row, column)
+
+
+def test_judged_pgd_returns_the_iterate_that_fooled_the_judge_not_the_last():
+    # One-pixel images; the objective pulls the pixel up through the whole ball, the judge is
+    # fooled only inside a narrow strip the path crosses mid-way. Whoever starts below the strip
+    # crosses it (strip width 0.05 > step 0.04) and must come back with a point inside it, although
+    # the last iterate (0.8, the top of the ball) is not adversarial.
+    x = np.full((64, 1, 1, 1), 0.5, np.float32)
+    y = np.zeros(64, np.int32)
+    objective = lambda z, yy, aux: tf.reshape(z, [-1])
+    in_strip = lambda z: tf.logical_and(z >= 0.6, z <= 0.65)
+    judge = lambda z: tf.stack([tf.zeros([tf.shape(z)[0]]),
+                                tf.where(in_strip(tf.reshape(z, [-1])), 1.0, -1.0)], axis=1)
+    attack = JudgedPGD(objective, judge, ThreatModel("linf", 0.3, 0.04), steps=20, name="strip",
+                       schedule="constant")
+    x_adv = attack.run(x, y, seed=1)
+    assert np.max(np.abs(x_adv - x)) <= 0.3 + 1e-6
+    v = x_adv.reshape(-1)
+    fooled = (v >= 0.6) & (v <= 0.65)
+    assert fooled.sum() > 20  # about 2/3 of the uniform starts lie below the strip
+    assert np.all(fooled | (v > 0.65))  # the others started above it and end at the top
+    np.testing.assert_allclose(v[~fooled], 0.8, atol=1e-6)
+
+
+def test_step_schedules():
+    np.testing.assert_allclose(step_sizes(0.3, 8), [0.075] * 4 + [0.0375] * 2 + [0.01875] * 2)
+    np.testing.assert_allclose(step_sizes(0.3, 4, 0.1, "constant"), [0.1] * 4)
+    with pytest.raises(ValueError, match="Received: schedule='cosine'"):
+        step_sizes(0.3, 4, schedule="cosine")
+
+
+def test_route_aware_attacks_are_at_least_as_strong_as_naive_pgd_through_the_hard_switch(
+        trained_mnist_dir, tmp_path):
+    # Same steps for both; the route-aware column is the per-example worst over its attacks.
+    model_dir = _copy_model_dir(trained_mnist_dir, tmp_path / "route")
+    cfg = EvalConfig(model_dir=model_dir, attacks=("clean", "pgd", "route_aware"),
+                     **dict(SMALL, pgd_steps=20, route_steps=20, step_size=0.03))
+    r = evaluate_model(cfg, log=lambda m: None)
+    routed = r.correct["routed"]
+    naive = routed["pgd@routed:hard"].mean()
+    route_cols = plan.keys_of_column(routed, "route", "routed")
+    assert len(route_cols) == 1 + 2 * 1 + 2 * 1  # all heads, 2 routes x 1 class, st and soft x 1 temp
+    route_acc = wc.all_correct({k: routed[k] for k in route_cols}).mean()
+    assert r.report["table"]["routed"]["clean"] > 0.7
+    assert route_acc <= naive, (route_acc, naive)
+    # All heads wrong at once makes the route irrelevant: that attack alone beats naive PGD here.
+    assert routed["route@routed:all_heads"].mean() <= naive
+
+
+def test_straight_through_logits_equal_the_hard_routed_output_and_carry_a_gradient(classifier,
+                                                                                   mnist_test_arrays):
+    x = tf.constant(mnist_test_arrays[0][:64])
+    out = classifier(x, training=False)
+    st = route_aware.relaxed_logits(out, "straight_through", 1.0)
+    np.testing.assert_array_equal(st.numpy(), out["routed"].numpy())  # forward: bit for bit
+    for mode in ("straight_through", "soft"):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            value = tf.reduce_sum(route_aware.relaxed_logits(classifier(x, training=False), mode, 1.0))
+        assert float(tf.reduce_max(tf.abs(tape.gradient(value, x)))) > 0.0, mode
+    # The switch weights' gradient is what straight-through adds over the selected head's own.
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        o = classifier(x, training=False)
+        st_sum = tf.reduce_sum(route_aware.relaxed_logits(o, "straight_through", 1.0))
+        hard_sum = tf.reduce_sum(o["routed"])
+    diff = tape.gradient(st_sum, x) - tape.gradient(hard_sum, x)
+    assert float(tf.reduce_max(tf.abs(diff))) > 0.0
+    with pytest.raises(ValueError, match="Received: mode='cold'"):
+        route_aware.relaxed_logits(out, "cold", 1.0)
+
+
+def test_route_targeted_objective_rises_when_the_deciding_scores_agree_on_the_target(classifier,
+                                                                                     mnist_test_arrays):
+    x, y = mnist_test_arrays[0][:64], mnist_test_arrays[1][:64]
+    out = classifier(tf.constant(x), training=False)
+    t_own = np.argmax(out["tradeoff"].numpy(), 1)  # mostly the true class on clean images
+    t_other = (t_own + 1) % 10
+    benign = route_aware.route_target(classifier, "benign")
+    own = benign(tf.constant(x), tf.constant(y), tf.constant(t_own)).numpy()
+    other = benign(tf.constant(x), tf.constant(y), tf.constant(t_other)).numpy()
+    assert np.mean(own > other) > 0.9
+    with pytest.raises(ValueError, match="Received: route='tradeoff'"):
+        route_aware.route_target(classifier, "tradeoff")
+
+
+# === AutoAttack's suite ===
+
+
+def test_autoattack_runs_each_attack_only_on_points_still_robust(nfi_eval):
+    cum = nfi_eval.report["autoattack_cumulative"]
+    for row, steps in cum.items():
+        values = [steps[f] for f in ("apgd_ce", "apgd_t", "fab_t", "square")]
+        assert values == sorted(values, reverse=True), row  # robust accuracy never rises
+        assert values[-1] == pytest.approx(nfi_eval.report["table"][row]["autoattack"]), row
+    # A suite attack never attacks an image the suite had already broken: there its input is x.
+    corr = nfi_eval.correct["tradeoff"]
+    skipped = ~(corr["clean"] & corr["apgd_ce@tradeoff"])
+    assert skipped.sum() > 10
+    np.testing.assert_array_equal(corr["apgd_t@tradeoff"][skipped], corr["clean"][skipped])
+    deviations = nfi_eval.report["settings"]["autoattack_deviations"]
+    assert "APGD 5 iterations (standard: 100)" in deviations
+    assert "Square 40 queries (standard: 5,000)" in deviations
 
 
 # === The worst case ===
@@ -116,27 +188,29 @@ def test_worst_case_is_never_above_any_single_attack_example_by_example(nfi_eval
         for key, correct in by_key.items():
             assert not np.any(worst & ~correct), (row, key)
         for column in nfi_eval.report["columns"]:
-            assert table[row]["worst_case"] <= table[row][column] + 1e-12, (row, column)
+            if table[row][column] is not None:
+                assert table[row]["worst_case"] <= table[row][column] + 1e-12, (row, column)
     # The routed model's robust accuracy takes transfers from the heads into account.
     routed = nfi_eval.correct["routed"]
     assert not np.any(nfi_eval.worst["routed"] & ~routed["pgd@tradeoff"])
+    # Each routed column is the per-example worst over the hard, straight-through and soft variants.
+    pgd = wc.all_correct({k: routed[k] for k in ("pgd@routed:hard", "pgd@routed:st", "pgd@routed:soft")})
+    assert table["routed"]["pgd"] == pytest.approx(pgd.mean())
 
 
-def test_worst_case_aggregator_on_a_hand_made_table():
+def test_worst_case_aggregator_and_column_keys_on_a_hand_made_table():
     correct = {
         "clean": np.array([1, 1, 1, 0, 1], bool),
         "pgd@tradeoff": np.array([1, 0, 1, 0, 1], bool),
-        "apgd_dlr@tradeoff#1": np.array([1, 1, 0, 1, 1], bool),
-        "apgd_dlr@tradeoff#2": np.array([1, 1, 1, 1, 0], bool),
-        "apgd_dlr@tradeoff_x": np.array([0, 0, 0, 0, 0], bool),  # another target, not a target #
+        "route@routed:benign_route#1": np.array([1, 1, 0, 1, 1], bool),
+        "route@routed:all_heads": np.array([1, 1, 1, 1, 0], bool),
+        "route@routedx": np.array([0, 0, 0, 0, 0], bool),  # another output, not a variant
     }
     np.testing.assert_array_equal(wc.all_correct(correct), [0, 0, 0, 0, 0])
-    del correct["apgd_dlr@tradeoff_x"]
+    del correct["route@routedx"]
     np.testing.assert_array_equal(wc.all_correct(correct), [1, 0, 0, 0, 0])
-    assert wc.keys_of_column(correct, "apgd_dlr", "tradeoff") == ["apgd_dlr@tradeoff#1",
-                                                                  "apgd_dlr@tradeoff#2"]
-    dlr = {k: correct[k] for k in wc.keys_of_column(correct, "apgd_dlr", "tradeoff")}
-    np.testing.assert_array_equal(wc.all_correct(dlr), [1, 1, 0, 1, 0])
+    assert plan.keys_of_column(correct, "route", "routed") == ["route@routed:benign_route#1",
+                                                               "route@routed:all_heads"]
     with pytest.raises(ValueError):
         wc.all_correct({})
     logits = np.array([[3.0, 1.0, 2.0], [0.0, 5.0, 1.0]])
@@ -145,57 +219,73 @@ def test_worst_case_aggregator_on_a_hand_made_table():
     assert [keys[i] for i in idx] == ["b", "a"]
 
 
-# === The routing switch, relaxed ===
-
-
-def test_straight_through_switch_has_a_gradient_where_the_hard_switch_has_none(classifier,
-                                                                                mnist_test_arrays):
-    x = tf.constant(mnist_test_arrays[0][:64])
-    grads, weights = {}, {}
-    for mode in switch.MODES:
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            out = classifier(x, training=False)
-            w = switch.route_weights(out, mode)
-            objective = tf.reduce_sum(w[:, 0])  # "how benign do the inputs look"
-        g = tape.gradient(objective, x)
-        grads[mode] = 0.0 if g is None else float(tf.reduce_max(tf.abs(g)))
-        weights[mode] = w.numpy()
-    assert grads["hard"] == 0.0
-    assert grads["straight_through"] > 0.0 and grads["soft"] > 0.0
-    # Forward, the straight-through switch is the hard one, bit for bit.
-    np.testing.assert_array_equal(weights["straight_through"], weights["hard"])
-    out = classifier(x, training=False)
-    np.testing.assert_array_equal(switch.routed_logits(out, "straight_through").numpy(),
-                                  out["routed"].numpy())
-    np.testing.assert_array_equal(switch.routed_logits(out, "hard").numpy(), out["routed"].numpy())
-    np.testing.assert_array_equal(np.argmax(weights["hard"], 1), out["route"].numpy())
-    np.testing.assert_allclose(weights["soft"].sum(1), 1.0, atol=1e-5)
-    # A cold soft switch picks the hard route.
-    cold = switch.route_weights(out, "soft", temperature=1e-3).numpy()
-    assert np.mean(np.argmax(cold, 1) == out["route"].numpy()) > 0.95
-
-
-def test_adaptive_attacks_are_reported_with_the_naive_gap(nfi_eval):
-    summary = nfi_eval.report["routed_adaptive"]
-    for name in ("naive_hard_switch_pgd", "straight_through_pgd", "soft_switch_pgd",
-                 "transfer_pgd_from_tradeoff", "transfer_pgd_from_benign", "worst_case"):
-        assert 0.0 <= summary[name] <= 1.0, name
-    assert summary["worst_case"] <= summary["naive_hard_switch_pgd"]
-    assert summary["gap_naive_minus_worst_case"] == pytest.approx(
-        summary["naive_hard_switch_pgd"] - summary["worst_case"])
-
-
 def test_attack_plan():
-    nfi = attacks_adaptive.plan("nfi", ("clean", "pgd", "adaptive"))
-    assert [p.key for p in nfi][-2:] == ["pgd_naive@routed", "pgd_soft@routed"]
-    assert {p.target for p in nfi if p.family == "pgd"} == set(attacks_adaptive.ROWS_NFI)
-    assert next(p for p in nfi if p.key == "pgd@routed").switch_mode == "straight_through"
-    # adaptive implies PGD on every head (the routed model's transfer attacks).
-    assert {p.key for p in attacks_adaptive.plan("nfi", ("adaptive",))} >= {"pgd@tradeoff", "pgd@benign"}
-    trades = attacks_adaptive.plan("trades", ("pgd", "apgd_dlr", "adaptive"))
+    nfi = plan.plan("nfi", ("clean", "pgd", "route_aware"), route_targets=2, temperatures=(1.0, 5.0))
+    keys = [p.key for p in nfi]
+    assert {"pgd@routed:hard", "pgd@routed:st", "pgd@routed:soft", "pgd@tradeoff"} <= set(keys)
+    route = [k for k in keys if k.startswith("route@")]
+    assert route == ["route@routed:all_heads", "route@routed:benign_route#1", "route@routed:benign_route#2",
+                     "route@routed:adversarial_route#1", "route@routed:adversarial_route#2",
+                     "route@routed:st_T1", "route@routed:st_T5", "route@routed:soft_T1",
+                     "route@routed:soft_T5"]
+    aa = plan.plan("nfi", ("autoattack", "apgd_ce"))
+    assert all(p.suite for p in aa)  # apgd_ce inside autoattack is not run twice
+    assert [p.key for p in aa if p.target == "routed"][-1] == "square@routed"  # Square: hard output only
+    trades = plan.plan("trades", ("pgd", "apgd_t", "route_aware"))
     assert {p.target for p in trades} == {"tradeoff", "robust_part", "nonrobust_part"}
-    assert not any(p.family.startswith("pgd_") for p in trades)
+    assert not any(p.family == "route" for p in trades)
+
+
+# === Records, merging, the exported model ===
+
+
+def test_records_round_trip_and_merge_is_the_per_example_worst_case(trained_mnist_dir, tmp_path, nfi_eval):
+    saved = records.load(os.path.join(nfi_eval.report["model_dir"], report.EVAL_NPZ))
+    np.testing.assert_array_equal(saved["labels"], nfi_eval.labels)
+    for row, by_key in nfi_eval.correct.items():
+        for key, v in by_key.items():
+            np.testing.assert_array_equal(saved["correct"][row][key], v)
+    model_dir = _copy_model_dir(trained_mnist_dir, tmp_path / "merge")
+    a = evaluate_model(EvalConfig(model_dir=model_dir, attacks=("clean", "pgd"), seed=5,
+                                  **{**SMALL, "pgd_steps": 2}), log=lambda m: None)
+    first = os.path.join(model_dir, "first.npz")
+    os.replace(os.path.join(model_dir, report.EVAL_NPZ), first)
+    b = evaluate_model(EvalConfig(model_dir=model_dir, attacks=("clean", "square"), seed=6,
+                                  **SMALL), log=lambda m: None)
+    merged = merge_evaluations([first, os.path.join(model_dir, report.EVAL_NPZ)], model_dir,
+                               log=lambda m: None)
+    for row in ("routed", "tradeoff"):
+        expected = (a.worst[row] & b.worst[row]).mean()
+        assert merged["worst_case"][row] == pytest.approx(expected)
+        assert merged["worst_case"][row] <= min(a.worst[row].mean(), b.worst[row].mean())
+    assert os.path.exists(os.path.join(model_dir, report.MERGED_MD))
+    other = _copy_model_dir(trained_mnist_dir, tmp_path / "other")
+    evaluate_model(EvalConfig(model_dir=other, attacks=("clean",), **{**SMALL, "eval_examples": 32}),
+                   log=lambda m: None)
+    with pytest.raises(NfiError, match="covers other images"):
+        records.merge([first, os.path.join(other, report.EVAL_NPZ)])
+
+
+def test_the_exported_onnx_model_is_scored_and_attacked_through_onnx_runtime(trained_mnist_dir, tmp_path):
+    from export.config import ExportConfig
+    from export.exporter import ONNX_FILE, export_model
+
+    model_dir = _copy_model_dir(trained_mnist_dir, tmp_path / "onnx")
+    export_model(ExportConfig(model_dir=model_dir, output_dir=str(tmp_path / "export"),
+                              parity_examples=32), log=lambda m: None)
+    onnx_path = str(tmp_path / "export" / ONNX_FILE)
+    r = evaluate_model(EvalConfig(model_dir=model_dir, attacks=("clean", "pgd"), onnx=onnx_path,
+                                  **SMALL), log=lambda m: None)
+    onnx_row, keras_row = r.correct[ONNX_ROW], r.correct["routed"]
+    # The exported model answers as the Keras one (parity), so it scores the same inputs the same.
+    for key in ("clean", "pgd@tradeoff", "pgd@routed:hard"):
+        assert np.mean(onnx_row[key] == keras_row[key]) > 0.98, key
+    summary = r.report["onnx"]
+    assert summary["square_onnx"] < summary["clean"]  # Square through ONNX Runtime does bite
+    assert summary["worst_case"] <= summary["transfer_of_every_keras_attack"]
+    assert "exported ONNX" in report.text_table(r.report)
+    with pytest.raises(NfiError, match="no ONNX model"):
+        evaluate_model(EvalConfig(model_dir=model_dir, onnx=str(tmp_path / "none.onnx"), **SMALL))
 
 
 # === Route statistics and Figure 1 (right) ===
@@ -239,15 +329,16 @@ def test_report_files_exist_and_parse_with_the_rows_and_columns(nfi_eval):
     with open(os.path.join(model_dir, report.EVAL_JSON)) as f:
         saved = json.load(f)
     rows = ["routed", "tradeoff", "benign", "adversarial", "robust_part", "nonrobust_part"]
-    columns = ["clean", "pgd", "cw", "apgd_ce", "apgd_dlr", "worst_case"]
+    columns = ["clean", "pgd", "cw", "autoattack", "route_aware", "worst_case"]
     assert saved["rows"] == rows and saved["columns"] == columns
     assert set(saved["table"]) == set(rows)
     assert all(set(saved["table"][r]) == set(columns) for r in rows)
+    assert saved["table"]["tradeoff"]["route_aware"] is None  # route-aware attacks the routed model only
     assert saved["examples"] == 64 and saved["settings"]["pgd"]["steps"] == 5
     with open(os.path.join(model_dir, report.EVAL_MD)) as f:
         md = f.read()
-    for title in list(report.ROW_TITLES.values()) + ["PGD-5", "APGD-CE", "APGD-T (DLR)", "worst case",
-                                                     "hard switch", "## Routes"]:
+    for title in list(report.ROW_TITLES.values())[:1] + ["PGD-5", "AutoAttack", "route-aware", "worst case",
+                                                         "hard switch", "## Routes", "FAB-T", "Square"]:
         assert title in md, title
     with open(os.path.join(model_dir, saved["feature_overlap"]["json"])) as f:
         overlap = json.load(f)
@@ -257,9 +348,24 @@ def test_report_files_exist_and_parse_with_the_rows_and_columns(nfi_eval):
     assert not [n for n in os.listdir(model_dir) if n.startswith(".")]  # no temporary leftovers
 
 
+def test_reports_name_only_the_attacks_that_ran_and_the_trade_off_heads_gap(nfi_eval, trained_mnist_dir,
+                                                                           tmp_path):
+    summary = nfi_eval.report["routed_adaptive"]
+    assert summary["gap_naive_minus_worst_case"] == pytest.approx(
+        summary["naive_hard_switch_pgd"] - summary["worst_case"])
+    assert summary["tradeoff_gap_pgd_minus_worst_case"] == pytest.approx(
+        summary["tradeoff_pgd"] - summary["tradeoff_worst_case"])
+    assert "the trade-off head, which has no switch" in report.text_table(nfi_eval.report)
+    model_dir = _copy_model_dir(trained_mnist_dir, tmp_path / "pgd_only")
+    r = evaluate_model(EvalConfig(model_dir=model_dir, attacks=("clean", "pgd"), **SMALL), log=lambda m: None)
+    md = report.markdown(r.report)
+    for absent in ("APGD", "FAB", "Square", "AutoAttack", "route-aware"):
+        assert absent not in md, absent
+
+
 def test_same_seed_same_numbers_and_trades_rows(trained_mnist_trades_dir, tmp_path):
     model_dir = _copy_model_dir(trained_mnist_trades_dir, tmp_path / "trades")
-    cfg = EvalConfig(model_dir=model_dir, attacks=("clean", "pgd", "apgd_ce", "adaptive"),
+    cfg = EvalConfig(model_dir=model_dir, attacks=("clean", "pgd", "apgd_ce", "route_aware"),
                      **dict(SMALL, eval_examples=32, batch_size=32, pgd_steps=3, apgd_steps=3))
     a = evaluate_model(cfg, log=lambda m: None)
     b = evaluate_model(cfg, log=lambda m: None)
@@ -270,17 +376,21 @@ def test_same_seed_same_numbers_and_trades_rows(trained_mnist_trades_dir, tmp_pa
     assert a.report["rows"] == ["tradeoff", "robust_part", "nonrobust_part"]
     assert a.report["columns"] == ["clean", "pgd", "apgd_ce", "worst_case"]
     assert "routed_adaptive" not in a.report and "route_stats" not in a.report
-    assert any("adaptive attacks skipped" in n for n in a.report["notes"])
+    assert any("route-aware attacks skipped" in n for n in a.report["notes"])
 
 
 def test_config_rejects_bad_values_naming_them():
     with pytest.raises(NfiError, match="Received: attacks=pgd,fgsm"):
         parse_attacks("pgd,fgsm")
-    assert parse_attacks("apgd_dlr,clean,pgd,pgd") == ("clean", "pgd", "apgd_dlr")
+    assert parse_attacks("apgd_dlr,clean,pgd,pgd,adaptive") == ("clean", "pgd", "apgd_t", "route_aware")
     with pytest.raises(NfiError, match="Received: eval_examples=0"):
         validate(EvalConfig(model_dir="x", eval_examples=0))
     with pytest.raises(NfiError, match="Received: epsilon=2"):
         validate(EvalConfig(model_dir="x", epsilon=2.0))
+    with pytest.raises(NfiError, match="Received: route_temperatures="):
+        validate(EvalConfig(model_dir="x", route_temperatures=(0.0,)))
+    with pytest.raises(ValueError):  # NfiError is a ValueError for Python callers
+        validate(EvalConfig(model_dir="x", square_queries=0))
 
 
 def _cli(*args):
@@ -297,11 +407,13 @@ def test_cli_end_to_end(trained_mnist_dir, tmp_path):
         saved = json.load(f)
     assert saved["columns"] == ["clean", "pgd", "worst_case"] and saved["examples"] == 32
     assert os.path.exists(os.path.join(model_dir, "eval.md"))
+    assert os.path.exists(os.path.join(model_dir, "eval.npz"))
 
 
 @pytest.mark.parametrize("args, message", [
     (("--model_dir=/nonexistent/model",), "model dir /nonexistent/model does not exist"),
     (("--model_dir=.", "--attacks=pgd,fgsm"), "Received: attacks=pgd,fgsm"),
+    (("--model_dir=.", "--route_temperatures=a"), "Received: route_temperatures=a"),
 ])
 def test_cli_bad_input_is_one_line_and_exit_2(args, message):
     out = _cli(*args)

@@ -42,6 +42,7 @@ def _latest_step(model_dir):
     return int(latest.rsplit("-", 1)[1]) if latest else 0
 
 
+@pytest.mark.large
 def test_sigkill_then_rerun_ends_bit_identical_to_an_uninterrupted_run(tmp_path):
     straight, killed = str(tmp_path / "straight"), str(tmp_path / "killed")
     subprocess.run(_train_cmd(straight), cwd=REPO, check=True, capture_output=True, timeout=600)
@@ -178,7 +179,10 @@ BAD_INPUT = [
 ]
 
 
-@pytest.mark.parametrize("name,extra,setup,message", BAD_INPUT, ids=[b[0] for b in BAD_INPUT])
+# The cases that first train a model dir in a subprocess are part of the large tier.
+@pytest.mark.parametrize("name,extra,setup,message",
+                         [pytest.param(*b, marks=pytest.mark.large) if b[2] else b for b in BAD_INPUT],
+                         ids=[b[0] for b in BAD_INPUT])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, name, extra, setup, message):
     model_dir = str(tmp_path / "fresh")
     if setup:
@@ -209,6 +213,7 @@ def test_loading_a_missing_or_corrupt_model_is_a_clear_error(tmp_path):
         load_classifier(str(bad))
 
 
+@pytest.mark.large
 def test_mirrored_strategy_on_two_logical_cpus_matches_one_device(tmp_path):
     script = os.path.join(TESTS, "scripts", "mirrored_equivalence.py")
     env = dict(os.environ, PYTHONPATH=REPO)

@@ -59,13 +59,17 @@ def test_plan_gives_trades_and_nfi_the_same_budget():
         assert a.model.backbone == b.model.backbone and a.model.depth == b.model.depth
 
 
+@pytest.mark.large
 def test_quick_pipeline_end_to_end_and_reuse(tmp_path):
     """`scripts/reproduce.sh --quick`: trains and evaluates every quick run on real data, writes
     the tables; a second invocation reuses the finished runs instead of training again."""
     results, work = tmp_path / "results", tmp_path / "work"
     cmd = ["bash", "scripts/reproduce.sh", "--quick", f"--results_dir={results}",
            f"--work_dir={work}"]
-    out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=1500)
+    # The script installs into the active virtual environment: make it this interpreter's.
+    env = dict(os.environ, VIRTUAL_ENV=sys.prefix,
+               PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
+    out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=1500, env=env)
     assert out.returncode == 0, out.stderr[-3000:]
     for dataset, name, _, _ in reproduce.plan(True):
         result = json.load(open(results / dataset / name / "eval.json"))
@@ -75,7 +79,7 @@ def test_quick_pipeline_end_to_end_and_reuse(tmp_path):
     table = (results / "results_table.md").read_text()
     assert "### mnist: Table 2" in table and "### cifar10: Table 2" in table
     assert "paper: ours (routed) (WRN-34-10)" in table
-    again = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+    again = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600, env=env)
     assert again.returncode == 0, again.stderr[-3000:]
     assert again.stdout.count("reusing finished run") == len(reproduce.plan(True))
     assert "training" not in again.stdout

@@ -95,6 +95,7 @@ def test_xla_and_mixed_precision_run_on_cpu(tmp_path, option):
     assert os.path.exists(os.path.join(tmp_path, "checkpoints", "checkpoint"))
 
 
+@pytest.mark.large
 def test_cli_end_to_end_writes_every_artifact(tmp_path):
     model_dir = str(tmp_path / "run")
     out = run_cli("nfi_tf.train", "--dataset=mnist", f"--model_dir={model_dir}",

@@ -1,8 +1,10 @@
 """EvalConfig: what `python -m nfi_tf.evaluate` runs, built once from flags and passed down.
 
-Every budget defaults to None, meaning "the dataset preset's evaluation attack" (TRADES'
-evaluation scripts: MNIST eps 0.3, step 0.01, 40 steps; CIFAR-10 eps 0.031, step 0.003, 20
-steps; nfi_tf.config.PRESETS), whatever shorter per-epoch check the model was trained with.
+Every budget defaults to None where the dataset preset decides (TRADES' evaluation scripts:
+MNIST eps 0.3, step 0.01, 40 steps; CIFAR-10 eps 0.031, step 0.003, 20 steps;
+nfi_tf.config.PRESETS), whatever shorter per-epoch check the model was trained with.
+AutoAttack's budgets default to its standard version (100 iterations, 9 targets, 5,000 Square
+queries); a run below them says so next to its numbers.
 """
 
 from __future__ import annotations
@@ -13,20 +15,29 @@ from dataclasses import dataclass
 from nfi_tf.errors import NfiError
 
 # Attack families a user can ask for, in the order they run.
-#   clean     no attack (always computed; accepted for symmetry)
-#   pgd       PGD-CE with a uniform random start (TRADES' evaluation)
-#   cw        CW-Linf: PGD on the CW margin loss
-#   apgd_ce   APGD with cross-entropy (AutoAttack's first attack)
-#   apgd_dlr  targeted APGD with the DLR loss (AutoAttack's APGD-T)
-#   adaptive  routed model only: PGD through the hard switch (naive) and through a soft
-#             (temperature) switch; PGD on every head is run too, for transfer
-ATTACKS = ("clean", "pgd", "cw", "apgd_ce", "apgd_dlr", "adaptive")
+#   clean        no attack (always computed; accepted for symmetry)
+#   pgd          PGD-CE with a uniform random start (TRADES' evaluation)
+#   cw           CW-Linf: PGD on the CW margin loss
+#   apgd_ce      APGD with cross-entropy (AutoAttack's first attack)
+#   apgd_t       targeted APGD on AutoAttack's targeted DLR loss
+#   fab_t        targeted FAB (minimum-norm; AutoAttack's third attack)
+#   square       Square, gradient-free (AutoAttack's fourth attack)
+#   autoattack   apgd_ce, apgd_t, fab_t and square as AutoAttack runs them: each attack only on
+#                the points the previous ones left robust; one cumulative column
+#   route_aware  routed model only: all heads at once, route-targeted attacks onto the benign and
+#                the adversarial route, straight-through and soft switches at several temperatures
+# On the routed model every gradient attack runs through the hard switch (the selected head's
+# gradient), a straight-through switch and a soft switch, each iterate judged by the hard routed
+# output; its column is the per-example worst of the three.
+ATTACKS = ("clean", "pgd", "cw", "apgd_ce", "apgd_t", "fab_t", "square", "autoattack", "route_aware")
+ALIASES = {"apgd_dlr": "apgd_t", "adaptive": "route_aware"}  # the names of earlier releases
+AUTOATTACK_SUITE = ("apgd_ce", "apgd_t", "fab_t", "square")
 
 
 @dataclass(frozen=True)
 class EvalConfig:
     model_dir: str
-    attacks: tuple[str, ...] = ATTACKS
+    attacks: tuple[str, ...] = ("clean", "pgd", "cw", "autoattack", "route_aware")
     eval_examples: int | None = None  # None: the whole test split
     batch_size: int = 200
     seed: int | None = None  # None: the training seed
@@ -38,7 +49,14 @@ class EvalConfig:
     apgd_steps: int = 100  # AutoAttack's standard version: 100 iterations
     apgd_restarts: int = 1
     apgd_targets: int = 9  # AutoAttack's APGD-T: the 9 highest other classes (capped at C - 1)
-    switch_temperature: float = 1.0  # of the soft and straight-through routing switch
+    fab_steps: int = 100
+    fab_targets: int = 9
+    square_queries: int = 5000
+    route_steps: int = 100  # iterations of each route-aware attack
+    route_targets: int = 3  # wrong classes each route-targeted attack tries
+    route_temperatures: tuple[float, ...] = (0.1, 1.0, 10.0)
+    onnx: str | None = None  # an exported model.onnx: also attacked and scored through ONNX Runtime
+    save_adversarial: bool = False  # keep each example's worst adversarial image per output
     overlap_top_k: int = 10  # Figure 1 (right)
     data_dir: str | None = None  # None: the model's config data_dir, else tfds' default
     download: bool = True
@@ -47,7 +65,7 @@ class EvalConfig:
 
 def parse_attacks(text: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
     names = [a.strip() for a in (text.split(",") if isinstance(text, str) else text)]
-    names = [a for a in names if a]
+    names = [ALIASES.get(a, a) for a in names if a]
     unknown = [a for a in names if a not in ATTACKS]
     if unknown or not names:
         raise NfiError(f"attacks must be a comma-separated subset of {','.join(ATTACKS)}. "
@@ -76,10 +94,13 @@ def validate(c: EvalConfig) -> EvalConfig:
     for name in ("pgd_steps", "cw_steps"):
         v = getattr(c, name)
         _check(v is None or v >= 1, f"{name} must be >= 1. Received: {name}={v}")
-    for name in ("apgd_steps", "apgd_restarts", "apgd_targets", "overlap_top_k"):
+    for name in ("apgd_steps", "apgd_restarts", "apgd_targets", "fab_steps", "fab_targets",
+                 "square_queries", "route_steps", "route_targets", "overlap_top_k"):
         v = getattr(c, name)
         _check(v >= 1, f"{name} must be >= 1. Received: {name}={v}")
-    _check(math.isfinite(c.switch_temperature) and c.switch_temperature > 0,
-           f"switch_temperature must be > 0. Received: switch_temperature={c.switch_temperature}")
+    _check(len(c.route_temperatures) > 0 and all(math.isfinite(t) and t > 0 for t in c.route_temperatures),
+           f"route_temperatures must be > 0. Received: route_temperatures={c.route_temperatures}")
     _check(c.cw_confidence > 0, f"cw_confidence must be > 0. Received: cw_confidence={c.cw_confidence}")
+    _check(c.onnx is None or c.onnx.endswith(".onnx"),
+           f"onnx is the path of an exported .onnx file. Received: onnx={c.onnx}")
     return c

@@ -1,4 +1,6 @@
-"""eval.json (everything, machine-readable) and eval.md (the tables), written atomically."""
+"""eval.json (everything, machine-readable), eval.md (the tables) and the text table the CLI
+prints, written atomically. Every report lists exactly the attacks that ran and any budget
+below AutoAttack's standard version."""
 
 from __future__ import annotations
 
@@ -8,32 +10,43 @@ from nfi_tf import io_utils
 
 EVAL_JSON = "eval.json"
 EVAL_MD = "eval.md"
+EVAL_NPZ = "eval.npz"
+MERGED_JSON = "eval_merged.json"
+MERGED_MD = "eval_merged.md"
 
 COLUMN_TITLES = {
     "clean": "clean",
     "pgd": "PGD-{pgd_steps}",
     "cw": "CW-Linf",
     "apgd_ce": "APGD-CE",
-    "apgd_dlr": "APGD-T (DLR)",
+    "apgd_t": "APGD-T",
+    "fab_t": "FAB-T",
+    "square": "Square",
+    "autoattack": "AutoAttack",
+    "route_aware": "route-aware",
     "worst_case": "worst case",
 }
 ROW_TITLES = {
     "routed": "routed (NFI)",
+    "routed_onnx": "routed, exported ONNX",
     "tradeoff": "trade-off head",
     "benign": "benign head",
     "adversarial": "adversarial head",
     "robust_part": "robust part alone",
     "nonrobust_part": "non-robust part alone",
 }
-SUMMARY_TITLES = {
-    "naive_hard_switch_pgd": "PGD through the hard switch (naive, not adaptive)",
-    "straight_through_pgd": "PGD, straight-through switch",
-    "straight_through_cw": "CW-Linf, straight-through switch",
-    "soft_switch_pgd": "PGD, soft switch (temperature {t})",
-    "transfer_pgd_from_tradeoff": "transfer: PGD on the trade-off head",
-    "transfer_pgd_from_benign": "transfer: PGD on the benign head",
-    "transfer_pgd_from_adversarial": "transfer: PGD on the adversarial head",
-    "worst_case": "per-example worst case over all attacks (robust accuracy)",
+ATTACK_NOTES = {
+    "pgd": "PGD-{steps}: cross-entropy, step {step:g}, uniform random start (TRADES' evaluation)",
+    "cw": "CW-Linf: PGD on the CW margin (confidence {conf:g}), {cw_steps} steps",
+    "apgd_ce": "APGD-CE: {apgd_steps} iterations, {restarts} restart(s), AutoAttack's algorithm "
+               "(native TF, best iterate)",
+    "apgd_t": "APGD-T: targeted DLR, {apgd_targets} target classes, {apgd_steps} iterations each",
+    "fab_t": "FAB-T: {fab_targets} target classes, {fab_steps} iterations each",
+    "square": "Square: {queries} queries, p_init 0.8, margin loss (gradient-free)",
+    "route": "route-aware (routed model): all heads at once; route-targeted onto the benign and the "
+             "adversarial route ({route_targets} wrong classes each); straight-through and soft "
+             "switches at temperatures {temps}; {route_steps} steps each, every iterate judged by "
+             "the hard routed output",
 }
 
 
@@ -48,65 +61,119 @@ def _titles(result: dict) -> list[str]:
 
 def main_table_rows(result: dict) -> list[list[str]]:
     label = "TRADES: " if result["method"] == "trades" else ""
-    return [[label + ROW_TITLES[r]] + [_pct(result["table"][r][c]) for c in result["columns"]]
+    return [[label + ROW_TITLES.get(r, r)] + [_pct(result["table"][r].get(c)) for c in result["columns"]]
             for r in result["rows"]]
+
+
+def align(header: list[str], body: list[list[str]]) -> list[str]:
+    widths = [max(len(r[i]) for r in [header] + body) for i in range(len(header))]
+    fmt = lambda r: "  ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                              for i, (c, w) in enumerate(zip(r, widths)))
+    return [fmt(header)] + [fmt(r) for r in body]
+
+
+def _gap_line(summary: dict) -> str | None:
+    if summary.get("gap_naive_minus_worst_case") is None:
+        return None
+    line = (f"routed: PGD through the hard switch {_pct(summary['naive_hard_switch_pgd'])}% vs worst "
+            f"case {_pct(summary['worst_case'])}% (gap {_pct(summary['gap_naive_minus_worst_case'])} "
+            "points)")
+    if summary.get("tradeoff_gap_pgd_minus_worst_case") is not None:
+        line += (f"; the trade-off head, which has no switch: PGD {_pct(summary['tradeoff_pgd'])}% vs "
+                 f"worst case {_pct(summary['tradeoff_worst_case'])}% "
+                 f"(gap {_pct(summary['tradeoff_gap_pgd_minus_worst_case'])} points)")
+    return line
 
 
 def text_table(result: dict) -> str:
     """The main table as aligned text (what the CLI prints)."""
-    header = ["accuracy %"] + _titles(result)
-    body = main_table_rows(result)
-    widths = [max(len(r[i]) for r in [header] + body) for i in range(len(header))]
-    fmt = lambda r: "  ".join(c.ljust(w) if i == 0 else c.rjust(w)
-                              for i, (c, w) in enumerate(zip(r, widths)))
     lines = [f"{result['dataset']} {result['method']}, {result['examples']} test images, "
-             f"eps {result['settings']['epsilon']:g}:", fmt(header)] + [fmt(r) for r in body]
-    summary = result.get("routed_adaptive")
-    if summary and summary.get("gap_naive_minus_worst_case") is not None:
-        lines.append(f"routed: naive hard-switch PGD {_pct(summary['naive_hard_switch_pgd'])}% vs "
-                     f"adaptive worst case {_pct(summary['worst_case'])}% "
-                     f"(gap {_pct(summary['gap_naive_minus_worst_case'])} points)")
+             f"eps {result['settings']['epsilon']:g}:"]
+    lines += align(["accuracy %"] + _titles(result), main_table_rows(result))
+    gap = _gap_line(result.get("routed_adaptive") or {})
+    if gap:
+        lines.append(gap)
+    onnx = result.get("onnx")
+    if onnx:
+        lines.append(f"exported ONNX model: Square through ONNX Runtime {_pct(onnx['square_onnx'])}%, "
+                     f"worst case {_pct(onnx['worst_case'])}%")
+    deviations = result["settings"].get("autoattack_deviations")
+    if deviations and any(a.startswith("autoattack") or a in ("apgd_ce", "apgd_t", "fab_t", "square")
+                          for a in result["attacks_run"]):
+        lines.append("below AutoAttack's standard budget: " + "; ".join(deviations))
     return "\n".join(lines)
 
 
-def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
+def md_table(header: list[str], rows: list[list[str]]) -> list[str]:
     out = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
     return out + ["| " + " | ".join(r) + " |" for r in rows]
 
 
+def attack_notes(result: dict) -> list[str]:
+    """One line per attack family that ran, with its budget (nothing that did not run)."""
+    s = result["settings"]
+    values = dict(steps=s["pgd"]["steps"], step=s["pgd"]["step_size"], conf=s["cw"]["confidence"],
+                  cw_steps=s["cw"]["steps"], apgd_steps=s["apgd"]["steps"], restarts=s["apgd"]["restarts"],
+                  apgd_targets=s["apgd"]["targets"], fab_targets=s["fab_t"]["targets"],
+                  fab_steps=s["fab_t"]["steps"], queries=s["square"]["queries"],
+                  route_targets=s["route_aware"]["targets"], route_steps=s["route_aware"]["steps"],
+                  temps=", ".join(f"{t:g}" for t in s["route_aware"]["temperatures"]))
+    families = []
+    for name in result["attacks_run"]:
+        family = name.split(":")[-1]
+        if family in ATTACK_NOTES and family not in families:
+            families.append(family)
+    lines = [f"- {ATTACK_NOTES[f].format(**values)}" for f in families]
+    if any(a.startswith("autoattack:") for a in result["attacks_run"]):
+        lines.append("- AutoAttack column: APGD-CE, APGD-T, FAB-T and Square in that order, each on the "
+                     "points the previous ones left robust (AutoAttack's standard version).")
+    if "square (ONNX Runtime)" in result["attacks_run"]:
+        lines.append("- The exported ONNX model (ONNX Runtime) is scored on every adversarial input and "
+                     "attacked by Square through ONNX Runtime itself.")
+    if s.get("autoattack_deviations"):
+        lines.append("- Below AutoAttack's standard budget: " + "; ".join(s["autoattack_deviations"]) + ".")
+    return lines
+
+
 def markdown(result: dict) -> str:
     s = result["settings"]
-    lines = [
-        f"# Evaluation: {result['dataset']}, {result['method']}",
-        "",
-        f"{result['examples']} test images, L-inf eps = {s['epsilon']:g}, seed {result['seed']}. "
-        "Accuracy in %.",
-        "",
-    ]
-    lines += _md_table(["output"] + _titles(result), main_table_rows(result))
-    lines += [
-        "",
-        f"- PGD: cross-entropy, step {s['pgd']['step_size']:g}, {s['pgd']['steps']} steps, uniform "
-        "random start (TRADES' evaluation). CW-Linf: PGD on the CW margin loss (confidence "
-        f"{s['cw']['confidence']:g}), {s['cw']['steps']} steps.",
-        f"- APGD-CE and targeted APGD-DLR (AutoAttack's core, {s['apgd']['implementation']}): "
-        f"{s['apgd']['steps']} iterations, {s['apgd']['restarts']} restart(s), "
-        f"{s['apgd']['dlr_targets']} target classes.",
-        "- Every attack on the routed model goes through a straight-through switch (forward: the "
-        "hard routing; backward: its soft relaxation).",
-        "- Worst case: an example counts only if it is classified correctly on the clean input and "
-        "on every adversarial input generated, by any attack against any output (white-box and "
-        "transfer).",
-    ]
+    lines = [f"# Evaluation: {result['dataset']}, {result['method']}", "",
+             f"{result['examples']} test images, L-inf eps = {s['epsilon']:g}, seed {result['seed']}. "
+             "Accuracy in %.", ""]
+    lines += md_table(["output"] + _titles(result), main_table_rows(result))
+    lines += ["", "Attacks that ran:", ""] + attack_notes(result)
+    if result["method"] == "nfi":
+        lines.append("- Every gradient attack on the routed model runs through the hard switch, a "
+                     "straight-through switch and a soft switch, every iterate judged by the hard routed "
+                     "output; the column is the per-example worst of the three.")
+    lines.append("- Worst case: an example counts only if it is classified correctly on the clean input "
+                 "and on every adversarial input generated, by any attack against any output "
+                 "(white-box and transfer).")
     summary = result.get("routed_adaptive")
     if summary:
-        lines += ["", "## The routed model under adaptive attacks", ""]
-        rows = [[SUMMARY_TITLES[k].format(t=s["switch_temperature"]), _pct(v)]
-                for k, v in summary.items() if k in SUMMARY_TITLES]
-        lines += _md_table(["attack", "routed accuracy %"], rows)
-        if summary.get("gap_naive_minus_worst_case") is not None:
-            lines += ["", f"Naive hard-switch PGD overstates the routed model's robustness by "
-                      f"{_pct(summary['gap_naive_minus_worst_case'])} points."]
+        lines += ["", "## The routed model, attack by attack", ""]
+        suite = set(result.get("suite_keys", []))
+        rows = [[f"`{k}`", _pct(v), "still robust (AutoAttack)" if k in suite else "all"]
+                for k, v in sorted(summary["by_attack"].items())]
+        lines += md_table(["attack key", "routed accuracy %", "attacked images"], rows)
+        gap = _gap_line(summary)
+        if gap:
+            lines += ["", gap[0].upper() + gap[1:] + "."]
+    onnx = result.get("onnx")
+    if onnx:
+        lines += ["", "## The exported model (ONNX Runtime)", "",
+                  f"`{result['settings']['onnx']}`: clean {_pct(onnx['clean'])}%, Square through ONNX "
+                  f"Runtime {_pct(onnx['square_onnx'])}%, every Keras-made adversarial input "
+                  f"transferred {_pct(onnx['transfer_of_every_keras_attack'])}%, worst case "
+                  f"{_pct(onnx['worst_case'])}% (the Keras routed model's worst case: "
+                  f"{_pct(onnx['keras_routed_worst_case'])}%)."]
+    cumulative = result.get("autoattack_cumulative")
+    if cumulative:
+        lines += ["", "## AutoAttack, robust accuracy after each attack", ""]
+        fams = list(next(iter(cumulative.values())))
+        lines += md_table(["output"] + [COLUMN_TITLES[f] for f in fams],
+                          [[ROW_TITLES.get(r, r)] + [_pct(v[f]) for f in fams]
+                           for r, v in cumulative.items()])
     stats = result.get("route_stats")
     if stats:
         lines += ["", "## Routes", ""]
@@ -115,7 +182,7 @@ def markdown(result: dict) -> str:
         for name, title in (("clean", "clean"), ("worst_case_adversarial", "worst-case adversarial")):
             body.append([title] + [f"{_pct(v['share'])} / {_pct(v['accuracy'])}"
                                    for v in stats[name].values()])
-        lines += _md_table(header, body)
+        lines += md_table(header, body)
     overlap = result.get("feature_overlap")
     if overlap:
         sm = overlap["summary"]
@@ -128,10 +195,21 @@ def markdown(result: dict) -> str:
                   f"Matrices: `{overlap['json']}`, heatmap: `{overlap['png']}`."]
     if result.get("notes"):
         lines += ["", "Notes: " + "; ".join(result["notes"]) + "."]
-    lines += ["", f"({result['seconds']} s)", ""]
+    lines += ["", f"Per-example records: `{result['records']}` ({result['seconds']} s)", ""]
     return "\n".join(lines)
 
 
 def write(model_dir: str, result: dict) -> None:
     io_utils.atomic_write_json(os.path.join(model_dir, EVAL_JSON), result)
     io_utils.atomic_write_text(os.path.join(model_dir, EVAL_MD), markdown(result))
+
+
+def merged_markdown(merged: dict, worst: dict) -> str:
+    rows = merged["rows"]
+    lines = ["# Merged evaluation: per-example worst case over several runs", "",
+             f"{len(merged['labels'])} test images, eps {merged['meta']['epsilon']:g}; runs:", ""]
+    lines += [f"- `{p}`" for p in merged["meta"]["merged_from"]]
+    header = ["output"] + [f"run {i + 1}" for i in range(len(merged["per_run_worst_case"]))] + ["merged"]
+    body = [[ROW_TITLES.get(r, r)] + [_pct(run[r]) for run in merged["per_run_worst_case"]] + [_pct(worst[r])]
+            for r in rows]
+    return "\n".join(lines + [""] + md_table(header, body) + [""])

@@ -1,13 +1,15 @@
-"""`evaluate_model(EvalConfig)`: load a model dir, run the attack plan batch by batch, report.
+"""`evaluate_model(EvalConfig)`: plan -> run -> report.
 
-Per batch: the clean outputs, then every planned attack (attacks_adaptive.plan) generates x';
-every x' is scored on every output (row), so transfers cost only a forward pass. At the end the
-per-example results become the table (worst_case.py), the routed model's adaptive summary,
-route statistics (routes.py) and the Figure 1 (right) analysis (feature_overlap.py); report.py
-writes eval.json and eval.md into the model dir.
+- plan (`_setup`): load the model dir, resolve budgets, list the planned attacks (plan.py) and
+  build each one's runner (attack_factory.py).
+- run (`_run`): per batch, the clean outputs, then every planned attack makes x'; every x' is
+  scored on every output (and on the exported ONNX model with --onnx), so transfers cost only a
+  forward pass. Attacks of the AutoAttack suite run only on the points that the suite so far
+  left robust on their output, as AutoAttack does.
+- report (`_report`): per-example worst cases (worst_case.py), the routed model's breakdown,
+  route statistics, Figure 1 (right); eval.json, eval.md and eval.npz (records.py).
 
-Determinism: PGD starts are stateless draws keyed by (seed, attack key, batch index); APGD runs
-under a NumPy seed derived from the same triple. Same seed, same numbers.
+Determinism: every attack's random draws are keyed by (seed, attack key, batch index).
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ import dataclasses
 import logging
 import os
 import time
-import zlib
 from collections.abc import Callable
 
 import keras
@@ -25,15 +26,18 @@ import numpy as np
 import tensorflow as tf
 
 from nfi_tf import data, model_io
+from nfi_tf.attacks.threat import ThreatModel
 from nfi_tf.config import AttackConfig, make_config
-from nfi_tf.evaluation import attacks_adaptive, attacks_pgd, autoattack, feature_overlap, report
+from nfi_tf.evaluation import attack_factory, feature_overlap, plan, records, report
 from nfi_tf.evaluation import routes as routes_lib
 from nfi_tf.evaluation import worst_case as wc
-from nfi_tf.evaluation.config import EvalConfig, validate
+from nfi_tf.evaluation.config import AUTOATTACK_SUITE, EvalConfig, validate
 from nfi_tf.models.heads import ROUTE_NAMES
 
 OVERLAP_JSON = "feature_overlap.json"
 OVERLAP_PNG = "feature_overlap.png"
+ONNX_ROW = "routed_onnx"
+ONNX_SQUARE = "square@routed_onnx"
 
 
 @dataclasses.dataclass
@@ -46,15 +50,21 @@ class EvalResult:
     pixel_range: dict[str, tuple[float, float]]  # attack key -> (min, max) of x'
 
 
-def _attack_settings(cfg: EvalConfig, base: AttackConfig) -> AttackConfig:
-    return AttackConfig(
-        epsilon=float(cfg.epsilon if cfg.epsilon is not None else base.epsilon),
-        step_size=float(cfg.step_size if cfg.step_size is not None else base.step_size),
-        num_steps=int(cfg.pgd_steps if cfg.pgd_steps is not None else base.num_steps))
-
-
-def _pgd_seed(seed: int, key: str, batch: int) -> tf.Tensor:
-    return tf.constant([seed, zlib.crc32(key.encode()) * 2**20 + batch], tf.int64)
+@dataclasses.dataclass
+class _Setup:
+    cfg: EvalConfig
+    trained: model_io.TrainedModel
+    method: str
+    rows: tuple[str, ...]
+    planned: list[plan.PlannedAttack]
+    runners: dict
+    budgets: attack_factory.Budgets
+    threat: ThreatModel
+    seed: int
+    x: np.ndarray
+    labels: np.ndarray
+    notes: list[str]
+    onnx: object | None
 
 
 class _DropRetracingWarnings(logging.Filter):
@@ -76,185 +86,306 @@ def _quiet_retracing():
 
 
 def evaluate_model(cfg: EvalConfig, log: Callable[[str], None] = print) -> EvalResult:
-    """Evaluate the model in `cfg.model_dir`; writes eval.json, eval.md and the overlap figure."""
-    with _quiet_retracing():
-        return _evaluate(validate(cfg), log)
-
-
-def _evaluate(cfg: EvalConfig, log: Callable[[str], None]) -> EvalResult:
+    """Evaluate the model in `cfg.model_dir`; writes eval.json, eval.md, eval.npz and Figure 1."""
     started = time.time()
+    with _quiet_retracing():
+        setup = _setup(validate(cfg))
+        recorder = _run(setup)
+        result = _report(setup, recorder)
+    result["report"]["seconds"] = round(time.time() - started, 1)
+    report.write(cfg.model_dir, result["report"])
+    records.save(os.path.join(cfg.model_dir, report.EVAL_NPZ), result["meta"], setup.labels,
+                 result["correct"], result["margins"],
+                 recorder.worst_images(result["margins"]) if cfg.save_adversarial else None)
+    log(report.text_table(result["report"]))
+    return EvalResult(result["report"], setup.labels, result["correct"], result["worst"],
+                      recorder.max_linf, recorder.pixel_range)
+
+
+# === plan ===
+
+
+def _attack_settings(cfg: EvalConfig, base: AttackConfig) -> AttackConfig:
+    return AttackConfig(
+        epsilon=float(cfg.epsilon if cfg.epsilon is not None else base.epsilon),
+        step_size=float(cfg.step_size if cfg.step_size is not None else base.step_size),
+        num_steps=int(cfg.pgd_steps if cfg.pgd_steps is not None else base.num_steps))
+
+
+def _setup(cfg: EvalConfig) -> _Setup:
     trained = model_io.load_trained(cfg.model_dir, download=cfg.download)
-    config, info, classifier = trained.config, trained.info, trained.classifier
+    config, info = trained.config, trained.info
     data_cfg = config.data
     if cfg.data_dir:
         data_cfg = dataclasses.replace(data_cfg, data_dir=cfg.data_dir)
     # TRADES' evaluation settings for the dataset, not the model's per-epoch check (which a
     # quick training run may have shortened); flags override either.
-    attack = _attack_settings(cfg, make_config(config.data.dataset).eval_attack)
-    cw_attack = dataclasses.replace(attack, num_steps=int(cfg.cw_steps or attack.num_steps))
-    seed = int(cfg.seed if cfg.seed is not None else config.train.seed)
+    pgd = _attack_settings(cfg, make_config(config.data.dataset).eval_attack)
+    budgets = attack_factory.Budgets.of(cfg, pgd, info.num_classes)
+    threat = ThreatModel("linf", pgd.epsilon)
     method = config.model.method
-    rows = attacks_adaptive.rows_for(method)
-    planned = attacks_adaptive.plan(method, cfg.attacks)
-    n_targets = min(cfg.apgd_targets, info.num_classes - 1)
     notes = []
-    if abs(config.attack.epsilon - attack.epsilon) > 1e-9:
+    if abs(config.attack.epsilon - pgd.epsilon) > 1e-9:
         notes.append(f"the model was trained with epsilon {config.attack.epsilon:g} and is evaluated "
-                     f"at epsilon {attack.epsilon:g}")
-    if "adaptive" in cfg.attacks and method != "nfi":
-        notes.append("adaptive attacks skipped: a TRADES model has no routing switch")
-    if any(p.family == "apgd_dlr" for p in planned) and info.num_classes < 3:
-        notes.append(f"targeted APGD-DLR skipped: it needs >= 3 classes. Received: {info.num_classes}")
-        planned = [p for p in planned if p.family != "apgd_dlr"]
-
+                     f"at epsilon {pgd.epsilon:g}")
+    if "route_aware" in cfg.attacks and method != "nfi":
+        notes.append("route-aware attacks skipped: a TRADES model has no routing switch")
+    planned = plan.plan(method, cfg.attacks, cfg.route_targets, cfg.route_temperatures)
+    if info.num_classes < 4 and any(p.family in ("apgd_t",) for p in planned):
+        notes.append(f"APGD-T skipped: its targeted DLR loss needs >= 4 classes. "
+                     f"Received: {info.num_classes}")
+        planned = [p for p in planned if p.family != "apgd_t"]
     images, labels = data.load_arrays(data_cfg, "test", cfg.eval_examples, cfg.download)
-    x_all = images.astype(np.float32) / 255.0
-    pgd_fns, apgd = _build_attacks(planned, classifier, info, cfg, attack, cw_attack)
-    keys = {p.key for p in planned}
-    recorder = _Recorder(classifier, rows, method == "nfi",
-                         next((k for k in ("pgd@tradeoff", "cw@tradeoff", "apgd_ce@tradeoff")
-                               if k in keys), None))
-    units = sum(n_targets if p.family == "apgd_dlr" else 1 for p in planned) + 1
-    num_batches = -(-len(labels) // cfg.batch_size)
+    runners = {p.key: attack_factory.build(p, trained.classifier, budgets, threat) for p in planned}
+    onnx = None
+    if cfg.onnx:
+        from nfi_tf.evaluation.onnx_target import OnnxQuery
+
+        onnx = OnnxQuery(cfg.onnx, cfg.batch_size)
+        runners[ONNX_SQUARE] = attack_factory.onnx_square(onnx, budgets, threat)
+    seed = int(cfg.seed if cfg.seed is not None else config.train.seed)
+    return _Setup(cfg, trained, method, plan.rows_for(method), planned, runners, budgets, threat, seed,
+                  images.astype(np.float32) / 255.0, labels, notes, onnx)
+
+
+# === run ===
+
+
+def _run(s: _Setup) -> _Recorder:
+    cfg = s.cfg
+    keys = {p.key for p in s.planned}
+    overlap = next((k for k in ("pgd@tradeoff", "cw@tradeoff", "apgd_ce@tradeoff") if k in keys), None)
+    recorder = _Recorder(s.trained.classifier, s.rows, s.method == "nfi", overlap, s.onnx)
+    units = len(s.planned) + 1 + (1 if s.onnx else 0)
+    num_batches = -(-len(s.labels) // cfg.batch_size)
     bar = keras.utils.Progbar(num_batches * units, verbose=cfg.verbose, unit_name="attack")
-
     for b in range(num_batches):
-        x = x_all[b * cfg.batch_size:(b + 1) * cfg.batch_size]
-        y = labels[b * cfg.batch_size:(b + 1) * cfg.batch_size]
-        clean = recorder.record(wc.CLEAN, x, x, y)
+        x = s.x[b * cfg.batch_size:(b + 1) * cfg.batch_size]
+        y = s.labels[b * cfg.batch_size:(b + 1) * cfg.batch_size]
+        clean, batch_correct = recorder.record(wc.CLEAN, x, x, y)
         bar.add(1)
-        for p in planned:
-            if p.family in attacks_pgd.PGD_FAMILIES:
-                x_adv = pgd_fns[p.key](tf.constant(x), tf.constant(y), _pgd_seed(seed, p.key, b))
-                recorder.record(p.key, x, x_adv.numpy(), y)
-            elif p.family == "apgd_ce":
-                recorder.record(p.key, x, apgd[p.target].ce(x, y, _numpy_seed(seed, p.key, b)), y)
-            else:  # apgd_dlr: one targeted run per target class, as AutoAttack's APGD-T
-                targets = autoattack.top_other_classes(clean[p.target], y, n_targets)
-                for j in range(n_targets):
-                    key = f"{p.key}#{j + 1}"
-                    x_adv = apgd[p.target].dlr_targeted(x, targets[:, j], _numpy_seed(seed, key, b))
-                    recorder.record(key, x, x_adv, y)
-                    bar.add(1)
-                continue
+        for p in s.planned:
+            todo = np.ones(len(y), bool)
+            if p.suite:  # AutoAttack: only the points the suite so far left robust on this output
+                suite = [k for k in batch_correct[p.target] if k == wc.CLEAN or (
+                    k.split("@")[0] in AUTOATTACK_SUITE and k.split("@")[1].split(":")[0] == p.target)]
+                todo = wc.all_correct({k: batch_correct[p.target][k] for k in suite})
+            x_adv = x.copy()
+            if todo.any():
+                idx = np.flatnonzero(todo)
+                sub_clean = {k: v[idx] for k, v in clean.items()}
+                x_adv[idx] = s.runners[p.key](x[idx], y[idx], attack_factory.int_seed(s.seed, p.key, b),
+                                              sub_clean)
+            _, new = recorder.record(p.key, x, x_adv, y)
+            for row, v in new.items():
+                batch_correct[row][p.key] = v
             bar.add(1)
-
-    correct, margins = recorder.arrays()
-    worst = {row: wc.all_correct(correct[row]) for row in rows}
-    families = [f for f in attacks_adaptive.STANDARD_FAMILIES if any(p.family == f for p in planned)]
-    result = {
-        "model_dir": os.path.abspath(cfg.model_dir),
-        "dataset": info.name,
-        "method": method,
-        "examples": int(len(labels)),
-        "seed": seed,
-        "rows": list(rows),
-        "columns": [wc.CLEAN] + families + ["worst_case"],
-        "table": _table(rows, families, correct, worst),
-        "settings": {
-            "epsilon": attack.epsilon, "pgd": {"step_size": attack.step_size, "steps": attack.num_steps,
-                                              "random_start": "uniform", "loss": "cross-entropy"},
-            "cw": {"step_size": cw_attack.step_size, "steps": cw_attack.num_steps,
-                   "confidence": cfg.cw_confidence},
-            "apgd": {"steps": cfg.apgd_steps, "restarts": cfg.apgd_restarts,
-                     "dlr_targets": n_targets, "initial_step": 2 * attack.epsilon,
-                     "implementation": "adversarial-robustness-toolbox AutoProjectedGradientDescent"},
-            "switch_temperature": cfg.switch_temperature,
-            "attacks": list(cfg.attacks),
-            "batch_size": cfg.batch_size,
-        },
-        "attack_keys": sorted(correct[rows[0]]),
-        "accuracy_by_attack": {row: {k: float(v.mean()) for k, v in sorted(correct[row].items())}
-                               for row in rows},
-        "checks": {"max_linf": recorder.max_linf, "pixel_range": recorder.pixel_range},
-        "notes": notes,
-    }
-    if method == "nfi":
-        result["routed_adaptive"] = _routed_summary(result["accuracy_by_attack"]["routed"],
-                                                    result["table"]["routed"]["worst_case"])
-        result["route_stats"] = _route_stats(recorder.routes(), correct["routed"], margins["routed"])
-    if recorder.overlap_key is not None:
-        result["feature_overlap"] = _feature_overlap(recorder, labels, classifier, info, cfg, method)
-    result["seconds"] = round(time.time() - started, 1)
-    report.write(cfg.model_dir, result)
-    log(report.text_table(result))
-    return EvalResult(result, labels, correct, worst, recorder.max_linf, recorder.pixel_range)
-
-
-def _numpy_seed(seed: int, key: str, batch: int) -> tuple[int, int, int]:
-    return seed, zlib.crc32(key.encode()), batch
-
-
-def _build_attacks(planned, classifier, info, cfg: EvalConfig, attack: AttackConfig,
-                   cw_attack: AttackConfig) -> tuple[dict, dict]:
-    """Compiled PGD-family attacks by key, and one APGD wrapper per attacked output."""
-    pgd_fns, apgd = {}, {}
-    t = cfg.switch_temperature
-    for p in planned:
-        if p.family in attacks_pgd.PGD_FAMILIES:
-            pgd_fns[p.key] = attacks_pgd.make_pgd_attack(
-                attacks_pgd.logits_fn(classifier, p.target, p.switch_mode, t),
-                attacks_pgd.loss_for(p.family, cfg.cw_confidence),
-                cw_attack if p.family == "cw" else attack)
-        elif p.target not in apgd:
-            apgd[p.target] = autoattack.Apgd(
-                attacks_pgd.logits_fn(classifier, p.target, "straight_through", t),
-                info.image_shape, info.num_classes, attack.epsilon, cfg.apgd_steps,
-                cfg.apgd_restarts, cfg.batch_size)
-    return pgd_fns, apgd
+        if s.onnx:
+            x_adv = s.runners[ONNX_SQUARE](x, y, attack_factory.int_seed(s.seed, ONNX_SQUARE, b), clean)
+            recorder.record(ONNX_SQUARE, x, x_adv, y)
+            bar.add(1)
+    return recorder
 
 
 class _Recorder:
-    """Scores every input on every output and keeps what the summaries need."""
+    """Scores every input on every output (and the ONNX model) and keeps what the report needs."""
 
-    def __init__(self, classifier, rows, routed: bool, overlap_key: str | None):
+    def __init__(self, classifier, rows, routed: bool, overlap_key: str | None, onnx=None):
         self._predict = tf.function(lambda z: classifier(z, training=False), reduce_retracing=True)
-        self.rows, self.routed, self.overlap_key = rows, routed, overlap_key
-        self.scores = {row: wc.Scores() for row in rows}
+        self.rows, self.routed, self.overlap_key, self.onnx = rows, routed, overlap_key, onnx
+        self.all_rows = tuple(rows) + ((ONNX_ROW,) if onnx is not None else ())
+        self.scores = {row: wc.Scores() for row in self.all_rows}
         self.route_log: dict[str, list[np.ndarray]] = {}
+        self.inputs: dict[str, list[np.ndarray]] = {}
         self.max_linf: dict[str, float] = {}
         self.pixel_range: dict[str, tuple[float, float]] = {}
         self.clean_features, self.adv_features, self.adv_predictions = [], [], []
 
-    def record(self, key: str, x: np.ndarray, x_adv: np.ndarray, y: np.ndarray) -> dict:
+    def record(self, key: str, x: np.ndarray, x_adv: np.ndarray, y: np.ndarray):
+        """Score x_adv on every output; returns (outputs, {row: [B] correct})."""
         out = {k: v.numpy() for k, v in self._predict(tf.constant(x_adv)).items()}
-        for row in self.rows:
-            self.scores[row].add(key, out[row], y)
+        if self.onnx is not None:
+            out[ONNX_ROW] = self.onnx(x_adv)
+        correct = {}
+        for row in self.all_rows:
+            correct[row] = self.scores[row].add(key, out[row], y)
         if self.routed:
             self.route_log.setdefault(key, []).append(out["route"])
+        self.inputs.setdefault(key, []).append(x_adv)
         if key == wc.CLEAN:
             self.clean_features.append(out["feature"])
-            return out
-        family_key = key.split("#")[0]  # the targets of one targeted attack share a check
+            return out, {row: {wc.CLEAN: v} for row, v in correct.items()}
         linf = float(np.max(np.abs(x_adv - x)))
-        self.max_linf[family_key] = max(self.max_linf.get(family_key, 0.0), linf)
-        lo, hi = self.pixel_range.get(family_key, (1.0, 0.0))
-        self.pixel_range[family_key] = (min(lo, float(x_adv.min())), max(hi, float(x_adv.max())))
+        self.max_linf[key] = max(self.max_linf.get(key, 0.0), linf)
+        lo, hi = self.pixel_range.get(key, (1.0, 0.0))
+        self.pixel_range[key] = (min(lo, float(x_adv.min())), max(hi, float(x_adv.max())))
         if key == self.overlap_key:
             self.adv_features.append(out["feature"])
             self.adv_predictions.append(np.argmax(out["tradeoff"], axis=1))
-        return out
+        return out, correct
 
     def arrays(self) -> tuple[dict, dict]:
         correct, margins = {}, {}
-        for row in self.rows:
+        for row in self.all_rows:
             correct[row], margins[row] = self.scores[row].arrays()
         return correct, margins
 
     def routes(self) -> dict[str, np.ndarray]:
         return {k: np.concatenate(v) for k, v in self.route_log.items()}
 
+    def worst_images(self, margins: dict) -> dict[str, np.ndarray]:
+        """Per output, each example's lowest-margin input (what --save_adversarial keeps)."""
+        inputs = {k: np.concatenate(v) for k, v in self.inputs.items()}
+        out = {}
+        for row in self.all_rows:
+            keys, idx = wc.worst_inputs(margins[row])
+            stacked = np.stack([inputs[k] for k in keys])
+            out[row] = stacked[idx, np.arange(len(idx))]
+        return out
 
-def _table(rows, families, correct, worst) -> dict:
-    """{row: {column: accuracy}}; a targeted attack's column is the worst case over its targets."""
+
+# === report ===
+
+
+def _column_keys(keys, family: str, row: str, suite_keys: set) -> list[str]:
+    if family == "autoattack":
+        return [k for k in keys if k in suite_keys and plan.keys_of_column([k], k.split("@")[0], row)]
+    if family == "route_aware":
+        return [k for k in keys if k.startswith("route@")] if row == "routed" else []
+    return [k for k in plan.keys_of_column(keys, family, row) if k not in suite_keys]
+
+
+def _columns(s: _Setup) -> list[str]:
+    fams = [f for f in plan.STANDARD_FAMILIES if any(p.family == f and not p.suite for p in s.planned)]
+    if any(p.suite for p in s.planned):
+        fams.append("autoattack")
+    if any(p.family == "route" for p in s.planned):
+        fams.append("route_aware")
+    return [wc.CLEAN] + fams + ["worst_case"]
+
+
+def _report(s: _Setup, recorder: _Recorder) -> dict:
+    cfg, b = s.cfg, s.budgets
+    correct, margins = recorder.arrays()
+    worst = {row: wc.all_correct(correct[row]) for row in recorder.all_rows}
+    suite_keys = {p.key for p in s.planned if p.suite}
+    columns = _columns(s)
     table = {}
-    for row in rows:
+    for row in recorder.all_rows:
+        keys = list(correct[row])
         table[row] = {wc.CLEAN: float(correct[row][wc.CLEAN].mean())}
-        for family in families:
-            keys = wc.keys_of_column(correct[row], family, row)
-            table[row][family] = float(wc.all_correct({k: correct[row][k] for k in keys}).mean())
+        for family in columns[1:-1]:
+            cols = _column_keys(keys, family, "routed" if row == ONNX_ROW else row, suite_keys)
+            if family == "autoattack" and cols:
+                cols = [wc.CLEAN] + cols
+            table[row][family] = float(wc.all_correct({k: correct[row][k] for k in cols}).mean()) \
+                if cols else None
         table[row]["worst_case"] = float(worst[row].mean())
-    return table
+    info = s.trained.info
+    result = {
+        "model_dir": os.path.abspath(cfg.model_dir),
+        "dataset": info.name,
+        "method": s.method,
+        "examples": int(len(s.labels)),
+        "seed": s.seed,
+        "rows": list(recorder.all_rows),
+        "columns": columns,
+        "table": table,
+        "attacks_run": list(dict.fromkeys(
+            [p.family if not p.suite else f"autoattack:{p.family}" for p in s.planned]
+            + (["square (ONNX Runtime)"] if s.onnx else []))),
+        "suite_keys": sorted(suite_keys),
+        "settings": {
+            "epsilon": s.threat.epsilon, "norm": "linf",
+            "pgd": {"step_size": b.pgd.step_size, "steps": b.pgd.num_steps, "random_start": "uniform",
+                    "loss": "cross-entropy"},
+            "cw": {"step_size": b.cw.step_size, "steps": b.cw.num_steps, "confidence": b.cw_confidence},
+            "apgd": {"steps": b.apgd_steps, "restarts": b.apgd_restarts, "targets": b.apgd_targets,
+                     "initial_step": 2 * s.threat.epsilon, "implementation": "nfi_tf.attacks.apgd"},
+            "fab_t": {"steps": b.fab_steps, "targets": b.fab_targets},
+            "square": {"queries": b.square_queries, "p_init": 0.8},
+            "route_aware": {"steps": b.route_steps, "targets": cfg.route_targets,
+                            "temperatures": list(cfg.route_temperatures)},
+            "autoattack_deviations": _autoattack_deviations({p.family for p in s.planned} | (
+                {"square"} if s.onnx else set()), b, info.num_classes),
+            "attacks": list(cfg.attacks),
+            "batch_size": cfg.batch_size,
+            "onnx": cfg.onnx,
+        },
+        "attack_keys": sorted(correct[s.rows[0]]),
+        "accuracy_by_attack": {row: {k: float(v.mean()) for k, v in sorted(correct[row].items())}
+                               for row in recorder.all_rows},
+        "checks": {"max_linf": recorder.max_linf, "pixel_range": recorder.pixel_range},
+        "notes": s.notes,
+        "records": report.EVAL_NPZ,
+    }
+    if suite_keys:
+        result["autoattack_cumulative"] = _cumulative(correct, s)
+    if s.onnx is not None:
+        result["onnx"] = _onnx_summary(correct, [p.key for p in s.planned])
+    if s.method == "nfi":
+        result["routed_adaptive"] = _routed_summary(result["accuracy_by_attack"], table)
+        result["route_stats"] = _route_stats(recorder.routes(), correct["routed"], margins["routed"])
+    if recorder.overlap_key is not None:
+        result["feature_overlap"] = _feature_overlap(recorder, s)
+    meta = {"model": _fingerprint(os.path.join(cfg.model_dir, "model.keras")),
+            "model_dir": os.path.abspath(cfg.model_dir), "dataset": info.name, "epsilon": s.threat.epsilon,
+            "seed": s.seed, "attacks": list(cfg.attacks), "examples": int(len(s.labels))}
+    return {"report": result, "correct": correct, "margins": margins, "worst": worst, "meta": meta}
+
+
+def _fingerprint(path: str) -> str:
+    """sha256 of the model file: runs on copies of one model dir still merge, other models do not."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _onnx_summary(correct: dict, planned_keys: list[str]) -> dict:
+    """The exported model: clean, Square through ONNX Runtime, every Keras-made input transferred."""
+    row = correct[ONNX_ROW]
+    keras_keys = [k for k in planned_keys if k in row]
+    return {
+        "clean": float(row[wc.CLEAN].mean()),
+        "square_onnx": float(row[ONNX_SQUARE].mean()),
+        "transfer_of_every_keras_attack": float(wc.all_correct(
+            {k: row[k] for k in [wc.CLEAN] + keras_keys}).mean()),
+        "worst_case": float(wc.all_correct(row).mean()),
+        "keras_routed_worst_case": float(wc.all_correct(correct["routed"]).mean())
+        if "routed" in correct else None,
+    }
+
+
+def _autoattack_deviations(families: set, b: attack_factory.Budgets, num_classes: int) -> list[str]:
+    """What this run does below AutoAttack's standard version, for the attacks that ran."""
+    out = []
+    if families & {"apgd_ce", "apgd_t"} and b.apgd_steps < 100:
+        out.append(f"APGD {b.apgd_steps} iterations (standard: 100)")
+    if "apgd_t" in families and b.apgd_targets < min(9, num_classes - 1):
+        out.append(f"APGD-T {b.apgd_targets} targets (standard: 9)")
+    if "fab_t" in families and b.fab_steps < 100:
+        out.append(f"FAB-T {b.fab_steps} iterations (standard: 100)")
+    if "fab_t" in families and b.fab_targets < min(9, num_classes - 1):
+        out.append(f"FAB-T {b.fab_targets} targets (standard: 9)")
+    if "square" in families and b.square_queries < 5000:
+        out.append(f"Square {b.square_queries} queries (standard: 5,000)")
+    return out
+
+
+def _cumulative(correct: dict, s: _Setup) -> dict:
+    """AutoAttack's robust accuracy after each attack of the suite, per output."""
+    out = {}
+    for row in s.rows:
+        acc, keys = {}, [wc.CLEAN]
+        for family in AUTOATTACK_SUITE:
+            keys += [p.key for p in s.planned if p.suite and p.family == family and p.target == row]
+            acc[family] = float(wc.all_correct({k: correct[row][k] for k in keys}).mean())
+        out[row] = acc
+    return out
 
 
 def _route_stats(routes: dict, correct: dict, margins: dict) -> dict:
@@ -271,33 +402,54 @@ def _route_stats(routes: dict, correct: dict, margins: dict) -> dict:
     }
 
 
-def _feature_overlap(recorder: _Recorder, labels, classifier, info, cfg: EvalConfig, method) -> dict:
+def _feature_overlap(recorder: _Recorder, s: _Setup) -> dict:
+    cfg, info = s.cfg, s.trained.info
     analysis = feature_overlap.analyse(
-        np.concatenate(recorder.clean_features), labels, np.concatenate(recorder.adv_features),
-        np.concatenate(recorder.adv_predictions), classifier.get_layer("heads").tradeoff_kernel.numpy(),
-        cfg.overlap_top_k, info.class_names)
+        np.concatenate(recorder.clean_features), s.labels, np.concatenate(recorder.adv_features),
+        np.concatenate(recorder.adv_predictions),
+        s.trained.classifier.get_layer("heads").tradeoff_kernel.numpy(), cfg.overlap_top_k,
+        info.class_names)
     analysis["attack"] = recorder.overlap_key
     feature_overlap.save(analysis, os.path.join(cfg.model_dir, OVERLAP_JSON),
                          os.path.join(cfg.model_dir, OVERLAP_PNG),
-                         f"{info.name} {method}: top-{analysis['k']} feature dims shared "
+                         f"{info.name} {s.method}: top-{analysis['k']} feature dims shared "
                          f"(attack {recorder.overlap_key})")
     return {"attack": recorder.overlap_key, "k": analysis["k"], "summary": analysis["summary"],
             "json": OVERLAP_JSON, "png": OVERLAP_PNG}
 
 
-def _routed_summary(acc: dict[str, float], worst: float) -> dict:
-    """The routed model's accuracy under each adaptive attack, and the naive-vs-adaptive gap."""
-    named = {
-        "naive_hard_switch_pgd": "pgd_naive@routed",
-        "straight_through_pgd": "pgd@routed",
-        "straight_through_cw": "cw@routed",
-        "soft_switch_pgd": "pgd_soft@routed",
-        "transfer_pgd_from_tradeoff": "pgd@tradeoff",
-        "transfer_pgd_from_benign": "pgd@benign",
-        "transfer_pgd_from_adversarial": "pgd@adversarial",
+def _routed_summary(acc: dict[str, dict[str, float]], table: dict) -> dict:
+    """Every attack on the routed model, the naive-vs-worst gap, and the trade-off head's gap
+    at the same budget (a head without a switch: how much of the gap is the switch's)."""
+    routed = {k: v for k, v in acc["routed"].items() if k != wc.CLEAN}
+    naive = routed.get("pgd@routed:hard")
+    worst = table["routed"]["worst_case"]
+    head_pgd = acc["tradeoff"].get("pgd@tradeoff")
+    head_worst = table["tradeoff"]["worst_case"]
+    return {
+        "by_attack": routed,
+        "naive_hard_switch_pgd": naive,
+        "worst_case": worst,
+        "gap_naive_minus_worst_case": None if naive is None else naive - worst,
+        "tradeoff_pgd": head_pgd,
+        "tradeoff_worst_case": head_worst,
+        "tradeoff_gap_pgd_minus_worst_case": None if head_pgd is None else head_pgd - head_worst,
     }
-    out = {name: acc.get(key) for name, key in named.items()}
-    out["worst_case"] = worst
-    naive = out["naive_hard_switch_pgd"]
-    out["gap_naive_minus_worst_case"] = None if naive is None else naive - worst
-    return out
+
+
+def merge_evaluations(paths: list[str], out_dir: str, log: Callable[[str], None] = print) -> dict:
+    """Merge the eval.npz of several runs on one model into one worst case; writes
+    eval_merged.json and eval_merged.md into `out_dir`."""
+    from nfi_tf import io_utils
+
+    merged = records.merge(paths)
+    worst = {row: wc.all_correct(merged["correct"][row]) for row in merged["rows"]}
+    result = {"merged_from": list(paths), "examples": int(len(merged["labels"])),
+              "meta": merged["meta"], "per_run_worst_case": merged["per_run_worst_case"],
+              "worst_case": {row: float(v.mean()) for row, v in worst.items()},
+              "attack_keys": {row: sorted(merged["correct"][row]) for row in merged["rows"]}}
+    io_utils.atomic_write_json(os.path.join(out_dir, report.MERGED_JSON), result)
+    io_utils.atomic_write_text(os.path.join(out_dir, report.MERGED_MD),
+                               report.merged_markdown(merged, result["worst_case"]))
+    log(report.merged_markdown(merged, result["worst_case"]))
+    return result

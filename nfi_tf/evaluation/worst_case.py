@@ -32,12 +32,6 @@ def all_correct(correct: Mapping[str, np.ndarray]) -> np.ndarray:
     return np.stack([np.asarray(v, dtype=bool) for v in correct.values()]).all(axis=0)
 
 
-def keys_of_column(keys, family: str, target: str) -> list[str]:
-    """The keys of `family` run against `target` (targeted attacks have one key per target)."""
-    base = f"{family}@{target}"
-    return [k for k in keys if k == base or k.startswith(base + "#")]
-
-
 def worst_inputs(margins: Mapping[str, np.ndarray]) -> tuple[list[str], np.ndarray]:
     """(keys, [N] index into keys) of the input with the lowest margin, per example."""
     keys = list(margins)
@@ -51,9 +45,12 @@ class Scores:
         self.correct: dict[str, list[np.ndarray]] = {}
         self.margins: dict[str, list[np.ndarray]] = {}
 
-    def add(self, key: str, logits: np.ndarray, labels: np.ndarray) -> None:
-        self.correct.setdefault(key, []).append(np.argmax(logits, axis=1) == labels)
+    def add(self, key: str, logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        """Record one batch; returns its [B] correctness."""
+        correct = np.argmax(logits, axis=1) == labels
+        self.correct.setdefault(key, []).append(correct)
         self.margins.setdefault(key, []).append(margin(logits, labels))
+        return correct
 
     def arrays(self) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         return ({k: np.concatenate(v) for k, v in self.correct.items()},

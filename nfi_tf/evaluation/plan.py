@@ -1,0 +1,93 @@
+"""The attack plan: which attack runs against which output, in which variant.
+
+A planned attack has a key `family@target[:variant]`; an attack that tries several target
+classes itself (APGD-T, FAB-T) keeps one key, a route-targeted attack gets one key per class
+(`route@routed:benign_route#1`). Every adversarial input is scored on every output, so the
+table's worst case of an output covers white-box attacks on it and transfers from the others.
+
+On the routed model a gradient attack runs in three variants (docs/method.md §4), each iterate
+judged by the hard routed output: `hard` (gradient of the head the switch selects), `st`
+(straight-through: that gradient plus the switch weights'), `soft` (the soft mixture). The
+routed column of a family is the per-example worst case over its variants.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from nfi_tf.evaluation.config import AUTOATTACK_SUITE
+from nfi_tf.evaluation.route_aware import ROUTES
+
+ROWS_NFI = ("routed", "tradeoff", "benign", "adversarial", "robust_part", "nonrobust_part")
+ROWS_TRADES = ("tradeoff", "robust_part", "nonrobust_part")
+GRADIENT_FAMILIES = ("pgd", "cw", "apgd_ce", "apgd_t", "fab_t")
+STANDARD_FAMILIES = GRADIENT_FAMILIES + ("square",)
+ROUTED_VARIANTS = ("hard", "st", "soft")
+
+
+@dataclasses.dataclass(frozen=True)
+class PlannedAttack:
+    family: str  # one of STANDARD_FAMILIES, or "route"
+    target: str  # the output attacked (a row name)
+    variant: str | None = None  # routed model: hard / st / soft, or the route-aware attack's name
+    suite: bool = False  # part of the AutoAttack run: attack only the points still robust
+    aux: int = 0  # route-targeted: which of the top wrong classes (1-based)
+
+    @property
+    def key(self) -> str:
+        key = f"{self.family}@{self.target}"
+        if self.variant:
+            key += f":{self.variant}"
+        if self.aux:
+            key += f"#{self.aux}"
+        return key
+
+
+def rows_for(method: str) -> tuple[str, ...]:
+    return ROWS_NFI if method == "nfi" else ROWS_TRADES
+
+
+def route_variants(temperatures) -> list[str]:
+    """The route-aware attacks' names, in the order they run."""
+    names = ["all_heads"] + [f"{r}_route" for r in ROUTES]
+    names += [f"st_T{t:g}" for t in temperatures] + [f"soft_T{t:g}" for t in temperatures]
+    return names
+
+
+def _per_output(family: str, rows, suite: bool) -> list[PlannedAttack]:
+    out = []
+    for row in rows:
+        if row == "routed" and family != "square":  # Square only needs the served output
+            out.extend(PlannedAttack(family, row, v, suite) for v in ROUTED_VARIANTS)
+        else:
+            out.append(PlannedAttack(family, row, None, suite))
+    return out
+
+
+def plan(method: str, attacks: tuple[str, ...], route_targets: int = 3,
+         temperatures=(0.1, 1.0, 10.0)) -> list[PlannedAttack]:
+    """Every attack to run, in a fixed order, for a model of `method` and the requested families."""
+    rows = rows_for(method)
+    out: list[PlannedAttack] = []
+    for family in ("pgd", "cw"):
+        if family in attacks:
+            out += _per_output(family, rows, False)
+    for family in AUTOATTACK_SUITE:
+        if family in attacks and "autoattack" not in attacks:
+            out += _per_output(family, rows, False)
+    if "autoattack" in attacks:
+        for family in AUTOATTACK_SUITE:  # AutoAttack's order: cheap and strong first
+            out += _per_output(family, rows, True)
+    if "route_aware" in attacks and method == "nfi":
+        for name in route_variants(temperatures):
+            if name.endswith("_route"):
+                out += [PlannedAttack("route", "routed", name, aux=j + 1) for j in range(route_targets)]
+            else:
+                out.append(PlannedAttack("route", "routed", name))
+    return out
+
+
+def keys_of_column(keys, family: str, target: str) -> list[str]:
+    """The keys of `family` run against `target`, over every variant and target class."""
+    base = f"{family}@{target}"
+    return [k for k in keys if k == base or k.startswith(base + ":") or k.startswith(base + "#")]
