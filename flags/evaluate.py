@@ -43,6 +43,8 @@ def define_evaluate_flags() -> None:
                      "Wrong classes each route-targeted attack tries.")
     f.DEFINE_list("route_temperatures", [f"{t:g}" for t in _D["route_temperatures"].default],
                   "Temperatures of the straight-through and soft switches (on std-normalized scores).")
+    f.DEFINE_list("attack_outputs", None, "Outputs the white-box attacks target (default: all); every "
+                  "adversarial input is still scored on every output (transfer).")
     f.DEFINE_string("onnx", None, "An exported model.onnx: score every adversarial input on it and run "
                     "Square against it through ONNX Runtime.")
     f.DEFINE_bool("save_adversarial", False, "Also keep each example's worst adversarial image per "
@@ -84,6 +86,7 @@ def eval_config_from_flags(values: flags.FlagValues) -> EvalConfig:
         route_steps=v("route_steps"),
         route_targets=v("route_targets"),
         route_temperatures=_temperatures(v("route_temperatures")),
+        attack_outputs=tuple(v("attack_outputs")) if v("attack_outputs") else None,
         onnx=v("onnx"),
         save_adversarial=v("save_adversarial"),
         overlap_top_k=v("overlap_top_k"),

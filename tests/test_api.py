@@ -21,6 +21,7 @@ def _readme_python_example() -> str:
     return match.group(1)
 
 
+@pytest.mark.large
 def test_readme_python_example_runs_in_a_fresh_interpreter(trained_mnist_dir, tmp_path):
     model_dir = tmp_path / "quick"
     model_dir.mkdir()
@@ -61,6 +62,7 @@ def test_export_output_that_names_an_onnx_file_is_a_one_line_error(tmp_path):
     ("nfi_tf.evaluate", ("--attacks", "--square_queries", "--onnx", "--merge"), "--dataset"),
     ("export.to_onnx", ("--model_dir", "--quantize", "--output"), "--attacks"),
 ])
+@pytest.mark.large
 def test_help_lists_the_commands_own_flags_and_nothing_else(module, own, foreign):
     proc = run_cli(module, "--help", timeout=120)
     out = proc.stdout  # absl exits 1 after printing the help

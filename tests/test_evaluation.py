@@ -151,8 +151,10 @@ def test_route_targeted_objective_rises_when_the_deciding_scores_agree_on_the_ta
     t_own = np.argmax(out["tradeoff"].numpy(), 1)  # mostly the true class on clean images
     t_other = (t_own + 1) % 10
     benign = route_aware.route_target(classifier, "benign")
-    own = benign(tf.constant(x), tf.constant(y), tf.constant(t_own)).numpy()
-    other = benign(tf.constant(x), tf.constant(y), tf.constant(t_other)).numpy()
+    own, judged = benign(tf.constant(x), tf.constant(y), tf.constant(t_own))
+    other, _ = benign(tf.constant(x), tf.constant(y), tf.constant(t_other))
+    own, other = own.numpy(), other.numpy()
+    np.testing.assert_array_equal(judged.numpy(), out["routed"].numpy())  # the judge, same pass
     assert np.mean(own > other) > 0.9
     with pytest.raises(ValueError, match="Received: route='tradeoff'"):
         route_aware.route_target(classifier, "tradeoff")
@@ -228,6 +230,10 @@ def test_attack_plan():
                      "route@routed:adversarial_route#1", "route@routed:adversarial_route#2",
                      "route@routed:st_T1", "route@routed:st_T5", "route@routed:soft_T1",
                      "route@routed:soft_T5"]
+    limited = plan.plan("nfi", ("pgd",), outputs=("routed", "tradeoff"))
+    assert {p.target for p in limited} == {"routed", "tradeoff"}
+    with pytest.raises(NfiError, match="Received: attack_outputs=routed,feature"):
+        plan.plan("nfi", ("pgd",), outputs=("routed", "feature"))
     aa = plan.plan("nfi", ("autoattack", "apgd_ce"))
     assert all(p.suite for p in aa)  # apgd_ce inside autoattack is not run twice
     assert [p.key for p in aa if p.target == "routed"][-1] == "square@routed"  # Square: hard output only
@@ -397,6 +403,7 @@ def _cli(*args):
     return run_cli("nfi_tf.evaluate", *args, timeout=900)
 
 
+@pytest.mark.large
 def test_cli_end_to_end(trained_mnist_dir, tmp_path):
     model_dir = _copy_model_dir(trained_mnist_dir, tmp_path / "cli")
     out = _cli(f"--model_dir={model_dir}", "--attacks=clean,pgd", "--eval_examples=32",
@@ -415,6 +422,7 @@ def test_cli_end_to_end(trained_mnist_dir, tmp_path):
     (("--model_dir=.", "--attacks=pgd,fgsm"), "Received: attacks=pgd,fgsm"),
     (("--model_dir=.", "--route_temperatures=a"), "Received: route_temperatures=a"),
 ])
+@pytest.mark.large
 def test_cli_bad_input_is_one_line_and_exit_2(args, message):
     out = _cli(*args)
     assert out.returncode == 2, out.stderr[-2000:]

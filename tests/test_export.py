@@ -172,6 +172,7 @@ def test_failed_exports_leave_the_previous_export_byte_identical(trained_mnist_d
     assert not os.path.exists(os.path.join(out, INT8_FILE))
 
 
+@pytest.mark.large
 def test_export_cli_fails_with_one_line_and_exit_2_on_a_parity_mismatch(trained_mnist_dir,
                                                                         tmp_path):
     out = str(tmp_path / "export")

@@ -68,6 +68,7 @@ def test_sigkill_then_rerun_ends_bit_identical_to_an_uninterrupted_run(tmp_path)
     assert [h["epoch"] for h in history] == [1, 2]
 
 
+@pytest.mark.large
 def test_in_process_resume_matches_uninterrupted(tmp_path):
     config = tiny_mnist_config("nfi", data={"train_examples": 256},
                                train={"epochs": 2, "deterministic": True})
@@ -99,6 +100,7 @@ def test_nan_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(tmp_p
     assert not os.path.exists(os.path.join(tmp_path, "model.keras"))
 
 
+@pytest.mark.large
 def test_crash_during_model_write_keeps_the_previous_model(tmp_path, monkeypatch):
     config = tiny_mnist_config("trades", data={"train_examples": 128},
                                train={"epochs": 1, "batch_size": 64})
@@ -120,6 +122,7 @@ def test_crash_during_model_write_keeps_the_previous_model(tmp_path, monkeypatch
     assert not [f for f in os.listdir(tmp_path) if f.startswith(".model.keras")]
 
 
+@pytest.mark.large
 def test_crash_during_checkpoint_write_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     from tensorflow.python.checkpoint import checkpoint_management
 
@@ -179,10 +182,8 @@ BAD_INPUT = [
 ]
 
 
-# The cases that first train a model dir in a subprocess are part of the large tier.
-@pytest.mark.parametrize("name,extra,setup,message",
-                         [pytest.param(*b, marks=pytest.mark.large) if b[2] else b for b in BAD_INPUT],
-                         ids=[b[0] for b in BAD_INPUT])
+@pytest.mark.large  # one training subprocess per case
+@pytest.mark.parametrize("name,extra,setup,message", BAD_INPUT, ids=[b[0] for b in BAD_INPUT])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, name, extra, setup, message):
     model_dir = str(tmp_path / "fresh")
     if setup:

@@ -157,6 +157,7 @@ def _cli(*args):
                    env=dict(os.environ, CUDA_VISIBLE_DEVICES=""))
 
 
+@pytest.mark.large
 def test_cli_writes_png_and_json(trained_mnist_dir, tmp_path):
     out = tmp_path / "gen"
     r = _cli(f"--model_dir={trained_mnist_dir}", "--classes=3,seven", f"--out={out}", "--per_class=2",

@@ -68,6 +68,7 @@ def _cli(*args):
     return run_cli("nfi_tf.theory", *args, timeout=120)
 
 
+@pytest.mark.large
 def test_cli_prints_bound_and_table():
     r = _cli("--test_size=2000", "--p=0.75")
     assert r.returncode == 0, r.stderr
@@ -75,6 +76,7 @@ def test_cli_prints_bound_and_table():
     assert "100,000" in r.stdout
 
 
+@pytest.mark.large
 def test_cli_bad_p_exits_2_with_one_line():
     r = _cli("--p=0.5")
     assert r.returncode == 2

@@ -47,7 +47,8 @@ class JudgedPGD(Attack):
     """Ascend `objective(x, y, aux) -> [B]`; success is `judge(x)`'s argmax != y.
 
     Args:
-        objective: differentiable per-example objective to maximize.
+        objective: differentiable per-example objective to maximize; it may return
+            `(objective, judge_logits)` when its forward pass already computed the judged output.
         judge: images -> logits of the served output (e.g. the hard routed logits).
         threat: the threat model (its step_size, if set, is the first step length).
         steps, restarts: iterations per run; restarts run only on examples not yet fooled.
@@ -79,8 +80,12 @@ class JudgedPGD(Attack):
         def score(z):
             with tf.GradientTape() as tape:
                 tape.watch(z)
-                obj = self._objective(z, y, aux)
-            return obj, tape.gradient(obj, z), fooled(self._judge(z), y)
+                result = self._objective(z, y, aux)
+            # An objective may hand back the judge's logits from its own forward pass (one
+            # model call per step instead of two).
+            obj, judged = result if isinstance(result, tuple) else (result, None)
+            grad = tape.gradient(obj, z)
+            return obj, grad, fooled(self._judge(z) if judged is None else judged, y)
 
         obj, grad, hit = score(x_adv)
         best_x, best_obj, done = x_adv, obj, hit

@@ -74,8 +74,19 @@ def _target(classifier, p: PlannedAttack) -> Target:
     return Target(lambda z: route_aware.relaxed_logits(classifier(z, training=False), mode, 1.0), hard)
 
 
-def _judged_objective(target: Target, loss_fn):
-    return lambda z, y, aux: loss_fn(labels=y, logits=target.logits(z))
+def _routed_objective(classifier, variant: str | None, loss_fn):
+    """loss of the variant's routed logits, and the hard routed logits, from one forward pass."""
+
+    def objective(z, y, aux):
+        del aux
+        out = classifier(z, training=False)
+        if variant in (None, "hard"):
+            logits = out["routed"]
+        else:
+            logits = route_aware.relaxed_logits(out, VARIANT_MODES[variant], 1.0)
+        return loss_fn(labels=y, logits=logits), out["routed"]
+
+    return objective
 
 
 def build(p: PlannedAttack, classifier, budgets: Budgets, threat: ThreatModel) -> Runner:
@@ -91,7 +102,7 @@ def build(p: PlannedAttack, classifier, budgets: Budgets, threat: ThreatModel) -
             fn = attacks_pgd.make_pgd_attack(target.logits, loss_fn, cfg)
             return lambda x, y, seed, clean: fn(tf.constant(x), tf.constant(y),
                                                 tf.constant([seed, 0], tf.int64)).numpy()
-        attack = JudgedPGD(_judged_objective(target, loss_fn), target.judge_logits,
+        attack = JudgedPGD(_routed_objective(classifier, p.variant, loss_fn), target.judge_logits,
                            dataclasses.replace(threat, step_size=cfg.step_size), cfg.num_steps,
                            name=p.key, schedule="constant")
         return lambda x, y, seed, clean: attack.run(x, y, seed)

@@ -55,6 +55,9 @@ class EvalConfig:
     route_steps: int = 100  # iterations of each route-aware attack
     route_targets: int = 3  # wrong classes each route-targeted attack tries
     route_temperatures: tuple[float, ...] = (0.1, 1.0, 10.0)
+    # Outputs the white-box attacks target (None: every output). Every adversarial input is
+    # still scored on every output, so the others get transfer numbers at no extra attack cost.
+    attack_outputs: tuple[str, ...] | None = None
     onnx: str | None = None  # an exported model.onnx: also attacked and scored through ONNX Runtime
     save_adversarial: bool = False  # keep each example's worst adversarial image per output
     overlap_top_k: int = 10  # Figure 1 (right)
@@ -101,6 +104,8 @@ def validate(c: EvalConfig) -> EvalConfig:
     _check(len(c.route_temperatures) > 0 and all(math.isfinite(t) and t > 0 for t in c.route_temperatures),
            f"route_temperatures must be > 0. Received: route_temperatures={c.route_temperatures}")
     _check(c.cw_confidence > 0, f"cw_confidence must be > 0. Received: cw_confidence={c.cw_confidence}")
+    _check(c.attack_outputs is None or len(c.attack_outputs) > 0,
+           f"attack_outputs must name at least one output. Received: attack_outputs={c.attack_outputs}")
     _check(c.onnx is None or c.onnx.endswith(".onnx"),
            f"onnx is the path of an exported .onnx file. Received: onnx={c.onnx}")
     return c

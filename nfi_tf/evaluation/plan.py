@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from nfi_tf.errors import NfiError
 from nfi_tf.evaluation.config import AUTOATTACK_SUITE
 from nfi_tf.evaluation.route_aware import ROUTES
 
@@ -65,9 +66,16 @@ def _per_output(family: str, rows, suite: bool) -> list[PlannedAttack]:
 
 
 def plan(method: str, attacks: tuple[str, ...], route_targets: int = 3,
-         temperatures=(0.1, 1.0, 10.0)) -> list[PlannedAttack]:
-    """Every attack to run, in a fixed order, for a model of `method` and the requested families."""
+         temperatures=(0.1, 1.0, 10.0), outputs: tuple[str, ...] | None = None) -> list[PlannedAttack]:
+    """Every attack to run, in a fixed order, for a model of `method` and the requested families;
+    `outputs` limits which outputs the white-box attacks target (None: all of them)."""
     rows = rows_for(method)
+    if outputs is not None:
+        unknown = sorted(set(outputs) - set(rows))
+        if unknown:
+            raise NfiError(f"attack_outputs must be among {','.join(rows)} for a {method} model. "
+                           f"Received: attack_outputs={','.join(outputs)}")
+        rows = tuple(r for r in rows if r in outputs)
     out: list[PlannedAttack] = []
     for family in ("pgd", "cw"):
         if family in attacks:

@@ -41,13 +41,13 @@ def _capped(v):
 
 
 def all_heads(classifier):
-    """objective(x, y, aux): sum over heads of min(margin against y, CAP)."""
+    """objective(x, y, aux): sum over heads of min(margin against y, CAP) (and the judged logits)."""
 
     def objective(x, y, aux):
         del aux
         out = classifier(x, training=False)
         return tf.add_n([_capped(losses.margin_loss_fn(labels=y, logits=out[h]))
-                         for h in heads_lib.HEAD_NAMES])
+                         for h in heads_lib.HEAD_NAMES]), out["routed"]
 
     return objective
 
@@ -65,7 +65,7 @@ def route_target(classifier, route: str):
         total = tf.add_n([_capped(_margin_to(out[name], t)) for name in agree])
         if route == "adversarial":  # the non-robust part must disagree for route 1
             total += _capped(-_margin_to(out["nr"], t))
-        return total
+        return total, out["routed"]
 
     return objective
 
@@ -100,8 +100,9 @@ def relaxed(classifier, mode: str, temperature: float):
 
     def objective(x, y, aux):
         del aux
-        logits = relaxed_logits(classifier(x, training=False), mode, temperature)
-        return losses.ce_loss_fn(labels=y, logits=logits)
+        out = classifier(x, training=False)
+        logits = relaxed_logits(out, mode, temperature)
+        return losses.ce_loss_fn(labels=y, logits=logits), out["routed"]
 
     return objective
 

@@ -130,7 +130,8 @@ def _setup(cfg: EvalConfig) -> _Setup:
                      f"at epsilon {pgd.epsilon:g}")
     if "route_aware" in cfg.attacks and method != "nfi":
         notes.append("route-aware attacks skipped: a TRADES model has no routing switch")
-    planned = plan.plan(method, cfg.attacks, cfg.route_targets, cfg.route_temperatures)
+    planned = plan.plan(method, cfg.attacks, cfg.route_targets, cfg.route_temperatures,
+                        cfg.attack_outputs)
     if info.num_classes < 4 and any(p.family in ("apgd_t",) for p in planned):
         notes.append(f"APGD-T skipped: its targeted DLR loss needs >= 4 classes. "
                      f"Received: {info.num_classes}")
@@ -309,6 +310,7 @@ def _report(s: _Setup, recorder: _Recorder) -> dict:
             "autoattack_deviations": _autoattack_deviations({p.family for p in s.planned} | (
                 {"square"} if s.onnx else set()), b, info.num_classes),
             "attacks": list(cfg.attacks),
+            "attack_outputs": list(cfg.attack_outputs) if cfg.attack_outputs else list(s.rows),
             "batch_size": cfg.batch_size,
             "onnx": cfg.onnx,
         },
@@ -379,7 +381,7 @@ def _autoattack_deviations(families: set, b: attack_factory.Budgets, num_classes
 def _cumulative(correct: dict, s: _Setup) -> dict:
     """AutoAttack's robust accuracy after each attack of the suite, per output."""
     out = {}
-    for row in s.rows:
+    for row in sorted({p.target for p in s.planned if p.suite}, key=s.rows.index):
         acc, keys = {}, [wc.CLEAN]
         for family in AUTOATTACK_SUITE:
             keys += [p.key for p in s.planned if p.suite and p.family == family and p.target == row]

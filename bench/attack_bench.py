@@ -1,0 +1,131 @@
+"""Cost of the evaluation's attacks: seconds per image and achieved GFLOP/s vs the fp32 peak.
+
+    python -m bench.attack_bench --model_dir=runs/mnist_quickstart [--examples=32] [--out=FILE]
+
+Runs AutoAttack's standard suite (APGD-CE, APGD-T, FAB-T with 9 targets and 100 iterations each,
+Square with 5,000 queries) against the routed model, each attack on all the images (not only
+the ones still robust, so each row is that attack's own cost), plus the route-aware attacks.
+Every image the model sees is counted at its input: a forward pass costs F FLOPs (nfi_tf.flops,
+analytic multiply-adds), a backward pass to the input about F more, so an attack's FLOPs are
+F x (images forwarded + images back-propagated) and its achieved GFLOP/s is that over its wall
+time. The machine's peak is bench.peak's best float32 matmul. The load average is recorded
+before and after each attack: compare only figures taken on idle cores.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from nfi_tf import data, flops, model_io
+from nfi_tf.attacks.threat import ThreatModel
+from nfi_tf.config import make_config
+from nfi_tf.evaluation import attack_factory, plan
+from nfi_tf.evaluation.config import EvalConfig
+
+
+class CountingModel:
+    """The classifier with counters on its input: images forwarded and back-propagated."""
+
+    def __init__(self, classifier):
+        self.classifier = classifier
+        self.forward = tf.Variable(0, dtype=tf.int64, trainable=False)
+        self.backward = tf.Variable(0, dtype=tf.int64, trainable=False)
+
+        @tf.custom_gradient
+        def tap(x):
+            self.forward.assign_add(tf.cast(tf.shape(x)[0], tf.int64))
+
+            def grad(dy):
+                self.backward.assign_add(tf.cast(tf.shape(dy)[0], tf.int64))
+                return dy
+
+            return tf.identity(x), grad
+
+        self._tap = tap
+
+    def __call__(self, x, training=False):
+        return self.classifier(self._tap(x), training=training)
+
+    def reset(self):
+        self.forward.assign(0)
+        self.backward.assign(0)
+
+
+def run(model_dir: str, examples: int, log=print) -> dict:
+    trained = model_io.load_trained(model_dir)
+    if trained.config.model.method != "nfi":
+        raise ValueError(f"the attack benchmark needs a routed (nfi) model. Received: "
+                         f"method={trained.config.model.method}")
+    images, labels = data.load_arrays(trained.config.data, "test", examples)
+    x, y = images.astype(np.float32) / 255.0, labels
+    preset = make_config(trained.config.data.dataset).eval_attack
+    cfg = EvalConfig(model_dir=model_dir, batch_size=examples)  # AutoAttack's standard budgets
+    budgets = attack_factory.Budgets.of(cfg, preset, trained.info.num_classes)
+    threat = ThreatModel("linf", preset.epsilon)
+    counting = CountingModel(trained.classifier)
+    forward_flops = flops.forward_flops(trained.classifier)
+    clean = {k: v.numpy() for k, v in trained.classifier(x, training=False).items()}
+    planned = [plan.PlannedAttack(f, "routed", None if f == "square" else "hard")
+               for f in ("apgd_ce", "apgd_t", "fab_t", "square")]
+    planned += [plan.PlannedAttack("route", "routed", "all_heads"),
+                plan.PlannedAttack("route", "routed", "benign_route", aux=1)]
+    rows = []
+    for p in planned:
+        runner = attack_factory.build(p, counting, budgets, threat)
+        runner(x[:2], y[:2], 0, {k: v[:2] for k, v in clean.items()})  # compile outside the clock
+        counting.reset()
+        load_before = os.getloadavg()[0]
+        start = time.perf_counter()
+        x_adv = runner(x, y, 1, clean)
+        seconds = time.perf_counter() - start
+        fwd, bwd = int(counting.forward.numpy()), int(counting.backward.numpy())
+        robust = float(np.mean(np.argmax(trained.classifier(x_adv, training=False)["routed"], 1) == y))
+        rows.append({"attack": p.key, "seconds": seconds, "seconds_per_image": seconds / examples,
+                     "images_forwarded": fwd, "images_backpropagated": bwd,
+                     "gflop": forward_flops * (fwd + bwd) / 1e9,
+                     "gflop_per_s": forward_flops * (fwd + bwd) / seconds / 1e9,
+                     "routed_accuracy": robust, "load_before": load_before,
+                     "load_after": os.getloadavg()[0]})
+        log(f"{p.key:28s} {seconds / examples:7.3f} s/image  {rows[-1]['gflop_per_s']:6.1f} GFLOP/s  "
+            f"routed acc {robust:.3f}  load {load_before:.2f}->{rows[-1]['load_after']:.2f}")
+    from bench.peak import measure_peak
+
+    peak = measure_peak()
+    for r in rows:
+        r["fraction_of_peak"] = r["gflop_per_s"] / peak["gflop_per_s_best"]
+    suite = [r for r in rows if not r["attack"].startswith("route@")]
+    return {"model_dir": os.path.abspath(model_dir), "examples": examples,
+            "forward_flops_per_image": forward_flops, "peak": peak,
+            "budgets": {"apgd_steps": budgets.apgd_steps, "apgd_targets": budgets.apgd_targets,
+                        "fab_steps": budgets.fab_steps, "fab_targets": budgets.fab_targets,
+                        "square_queries": budgets.square_queries, "route_steps": budgets.route_steps},
+            "standard_suite_seconds_per_image_all_points": sum(r["seconds_per_image"] for r in suite),
+            "attacks": rows, "cpu": _cpu_model()}
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return "unknown"
+
+
+def main(argv: list[str]) -> None:
+    args = dict(a.lstrip("-").split("=", 1) for a in argv[1:])
+    out = args.get("out", os.path.join("bench", "attack_results.json"))
+    result = run(args["model_dir"], int(args.get("examples", 32)))
+    from nfi_tf import io_utils
+
+    io_utils.atomic_write_json(out, result)
+    print(f"standard suite (each attack on all points): "
+          f"{result['standard_suite_seconds_per_image_all_points']:.2f} s/image; written to {out}")
+
+
+if __name__ == "__main__":
+    main(sys.argv)
