@@ -53,7 +53,7 @@ def define_session_flags() -> None:
                       "priority order; the first this machine can create is used, CPU last.")
     flags.DEFINE_string("graph_optimization", _S["graph_optimization"].default,
                         "ONNX Runtime graph optimization: disable, basic, extended, all.")
-    flags.DEFINE_integer("intra_op_threads", 0, "Threads inside an op (0: one per core).")
+    flags.DEFINE_integer("intra_op_threads", 0, "Threads inside an op (0: one per physical core).")
     flags.DEFINE_integer("inter_op_threads", 0, "Threads across ops (parallel mode only).")
     flags.DEFINE_string("execution_mode", _S["execution_mode"].default, "sequential or parallel.")
 

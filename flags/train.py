@@ -13,6 +13,7 @@ from nfi_tf.config import Config, make_config
 _OVERRIDES = {
     "train_examples": ("data", "train_examples"),
     "eval_examples": ("data", "eval_examples"),
+    "validation_examples": ("data", "validation_examples"),
     "augment": ("data", "augment"),
     "method": ("model", "method"),
     "backbone": ("model", "backbone"),
@@ -35,6 +36,8 @@ _OVERRIDES = {
     "counterfactual_loss": ("loss", "counterfactual_loss"),
     "detach_aux_heads": ("loss", "detach_aux_heads"),
     "counterfactual_floor": ("loss", "counterfactual_floor"),
+    "counterfactual_ema_decay": ("loss", "counterfactual_ema_decay"),
+    "counterfactual_warmup_steps": ("loss", "counterfactual_warmup_steps"),
     "epochs": ("train", "epochs"),
     "batch_size": ("train", "batch_size"),
     "learning_rate": ("train", "learning_rate"),
@@ -62,6 +65,9 @@ def define_train_flags() -> None:
     # data
     f.DEFINE_integer("train_examples", None, "Use the first N training images (default: all).")
     f.DEFINE_integer("eval_examples", None, "Test images for the per-epoch evaluation (default 1000).")
+    f.DEFINE_integer("validation_examples", None, "Hold out the last N train-split images from "
+                     "training; the per-epoch evaluation then reports on them, not on test "
+                     "images (default 0: no validation split).")
     f.DEFINE_bool("augment", None, "Pad-4 random crop + flip (default: on for 32x32 RGB sets).")
     # model
     f.DEFINE_string("method", None, "nfi (three heads + routing, default) or trades (baseline).")
@@ -84,9 +90,15 @@ def define_train_flags() -> None:
     f.DEFINE_float("adversarial_weight", None, "Weight of the adversarial-head loss, eq. 11.")
     f.DEFINE_float("counterfactual_weight", None, "Weight of the counterfactual loss, eq. 5.")
     f.DEFINE_string("adversarial_loss", None, "ce (default: CE of h_a on x') or literal_kl (eq. 11).")
-    f.DEFINE_string("counterfactual_loss", None, "relative (default) or literal (eq. 5 as printed).")
-    f.DEFINE_float("counterfactual_floor", None, "Lower bound on the relative counterfactual "
+    f.DEFINE_string("counterfactual_loss", None, "Counterfactual loss, eq. 5 (docs/method.md §2): "
+                    "floored (default; 'relative' is its old name), running, log_ratio, or "
+                    "literal (eq. 5 as printed).")
+    f.DEFINE_float("counterfactual_floor", None, "Lower bound on the floored counterfactual "
                    "loss's stop-gradient denominator (default 1; 0: the bare 1e-8).")
+    f.DEFINE_float("counterfactual_ema_decay", None, "Moving-average decay of the running "
+                   "form's denominator (default 0.99).")
+    f.DEFINE_integer("counterfactual_warmup_steps", None, "Steps over which the counterfactual "
+                     "term goes from the plain KL to its ratio (default 0: no warm-up).")
     f.DEFINE_bool("detach_aux_heads", None, "Ablation: benign/adversarial heads do not train f.")
     # optimization
     f.DEFINE_integer("epochs", None, "Training epochs (MNIST 100, CIFAR 76).")

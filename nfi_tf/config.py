@@ -19,7 +19,8 @@ from nfi_tf.errors import NfiError
 METHODS = ("nfi", "trades")
 BACKBONES = ("small_cnn", "wide_resnet")
 ADVERSARIAL_LOSSES = ("ce", "literal_kl")
-COUNTERFACTUAL_LOSSES = ("relative", "literal")
+# docs/method.md §2; "relative" is accepted as the floored form's old name (LossConfig maps it).
+COUNTERFACTUAL_LOSSES = ("floored", "running", "log_ratio", "literal")
 MIXED_PRECISION = ("off", "mixed_float16", "mixed_bfloat16")
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 
@@ -30,6 +31,9 @@ class DataConfig:
     data_dir: str | None = None  # None: tfds' default, which honours TFDS_DATA_DIR
     train_examples: int | None = None  # None: the whole train split
     eval_examples: int = 1000  # test subset for the per-epoch evaluation
+    # > 0: the last N train-split images are held out of training and the per-epoch evaluation
+    # reports on them instead of the test subset, so settings can be chosen without test data.
+    validation_examples: int = 0
     augment: bool = False  # TRADES' CIFAR augmentation: pad 4, random crop, horizontal flip
     shuffle_buffer: int = 10_000
 
@@ -66,12 +70,23 @@ class LossConfig:
     adversarial_weight: float = 1.0
     counterfactual_weight: float = 1.0
     adversarial_loss: str = "ce"  # "literal_kl": eq. 11 as printed
-    counterfactual_loss: str = "relative"  # "literal": eq. 5 as printed (whole over part)
-    # Lower bound on the relative form's stop-gradient denominator (0: the bare 1e-8).
+    # One of COUNTERFACTUAL_LOSSES (see nfi_tf.losses.counterfactual_terms); "literal": eq. 5
+    # as printed (whole over part).
+    counterfactual_loss: str = "floored"
+    # Lower bound on the floored form's stop-gradient denominator (0: the bare 1e-8).
     # Early in training KL(p_t(x)||p_t(x')) is ~1e-5: the bare ratio's gradient diverges, and
     # small floors (0.01, 0.1) let the term swamp the trade-off head's CE (see BUILD_NOTES.md).
     counterfactual_floor: float = 1.0
+    # The running form's moving average: denominator <- decay * denominator + (1 - decay) * KL.
+    counterfactual_ema_decay: float = 0.99
+    # Steps over which the counterfactual term goes from the plain part KL to its form (0: none).
+    counterfactual_warmup_steps: int = 0
     detach_aux_heads: bool = False  # ablation: benign/adversarial heads do not train f
+
+    def __post_init__(self):
+        # Old config.json files say "relative" for the floored form: load them as "floored".
+        if self.counterfactual_loss == "relative":
+            object.__setattr__(self, "counterfactual_loss", "floored")
 
 
 @dataclass(frozen=True)
@@ -204,6 +219,9 @@ def validate(c: Config) -> Config:
     _check(d.train_examples is None or d.train_examples > 0,
            f"train_examples must be > 0. Received: train_examples={d.train_examples}")
     _check(d.eval_examples > 0, f"eval_examples must be > 0. Received: eval_examples={d.eval_examples}")
+    _check(isinstance(d.validation_examples, int) and d.validation_examples >= 0,
+           f"validation_examples must be an integer >= 0. "
+           f"Received: validation_examples={d.validation_examples!r}")
     _check(m.method in METHODS, f"method must be one of {METHODS}. Received: method={m.method!r}")
     _check(m.backbone in BACKBONES,
            f"backbone must be one of {BACKBONES}. Received: backbone={m.backbone!r}")
@@ -228,12 +246,18 @@ def validate(c: Config) -> Config:
     for w in ("tradeoff_weight", "benign_weight", "adversarial_weight", "counterfactual_weight"):
         _check(getattr(lo, w) >= 0, f"{w} must be >= 0. Received: {w}={getattr(lo, w)}")
     _check(lo.counterfactual_floor >= 0,
-           f"counterfactual_floor must be >= 0. Received: {lo.counterfactual_floor}")
+           f"counterfactual_floor must be >= 0. Received: counterfactual_floor={lo.counterfactual_floor}")
+    _check(0 <= lo.counterfactual_ema_decay < 1,
+           f"counterfactual_ema_decay must be in [0, 1). "
+           f"Received: counterfactual_ema_decay={lo.counterfactual_ema_decay}")
+    _check(isinstance(lo.counterfactual_warmup_steps, int) and lo.counterfactual_warmup_steps >= 0,
+           f"counterfactual_warmup_steps must be an integer >= 0. "
+           f"Received: counterfactual_warmup_steps={lo.counterfactual_warmup_steps!r}")
     _check(lo.adversarial_loss in ADVERSARIAL_LOSSES,
            f"adversarial_loss must be one of {ADVERSARIAL_LOSSES}. Received: {lo.adversarial_loss!r}")
     _check(lo.counterfactual_loss in COUNTERFACTUAL_LOSSES,
            f"counterfactual_loss must be one of {COUNTERFACTUAL_LOSSES}. "
-           f"Received: {lo.counterfactual_loss!r}")
+           f"Received: counterfactual_loss={lo.counterfactual_loss!r}")
     _check(t.epochs >= 1, f"epochs must be >= 1. Received: epochs={t.epochs}")
     _check(t.batch_size >= 1, f"batch_size must be >= 1. Received: batch_size={t.batch_size}")
     _check(t.eval_batch_size >= 1,

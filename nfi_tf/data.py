@@ -7,6 +7,10 @@ Each split is decoded once into memory as uint8 (MNIST 13 MB, CIFAR-10 150 MB) a
 index. The order of epoch `e` is a permutation seeded by `(seed, e)` and the augmentation of a
 batch is seeded by `(seed, e, batch)`, so the stream from any (epoch, batch) is a pure function
 of the config: resuming a killed run rebuilds exactly the batches it had not yet seen.
+
+`validation_examples` > 0 holds the last N images of the train split out of training (they are
+never in `training_split`) for the per-epoch evaluation, so settings chosen on those numbers
+have not seen test data.
 """
 
 from __future__ import annotations
@@ -118,9 +122,40 @@ def _split(name: str, n: int | None) -> str:
     return name if n is None else f"{name}[:{int(n)}]"
 
 
+def training_split(cfg: DataConfig, download: bool = True) -> str:
+    """The tfds split spec of the training images: the first `train_examples` of the train
+    split (default: all), never reaching into its last `validation_examples` images."""
+    v = cfg.validation_examples
+    if not v:
+        return _split("train", cfg.train_examples)
+    size = int(_builder(cfg, download).info.splits["train"].num_examples)
+    available = size - v
+    if available < 1:
+        raise NfiError(f"validation_examples must leave training images: the train split of "
+                       f"{cfg.dataset!r} has {size}. Received: validation_examples={v}")
+    n = available if cfg.train_examples is None else cfg.train_examples
+    if n > available:
+        raise NfiError(f"train_examples + validation_examples must be <= {size}, the size of the "
+                       f"train split of {cfg.dataset!r} (the validation images are its last "
+                       f"{v}). Received: train_examples={n}, validation_examples={v}")
+    return f"train[:{n}]"
+
+
+def validation_split(cfg: DataConfig, download: bool = True) -> str:
+    """The tfds split spec of the validation images: the last `validation_examples` of the
+    train split, disjoint from `training_split` (which checks that they fit)."""
+    v = cfg.validation_examples
+    if v <= 0:
+        raise NfiError(f"no validation split was asked for. Received: validation_examples={v}")
+    training_split(cfg, download)
+    size = int(_builder(cfg, download).info.splits["train"].num_examples)
+    return f"train[{size - v}:]"
+
+
 def load_arrays(cfg: DataConfig, split: str, n: int | None = None,
                 download: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """The first `n` examples of `split` as (uint8 NHWC images, int32 labels)."""
+    """The first `n` examples of `split` as (uint8 NHWC images, int32 labels); `split` may
+    also be a full tfds split spec (e.g. from `training_split`) with `n` None."""
     builder = _builder(cfg, download)
     ds = builder.as_dataset(split=_split(split, n), as_supervised=True, shuffle_files=False)
     images, labels = [], []
@@ -157,7 +192,7 @@ class TrainStream:
         self.cfg = cfg
         self.batch_size = batch_size
         self.seed = seed
-        images, labels = load_arrays(cfg, "train", cfg.train_examples, download)
+        images, labels = load_arrays(cfg, training_split(cfg, download), None, download)
         self.num_examples = len(labels)
         self._images = tf.constant(images)
         self._labels = tf.constant(labels)
@@ -189,5 +224,24 @@ def eval_dataset(cfg: DataConfig, batch_size: int, n: int | None = None,
                  split: str = "test", download: bool = True) -> tf.data.Dataset:
     """The first `n` test examples (default: cfg.eval_examples), in order, unaugmented."""
     images, labels = load_arrays(cfg, split, n or cfg.eval_examples, download)
+    return _batched(images, labels, batch_size)
+
+
+def validation_dataset(cfg: DataConfig, batch_size: int, download: bool = True) -> tf.data.Dataset:
+    """The validation images (`validation_split`), in order, unaugmented."""
+    images, labels = load_arrays(cfg, validation_split(cfg, download), None, download)
+    return _batched(images, labels, batch_size)
+
+
+def epoch_eval_dataset(cfg: DataConfig, batch_size: int,
+                       download: bool = True) -> tuple[str, tf.data.Dataset]:
+    """What the per-epoch evaluation scores, and its name: the validation split when one is
+    asked for (so nothing chosen from these numbers has seen test data), else the test subset."""
+    if cfg.validation_examples:
+        return "validation", validation_dataset(cfg, batch_size, download)
+    return "test", eval_dataset(cfg, batch_size, download=download)
+
+
+def _batched(images: np.ndarray, labels: np.ndarray, batch_size: int) -> tf.data.Dataset:
     ds = tf.data.Dataset.from_tensor_slices((images, labels)).batch(batch_size)
     return ds.map(lambda x, y: (to_float(x), y)).prefetch(tf.data.AUTOTUNE)

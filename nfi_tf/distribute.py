@@ -3,7 +3,8 @@
 - default:      one device (whatever TensorFlow picks: the GPU if there is one, else the CPU).
 - mirrored:     MirroredStrategy, synchronous data parallelism over the GPUs of one machine
                 (or, with no GPU, over the logical CPU devices configured before startup).
-- multi_worker: MultiWorkerMirroredStrategy over machines described by the TF_CONFIG variable.
+- multi_worker: MultiWorkerMirroredStrategy over machines described by the TF_CONFIG variable
+                (create it first: it configures collectives, which fails once TF has run an op).
 - tpu:          TPUStrategy on the TPU named by TPU_NAME (or the local one).
 """
 
@@ -20,7 +21,11 @@ def build_strategy(name: str) -> tf.distribute.Strategy:
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
     if name == "multi_worker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        try:
+            return tf.distribute.MultiWorkerMirroredStrategy()
+        except RuntimeError as e:  # "Collective ops must be configured at program startup"
+            raise NfiError(f"--strategy=multi_worker must be set up before TensorFlow runs any "
+                           f"op ({e}): start it in a fresh process. Received: strategy={name}") from e
     if name == "tpu":
         try:
             resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
@@ -30,6 +35,25 @@ def build_strategy(name: str) -> tf.distribute.Strategy:
             raise NfiError(f"--strategy=tpu but no TPU was found ({e}); use --strategy=default") from e
         return tf.distribute.TPUStrategy(resolver)
     raise NfiError(f"unknown strategy {name!r}: use default, mirrored, multi_worker or tpu")
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+    """Whether this process writes the shared model dir: always, except on the non-chief workers
+    of MultiWorkerMirroredStrategy (worker 0 is the chief when TF_CONFIG names no chief)."""
+    return bool(strategy.extended.should_checkpoint)
+
+
+def distribute_dataset(strategy: tf.distribute.Strategy, ds: tf.data.Dataset):
+    """`ds` (global batches) split into per-replica batches, across workers too.
+
+    Every worker builds the same global batches (a function of seed and step, see
+    `data.TrainStream`), so each must take its replicas' slices of every batch: DATA sharding.
+    Said explicitly because AUTO first looks for input files to shard (there are none, the split
+    is in memory) and falls back to DATA with a warning.
+    """
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return strategy.experimental_distribute_dataset(ds.with_options(options))
 
 
 def split_cpu(n: int) -> None:

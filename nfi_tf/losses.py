@@ -9,6 +9,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from nfi_tf.config import LossConfig
+from nfi_tf.errors import NfiError
 
 CF_EPS = 1e-8  # docs/method.md §2: the counterfactual ratio's denominator offset
 
@@ -47,42 +48,97 @@ def adversarial_head_loss(adv_head_on_adv, labels, adv_head_on_clean=None, varia
     raise ValueError(f"adversarial_loss must be 'ce' or 'literal_kl'. Received: {variant!r}")
 
 
-def counterfactual_loss(tradeoff_clean, tradeoff_adv, robust_part_adv, variant="relative",
-                        floor=0.0):
-    """Eq. 5, the counterfactual baseline; `robust_part_adv` = h_t(m * f(x')).
+# docs/method.md §2: every reading of eq. 4–5; "relative" is the floored form's old name, kept so
+# config.json files written before the rename still load.
+COUNTERFACTUAL_ALIASES = {"relative": "floored"}
 
-    "relative" (default): KL(p_t(x) || p_cf(x')) / (sg(KL(p_t(x) || p_t(x'))) + 1e-8): the robust
-    part alone should move less under attack than the whole (eq. 4), measured against the
-    whole's current movement, which is not itself pushed by this term.
-    "literal": KL(p_t(x) || p_t(x')) / (KL(p_t(x) || p_cf(x')) + 1e-8), whole over part, as
-    printed, gradients through both.
-    `floor` bounds the relative form's denominator from below (max(sg(whole), floor) + 1e-8):
-    with a near-constant early model the whole barely moves (KL ~ 1e-5) and the bare ratio's
-    gradient, scaled by 1/KL, makes SGD diverge.
+
+def warmup_fraction(step, warmup_steps: int):
+    """a = min(step / N, 1): 0 at the first step, 1 from step N on; N = 0 means no warm-up."""
+    if warmup_steps <= 0:
+        return tf.constant(1.0)
+    return tf.minimum(tf.cast(step, tf.float32) / float(warmup_steps), 1.0)
+
+
+def running_mean_update(previous, value, decay: float, count):
+    """The running denominator after one more batch: `value` itself at the first batch (count 0),
+    else the exponential moving average decay * previous + (1 - decay) * value."""
+    value = tf.cast(value, tf.float32)
+    ema = decay * tf.cast(previous, tf.float32) + (1.0 - decay) * value
+    return tf.where(tf.equal(count, 0), value, ema)
+
+
+def counterfactual_terms(tradeoff_clean, tradeoff_adv, robust_part_adv, variant="floored",
+                         floor=0.0, running=None, warmup=1.0):
+    """Eq. 4–5, the counterfactual baseline; `robust_part_adv` = h_t(m * f(x')).
+
+    With part = KL(p_t(x) || p_cf(x')) and whole = KL(p_t(x) || p_t(x')), sg = stop-gradient:
+    "floored": part / (max(sg(whole), floor) + 1e-8). On MNIST/CIFAR-10 the whole never moves by
+      one nat, so with floor 1 this is the plain part KL: the ratio never acts.
+    "running": part / (sg(running mean of whole) + 1e-8): the denominator is an exponential
+      moving average over training steps (`running`, kept by the trainer), so the ratio's
+      scale follows training instead of a constant; without `running`, this batch's whole.
+    "log_ratio": log(part + 1e-8) - log(sg(whole) + 1e-8): scale free; its gradient is
+      grad(part) / (part + 1e-8), and the whole enters its value only.
+    "literal": whole / (part + 1e-8), eq. 5 as printed, gradients through both.
+    `warmup` (a in [0, 1], see `warmup_fraction`) goes from the plain part KL (a = 0) to the
+    form (a = 1): the ratio forms blend their denominator, (1 - a) * 1 + a * denominator, so the
+    1 / denominator scale grows only as the warm-up ends; log_ratio and literal, which have no
+    such denominator, blend the loss, (1 - a) * part + a * form.
+
+    Returns (loss, denominator): the denominator the loss actually divided by (for log_ratio,
+    the one whose log it subtracts), stop-gradient, for the training metrics.
     """
+    variant = COUNTERFACTUAL_ALIASES.get(variant, variant)
     whole = kl_divergence(tradeoff_clean, tradeoff_adv)
     part = kl_divergence(tradeoff_clean, robust_part_adv)
-    if variant == "relative":
-        return part / (tf.maximum(tf.stop_gradient(whole), floor) + CF_EPS)
-    if variant == "literal":
-        return whole / (part + CF_EPS)
-    raise ValueError(f"counterfactual_loss must be 'relative' or 'literal'. Received: {variant!r}")
+    warmup = tf.cast(warmup, part.dtype)
+    if variant in ("floored", "running"):
+        if variant == "floored":
+            denominator = tf.maximum(tf.stop_gradient(whole), floor) + CF_EPS
+        else:
+            source = whole if running is None else tf.cast(running, part.dtype)
+            denominator = tf.stop_gradient(source) + CF_EPS
+        denominator = (1.0 - warmup) + warmup * denominator
+        return part / denominator, denominator
+    if variant == "log_ratio":
+        denominator = tf.stop_gradient(whole) + CF_EPS
+        form = tf.math.log(part + CF_EPS) - tf.math.log(denominator)
+    elif variant == "literal":
+        denominator = tf.stop_gradient(part) + CF_EPS
+        form = whole / (part + CF_EPS)
+    else:
+        raise NfiError("counterfactual_loss must be one of 'floored' ('relative'), 'running', "
+                         f"'log_ratio', 'literal'. Received: counterfactual_loss={variant!r}")
+    return (1.0 - warmup) * part + warmup * form, denominator
 
 
-def nfi_loss(clean: dict, adv: dict, labels, cfg: LossConfig) -> dict[str, tf.Tensor]:
+def counterfactual_loss(tradeoff_clean, tradeoff_adv, robust_part_adv, variant="floored",
+                        floor=0.0, running=None, warmup=1.0):
+    """The loss of `counterfactual_terms` alone."""
+    return counterfactual_terms(tradeoff_clean, tradeoff_adv, robust_part_adv, variant, floor,
+                                running, warmup)[0]
+
+
+def nfi_loss(clean: dict, adv: dict, labels, cfg: LossConfig, running=None,
+             warmup=1.0) -> dict[str, tf.Tensor]:
     """Eq. 15: the weighted sum of the four terms. `clean`/`adv`: classifier outputs on x, x'.
 
-    Returns every term and their weighted `loss`.
+    `running` and `warmup`: the trainer's state for the counterfactual term (see
+    `counterfactual_terms`). Returns every term, the counterfactual denominator actually used
+    (`cf_denominator`) and their weighted `loss`.
     """
     lt, ce, kl = tradeoff_loss(clean["tradeoff"], adv["tradeoff"], labels, cfg.beta)
     lb = benign_loss(clean["benign"], labels)
     la = adversarial_head_loss(adv["adversarial"], labels, clean["adversarial"], cfg.adversarial_loss)
-    lcf = counterfactual_loss(clean["tradeoff"], adv["tradeoff"], adv["robust_part"],
-                              cfg.counterfactual_loss, cfg.counterfactual_floor)
+    lcf, denominator = counterfactual_terms(clean["tradeoff"], adv["tradeoff"], adv["robust_part"],
+                                            cfg.counterfactual_loss, cfg.counterfactual_floor,
+                                            running, warmup)
     total = (cfg.tradeoff_weight * lt + cfg.benign_weight * lb + cfg.adversarial_weight * la
              + cfg.counterfactual_weight * lcf)
     return {"loss": total, "loss_tradeoff": lt, "loss_natural": ce, "loss_robust_kl": kl,
-            "loss_benign": lb, "loss_adversarial": la, "loss_counterfactual": lcf}
+            "loss_benign": lb, "loss_adversarial": la, "loss_counterfactual": lcf,
+            "cf_denominator": denominator}
 
 
 def trades_loss(clean: dict, adv: dict, labels, cfg: LossConfig) -> dict[str, tf.Tensor]:

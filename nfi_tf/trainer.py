@@ -35,6 +35,24 @@ class AdversarialTrainer(keras.Model):
         self.classifier = classifier
         self.config = config
         self.heads_layer = classifier.get_layer("heads")
+        # The running counterfactual denominator (docs/method.md §2): a moving average of the
+        # whole model's KL over steps, and how many steps it has seen (0: take the next batch's
+        # value as is). Not trainable; checkpointed next to the model (`counterfactual_state`)
+        # so a resumed run divides by what an uninterrupted one would. MEAN aggregation: every
+        # replica assigns the same all-reduced value.
+        self.cf_running_kl = tf.Variable(0.0, trainable=False, dtype=tf.float32,
+                                         name="cf_running_kl",
+                                         aggregation=tf.VariableAggregation.MEAN)
+        self.cf_running_count = tf.Variable(0, trainable=False, dtype=tf.int64,
+                                            name="cf_running_count",
+                                            aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+
+    def counterfactual_state(self) -> dict[str, tf.Variable]:
+        """The variables a checkpoint must hold for an exact resume (none unless the running
+        form is used, so checkpoints of the other forms keep their old layout)."""
+        if self.config.model.method != "nfi" or self.config.loss.counterfactual_loss != "running":
+            return {}
+        return {"running_kl": self.cf_running_kl, "running_count": self.cf_running_count}
 
     def call(self, x, training=False):
         return self.classifier(x, training=training)
@@ -66,11 +84,40 @@ class AdversarialTrainer(keras.Model):
                 out[head] = self.heads_layer.head_logits(head, feature)
         return out
 
+    def _counterfactual_inputs(self, clean, adv):
+        """(running denominator including this batch, or None; warm-up fraction), read from
+        the state without changing it: `train_step` stores the new running value."""
+        lo = self.config.loss
+        warmup = None
+        if lo.counterfactual_warmup_steps:
+            warmup = losses.warmup_fraction(self.optimizer.iterations, lo.counterfactual_warmup_steps)
+        if lo.counterfactual_loss != "running":
+            return None, warmup
+        whole = tf.cast(tf.stop_gradient(
+            losses.kl_divergence(clean["tradeoff"], adv["tradeoff"])), tf.float32)
+        ctx = tf.distribute.get_replica_context()
+        if ctx is not None and ctx.num_replicas_in_sync > 1:
+            # One denominator for the global batch, the same on every replica.
+            whole = ctx.all_reduce(tf.distribute.ReduceOp.MEAN, whole)
+        running = losses.running_mean_update(self.cf_running_kl, whole,
+                                             lo.counterfactual_ema_decay, self.cf_running_count)
+        return running, warmup
+
     def compute_losses(self, x, x_adv, y, training=True):
         clean = self._outputs(x, training)
         adv = self._outputs(x_adv, training)
-        loss_fn = losses.nfi_loss if self.config.model.method == "nfi" else losses.trades_loss
-        return loss_fn(clean, adv, y, self.config.loss), clean, adv
+        if self.config.model.method != "nfi":
+            return losses.trades_loss(clean, adv, y, self.config.loss), clean, adv
+        running, warmup = self._counterfactual_inputs(clean, adv)
+        # Only forms that need state get it, so `nfi_loss(clean, adv, labels, cfg)` stays the call
+        # for the others.
+        state = {} if running is None else {"running": running}
+        if warmup is not None:
+            state["warmup"] = warmup
+        terms = losses.nfi_loss(clean, adv, y, self.config.loss, **state)
+        if running is not None:
+            terms["cf_running_kl"] = running
+        return terms, clean, adv
 
     def _weight_decay(self):
         # Coupled L2 (gradient += wd * w), as PyTorch SGD's weight_decay in TRADES' scripts;
@@ -93,6 +140,9 @@ class AdversarialTrainer(keras.Model):
         variables = self.classifier.trainable_variables
         grads = tape.gradient(scaled, variables)
         self.optimizer.apply(grads, variables)
+        if "cf_running_kl" in terms:
+            self.cf_running_kl.assign(terms["cf_running_kl"])
+            self.cf_running_count.assign_add(1)
         return self.batch_metrics(terms, clean, adv, y)
 
     def batch_metrics(self, terms, clean, adv, y):

@@ -3,7 +3,7 @@
 Model dir layout (everything written atomically):
     config.json        the final config (also the identity a resumed run is checked against)
     checkpoints/       tf.train.CheckpointManager: model, optimizer (its step counter included)
-    history.json       per-epoch train metrics and test-subset evaluation
+    history.json       per-epoch train metrics and test-subset (or validation-split) evaluation
     logs/              TensorBoard
     model.keras        the trained classifier
     summary.json       final metrics, time, steps
@@ -12,12 +12,17 @@ Resume: rerunning the same command finds the latest checkpoint and continues fro
 The data stream and every random draw are functions of (seed, step), see `data.TrainStream`
 and `trainer.step_seed`, so with `--deterministic` a resumed run ends bit-identical to an
 uninterrupted one.
+
+MultiWorkerMirroredStrategy: every worker runs the same command; only the chief (worker 0)
+writes the model dir, the others resume from its checkpoints and write theirs to a private
+temporary dir.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import tempfile
 import time
 from collections.abc import Callable
 
@@ -28,7 +33,7 @@ from tensorflow.python.framework import config as tf_config  # disable_op_determ
 
 from nfi_tf import data, epoch_eval, io_utils
 from nfi_tf.config import Config
-from nfi_tf.distribute import build_strategy
+from nfi_tf.distribute import build_strategy, distribute_dataset, is_chief
 from nfi_tf.errors import NfiError, TrainingDivergedError
 from nfi_tf.models import build_classifier
 from nfi_tf.trainer import AdversarialTrainer
@@ -85,7 +90,7 @@ class _Run:
     """The objects of one training run, built under the distribution strategy's scope."""
 
     def __init__(self, config: Config, model_dir: str, strategy, info: data.DatasetInfo,
-                 steps_per_epoch: int):
+                 steps_per_epoch: int, restore_dir: str | None = None):
         with strategy.scope():
             self.classifier = build_classifier(config.model, info.image_shape, info.num_classes)
             self.trainer = AdversarialTrainer(self.classifier, config)
@@ -97,13 +102,18 @@ class _Run:
         # without it a resumed run would draw other dropout masks than an uninterrupted one.
         rng = {f"rng_{i}": v for i, v in enumerate(self.classifier.non_trainable_variables)
                if "seed_generator" in v.path}
+        # The running counterfactual denominator, when used, resumes with the model.
+        cf_state = self.trainer.counterfactual_state()
+        extra = {"counterfactual": cf_state} if cf_state else {}
         self.checkpoint = tf.train.Checkpoint(model=self.classifier, optimizer=self.optimizer,
-                                              rng=rng)
+                                              rng=rng, **extra)
         self.manager = tf.train.CheckpointManager(
             self.checkpoint, os.path.join(model_dir, "checkpoints"), max_to_keep=3)
+        # A non-chief worker saves into its own dir but resumes, like the chief, from the shared one.
+        self.restore_dir = os.path.join(restore_dir or model_dir, "checkpoints")
 
     def restore(self) -> int:
-        latest = self.manager.latest_checkpoint
+        latest = tf.train.latest_checkpoint(self.restore_dir)
         if latest is None:
             return 0
         try:
@@ -154,19 +164,25 @@ def train_and_evaluate(config: Config, model_dir: str, *, download: bool = True,
     strategy = build_strategy(config.train.strategy)
     check_model_dir(config, model_dir)
     os.makedirs(model_dir, exist_ok=True)
+    # Every worker of MultiWorkerMirroredStrategy runs all of this (saving reads variables, which
+    # can take part in collectives), but only the chief writes the shared model dir: the others
+    # write to a private temporary dir, removed when it is collected (at return, or at exit).
+    scratch = None if is_chief(strategy) else tempfile.TemporaryDirectory(prefix="nfi_tf_worker_")
+    write_dir = model_dir if scratch is None else scratch.name
 
     info = data.load_info(config.data, download)
     t = config.train
     stream = data.TrainStream(config.data, t.batch_size, t.seed, download)
-    eval_ds = data.eval_dataset(config.data, t.eval_batch_size, download=download)
+    # "validation" (held-out train images) when --validation_examples is set, else "test".
+    eval_name, eval_ds = data.epoch_eval_dataset(config.data, t.eval_batch_size, download)
     steps_per_epoch = stream.steps_per_epoch
     total_steps = steps_per_epoch * t.epochs
 
-    run = _Run(config, model_dir, strategy, info, steps_per_epoch)
+    run = _Run(config, write_dir, strategy, info, steps_per_epoch, restore_dir=model_dir)
     step = run.restore()
-    config.save(os.path.join(model_dir, "config.json"))
+    config.save(os.path.join(write_dir, "config.json"))
     history = _load_history(model_dir)[: step // steps_per_epoch]
-    writer = tf.summary.create_file_writer(os.path.join(model_dir, "logs"))
+    writer = tf.summary.create_file_writer(os.path.join(write_dir, "logs"))
     train_step = step_function(run.trainer, strategy, t.jit_compile)
     eval_step = epoch_eval.make_eval_step(run.classifier, config.eval_attack, t.seed)
     if verbose:
@@ -182,9 +198,10 @@ def train_and_evaluate(config: Config, model_dir: str, *, download: bool = True,
         bar = keras.utils.Progbar(steps_per_epoch, verbose=verbose, unit_name="step")
         ds = stream.epoch(epoch, skip)
         if strategy.num_replicas_in_sync > 1:
-            ds = strategy.experimental_distribute_dataset(ds)
+            ds = distribute_dataset(strategy, ds)
         sums: dict[str, float] = {}
         seen = 0
+        cf_range = [math.inf, -math.inf]  # the counterfactual denominator's per-step range
         for batch in ds:
             metrics = {k: float(v) for k, v in train_step(batch).items()}
             step += 1
@@ -195,6 +212,9 @@ def train_and_evaluate(config: Config, model_dir: str, *, download: bool = True,
             for k, v in metrics.items():
                 sums[k] = sums.get(k, 0.0) + v
             seen += 1
+            if "cf_denominator" in metrics:
+                cf_range = [min(cf_range[0], metrics["cf_denominator"]),
+                            max(cf_range[1], metrics["cf_denominator"])]
             bar.update(step - epoch * steps_per_epoch,
                        values=[(k, v) for k, v in metrics.items() if k in _SHOWN])
             with writer.as_default(step=step):
@@ -207,17 +227,19 @@ def train_and_evaluate(config: Config, model_dir: str, *, download: bool = True,
                 return {"stopped_at_step": step}
         run.save(step)
         last_metrics = {k: v / max(seen, 1) for k, v in sums.items()}
+        if "cf_denominator" in sums:
+            last_metrics["cf_denominator_min"], last_metrics["cf_denominator_max"] = cf_range
         result = epoch_eval.evaluate(eval_step, eval_ds)
         with writer.as_default(step=step):
             for k, v in result.items():
-                tf.summary.scalar(f"test/{k}", v)
+                tf.summary.scalar(f"{eval_name}/{k}", v)
         writer.flush()
-        history.append({"epoch": epoch + 1, "step": step, "train": last_metrics, "test": result})
-        io_utils.atomic_write_json(os.path.join(model_dir, "history.json"), history)
+        history.append({"epoch": epoch + 1, "step": step, "train": last_metrics, eval_name: result})
+        io_utils.atomic_write_json(os.path.join(write_dir, "history.json"), history)
         if verbose:
-            print(_epoch_line(epoch + 1, result), flush=True)
+            print(_epoch_line(epoch + 1, result, eval_name), flush=True)
 
-    with io_utils.atomic_path(os.path.join(model_dir, "model.keras"), suffix=".keras") as tmp:
+    with io_utils.atomic_path(os.path.join(write_dir, "model.keras"), suffix=".keras") as tmp:
         run.classifier.save(tmp)
     final = history[-1] if history else {}
     summary = {
@@ -227,14 +249,14 @@ def train_and_evaluate(config: Config, model_dir: str, *, download: bool = True,
         "epochs": t.epochs,
         "steps": step,
         "train_examples": stream.num_examples,
-        "test_examples": final.get("test", {}).get("examples"),
+        f"{eval_name}_examples": final.get(eval_name, {}).get("examples"),
         "train_seconds_this_run": round(time.time() - started, 1),
         "final_train": final.get("train", {}),
-        "final_test": final.get("test", {}),
+        f"final_{eval_name}": final.get(eval_name, {}),
         "note": "test pgd_* attack the trade-off head (TRADES' PGD); routed-model robustness "
                 "needs the adaptive `python -m nfi_tf.evaluate`",
     }
-    io_utils.atomic_write_json(os.path.join(model_dir, "summary.json"), summary)
+    io_utils.atomic_write_json(os.path.join(write_dir, "summary.json"), summary)
     return summary
 
 
@@ -242,8 +264,8 @@ _SHOWN = {"loss", "acc_tradeoff", "adv_acc_tradeoff", "acc_routed", "route_benig
           "route_adversarial", "route_tradeoff"}
 
 
-def _epoch_line(epoch: int, r: dict) -> str:
-    parts = [f"epoch {epoch}: test ({r['examples']} images)"]
+def _epoch_line(epoch: int, r: dict, split: str = "test") -> str:
+    parts = [f"epoch {epoch}: {split} ({r['examples']} images)"]
     for name in epoch_eval.SCORED_OUTPUTS:
         if f"clean_{name}" in r:
             parts.append(f"{name} clean {100 * r[f'clean_{name}']:.1f}% "

@@ -1,5 +1,7 @@
 """Presets equal TRADES' settings; bad values are rejected naming the value; JSON round trip."""
 
+import json
+
 import pytest
 
 from nfi_tf.config import Config, make_config
@@ -41,10 +43,24 @@ def test_overrides_apply_and_round_trip_through_json(tmp_path):
     ({"train": {"lr_decay_epochs": (50, 10)}}, "lr_decay_epochs must be increasing"),
     ({"loss": {"adversarial_loss": "mse"}}, "adversarial_loss must be one of"),
     ({"train": {"strategy": "horovod"}}, "strategy must be one of"),
+    ({"loss": {"counterfactual_loss": "ratio"}}, "Received: counterfactual_loss='ratio'"),
+    ({"loss": {"counterfactual_ema_decay": 1.0}}, "Received: counterfactual_ema_decay=1.0"),
+    ({"loss": {"counterfactual_warmup_steps": -1}}, "Received: counterfactual_warmup_steps=-1"),
+    ({"loss": {"counterfactual_floor": -0.5}}, "Received: counterfactual_floor=-0.5"),
+    ({"data": {"validation_examples": -5}}, "Received: validation_examples=-5"),
 ])
 def test_bad_values_name_the_value(overrides, message):
     with pytest.raises(NfiError, match=message):
         make_config("mnist", overrides)
+
+
+def test_old_relative_counterfactual_configs_load_as_floored(tmp_path):
+    # Model dirs written before the forms were renamed say "relative".
+    old = make_config("mnist").to_dict()
+    old["loss"]["counterfactual_loss"] = "relative"
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(old))
+    assert Config.load(str(path)).loss.counterfactual_loss == "floored"
 
 
 def test_corrupt_and_missing_config_files(tmp_path):

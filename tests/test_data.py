@@ -58,6 +58,60 @@ def test_cifar_augmentation_is_crop_and_flip_of_the_original():
         assert found, i
 
 
+def test_validation_split_is_the_held_out_tail_of_the_train_split():
+    cfg = make_config("mnist", {"data": {"train_examples": 2048, "validation_examples": 512}}).data
+    stream = data.TrainStream(cfg, batch_size=512, seed=0)
+    assert stream.num_examples == 2048
+    train_x = np.concatenate([b[0].numpy() for b in stream.epoch(0)])
+    name, ds = data.epoch_eval_dataset(cfg, batch_size=200)
+    assert name == "validation"
+    val_x = np.concatenate([b[0].numpy() for b in ds])
+    val_y = np.concatenate([b[1].numpy() for b in ds])
+    assert val_x.shape == (512, 28, 28, 1)
+    # The last 512 train images, read independently of nfi_tf.data's split logic (the size comes
+    # from the prepared copy: an offline copy may hold fewer than MNIST's 60,000).
+    import tensorflow_datasets as tfds
+
+    size = data.load_info(cfg).train_size
+    tail = tfds.as_numpy(tfds.load("mnist", split=f"train[{size - 512}:]", as_supervised=True,
+                                   batch_size=-1))
+    np.testing.assert_array_equal(val_x, tail[0].astype(np.float32) / 255.0)
+    np.testing.assert_array_equal(val_y, tail[1])
+    # Disjoint from what training sees, image by image.
+    train_keys = {x.tobytes() for x in train_x}
+    assert not any(x.tobytes() in train_keys for x in val_x)
+    # Without train_examples, training takes every image before the held-out tail.
+    everything = make_config("mnist", {"data": {"validation_examples": 512}}).data
+    assert data.training_split(everything) == f"train[:{size - 512}]"
+    assert data.validation_split(everything) == f"train[{size - 512}:]"
+
+
+def test_without_a_validation_split_the_epoch_evaluation_is_the_test_subset():
+    cfg = make_config("mnist", {"data": {"eval_examples": 64}}).data
+    name, ds = data.epoch_eval_dataset(cfg, batch_size=64)
+    _, test_y = data.load_arrays(cfg, "test", 64)
+    assert name == "test"
+    np.testing.assert_array_equal(np.concatenate([b[1].numpy() for b in ds]), test_y)
+
+
+def test_validation_split_that_does_not_fit_is_rejected():
+    size = data.load_info(make_config("mnist").data).train_size
+    too_many = make_config("mnist", {"data": {"train_examples": size - 511,
+                                              "validation_examples": 512}}).data
+    with pytest.raises(NfiError, match=f"Received: train_examples={size - 511}, "
+                                       f"validation_examples=512"):
+        data.training_split(too_many)
+    data.training_split(too_many.__class__(train_examples=size - 512, validation_examples=512))
+    everything = make_config("mnist", {"data": {"validation_examples": size}}).data
+    with pytest.raises(NfiError, match=f"Received: validation_examples={size}"):
+        data.TrainStream(everything, batch_size=64, seed=0)
+
+
+def test_negative_validation_examples_is_rejected():
+    with pytest.raises(NfiError, match="Received: validation_examples=-1"):
+        make_config("mnist", {"data": {"validation_examples": -1}})
+
+
 def test_unknown_dataset_is_a_clear_error():
     with pytest.raises(NfiError, match="unknown dataset 'not_a_dataset'"):
         data.load_info(make_config("not_a_dataset").data)

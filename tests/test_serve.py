@@ -82,6 +82,36 @@ def test_an_unknown_provider_is_noted_and_cpu_used(onnx_path):
     assert predictor.provider_notes == ["NoSuchExecutionProvider is not in this onnxruntime build"]
 
 
+def test_the_default_session_runs_one_thread_per_physical_core(predictor, monkeypatch):
+    import onnxruntime as ort
+    import psutil
+
+    from export import serve
+
+    # What the open session reports back (`predictor` asks for nothing but the CPU provider).
+    physical = psutil.cpu_count(logical=False) or os.cpu_count()
+    if len(os.sched_getaffinity(0)) < physical:
+        pytest.skip("this process may run on fewer CPUs than the machine has physical cores")
+    opts = predictor.session.get_session_options()
+    assert opts.intra_op_num_threads == physical == predictor.session_config.intra_op_threads
+    assert opts.graph_optimization_level == ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    assert opts.execution_mode == ort.ExecutionMode.ORT_SEQUENTIAL
+    assert opts.get_session_config_entry("session.intra_op.allow_spinning") == "1"
+
+    # A machine of 4 cores with 2 hyperthreads each: 4 threads, not 8.
+    monkeypatch.setattr(psutil, "cpu_count", lambda logical=True: 8 if logical else 4)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)))
+    assert serve.session_options(SessionConfig()).intra_op_num_threads == 4
+    # psutil cannot tell the physical count: os.cpu_count().
+    monkeypatch.setattr(psutil, "cpu_count", lambda logical=True: 8 if logical else None)
+    monkeypatch.setattr(os, "cpu_count", lambda: 6)
+    assert serve.physical_cores() == 6
+    # Pinned to 2 CPUs (taskset): 2. An explicit count is kept as given.
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
+    assert serve.session_options(SessionConfig()).intra_op_num_threads == 2
+    assert serve.session_options(SessionConfig(intra_op_threads=3)).intra_op_num_threads == 3
+
+
 def test_a_file_that_is_not_a_model_is_a_one_line_error(tmp_path):
     bogus = tmp_path / "model.onnx"
     bogus.write_bytes(b"not a protobuf")
@@ -98,6 +128,7 @@ def _confident_example(predictor, images, labels):
     return int(ok[0])
 
 
+@pytest.mark.large
 def test_predict_cli_prints_the_class_of_real_png_and_jpeg_files(onnx_path, predictor,
                                                                  mnist_test_arrays, tmp_path):
     images, labels = mnist_test_arrays
