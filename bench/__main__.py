@@ -361,8 +361,15 @@ def targets_table(results: dict) -> list[str]:
 
 
 def run_suites(suites: list[str], tiny: bool, out_path: str, plot_path: str, work_dir: str,
-               serve_model_dir: str | None, log=print) -> dict:
+               serve_model_dir: str | None, log=print, max_busy: float = 0.25,
+               quiet_timeout: float = 600.0) -> dict:
+    from bench import quiet
     from nfi_tf import io_utils
+
+    def settle(name: str) -> None:
+        # --tiny (CI) checks that the suite runs, not speed: record the load, never wait.
+        s = quiet.sample() if tiny else quiet.wait_for_quiet(max_busy, quiet_timeout, log=log)
+        results["meta"].setdefault("quiet_checks", {})[name] = s
 
     os.makedirs(work_dir, exist_ok=True)
     results: dict = {
@@ -373,21 +380,25 @@ def run_suites(suites: list[str], tiny: bool, out_path: str, plot_path: str, wor
                          "are comparable within one run, not across machines or runs"},
     }
     if "peak" in suites or "train" in suites:
+        settle("peak")
         log("peak: numpy float32 matmul")
         results["peak"] = run_peak(tiny)
         log(f"  best {results['peak']['gflop_per_s_best']:.1f} GFLOP/s "
             f"(median {results['peak']['gflop_per_s_median']:.1f})")
     if "train" in suites:
+        settle("train")
         results["train"] = run_train(tiny, results["peak"], log)
         for line in train_table(results["train"]) + paired_table(results["train"]):
             log(line)
     if "scaling" in suites:
         from bench.scaling import run_scaling
 
+        settle("scaling")
         results["scaling"] = run_scaling(tiny, isolated=not tiny, plot_path=plot_path, log=log)
         for line in scaling_table(results["scaling"]):
             log(line)
     if "serve" in suites:
+        settle("serve")
         results["serve"] = run_serve(work_dir, serve_model_dir, tiny, log)
     results["meta"]["load_average_end"] = os.getloadavg()
     for line in targets_table(results):
@@ -404,7 +415,7 @@ def main(argv: list[str]) -> None:
     f = flags.FLAGS
     plot_path = f.plot or os.path.join("bench", "scaling_tiny.png" if f.tiny else "scaling.png")
     run_suites(suites_of(f.suite), f.tiny, f.out, plot_path, f.work_dir, f.serve_model_dir,
-               log=lambda s: print(s, flush=True))
+               log=lambda s: print(s, flush=True), max_busy=f.max_busy, quiet_timeout=f.quiet_timeout)
 
 
 if __name__ == "__main__":

@@ -62,7 +62,7 @@ def run(model_dir: str, examples: int, log=print) -> dict:
         raise ValueError(f"the attack benchmark needs a routed (nfi) model. Received: "
                          f"method={trained.config.model.method}")
     images, labels = data.load_arrays(trained.config.data, "test", examples)
-    x, y = images.astype(np.float32) / 255.0, labels
+    x, y = data.uint8_to_float(images), labels
     preset = make_config(trained.config.data.dataset).eval_attack
     cfg = EvalConfig(model_dir=model_dir, batch_size=examples)  # AutoAttack's standard budgets
     budgets = attack_factory.Budgets.of(cfg, preset, trained.info.num_classes)
@@ -74,9 +74,12 @@ def run(model_dir: str, examples: int, log=print) -> dict:
                for f in ("apgd_ce", "apgd_t", "fab_t", "square")]
     planned += [plan.PlannedAttack("route", "routed", "all_heads"),
                 plan.PlannedAttack("route", "routed", "benign_route", aux=1)]
+    from bench.quiet import wait_for_quiet
+
     rows = []
     for p in planned:
         runner = attack_factory.build(p, counting, budgets, threat)
+        quiet = wait_for_quiet(log=log)
         runner(x[:2], y[:2], 0, {k: v[:2] for k, v in clean.items()})  # compile outside the clock
         counting.reset()
         load_before = os.getloadavg()[0]
@@ -90,6 +93,7 @@ def run(model_dir: str, examples: int, log=print) -> dict:
                      "gflop": forward_flops * (fwd + bwd) / 1e9,
                      "gflop_per_s": forward_flops * (fwd + bwd) / seconds / 1e9,
                      "routed_accuracy": robust, "load_before": load_before,
+                     "others_busy_share_before": quiet["busy_share"],
                      "load_after": os.getloadavg()[0]})
         log(f"{p.key:28s} {seconds / examples:7.3f} s/image  {rows[-1]['gflop_per_s']:6.1f} GFLOP/s  "
             f"routed acc {robust:.3f}  load {load_before:.2f}->{rows[-1]['load_after']:.2f}")

@@ -14,5 +14,8 @@ def define_flags() -> None:
                         "bench/scaling_tiny.png with --tiny).")
     flags.DEFINE_string("serve_model_dir", None, "Model dir to serve (default: train a small "
                         "SmallCNN into --work_dir).")
+    flags.DEFINE_float("max_busy", 0.25, "Wait before each suite until other work uses less than this "
+                       "share of the cores (1: measure regardless; --tiny never waits).")
+    flags.DEFINE_float("quiet_timeout", 600.0, "Seconds to wait for quiet cores before refusing.")
     flags.DEFINE_string("work_dir", os.path.join(tempfile.gettempdir(), "nfi_tf_bench"),
                         "Scratch space (the serve suite's model and export).")

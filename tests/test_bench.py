@@ -47,3 +47,20 @@ def test_bench_tiny_writes_valid_json(tmp_path):
     assert len(scaling["batch"]) >= 2 and len(scaling["attack_steps"]) >= 2
     assert all("error" not in p and p["peak_rss_mb"] > 0 for p in scaling["batch"])
     assert plot.exists() and plot.stat().st_size > 0
+
+
+def test_wait_for_quiet_waits_for_busy_cores_and_refuses_after_the_timeout(monkeypatch):
+    from bench import quiet
+    from nfi_tf.errors import NfiError
+
+    samples = iter([0.9, 0.8, 0.1])
+    monkeypatch.setattr(quiet, "sample", lambda seconds=1.0: {
+        "busy_share": next(samples), "load_average": [2.5, 2.0, 1.0], "cores": 2})
+    logged = []
+    s = quiet.wait_for_quiet(max_busy=0.25, timeout_s=60, poll_s=0, log=logged.append)
+    assert s["busy_share"] == 0.1 and s["waited"] is True
+    assert len(logged) == 1 and "90% busy" in logged[0]
+    monkeypatch.setattr(quiet, "sample", lambda seconds=1.0: {
+        "busy_share": 0.7, "load_average": [3.0, 2.0, 1.0], "cores": 2})
+    with pytest.raises(NfiError, match="70% used by other work, load average 3.00 on 2 cores"):
+        quiet.wait_for_quiet(max_busy=0.25, timeout_s=0, poll_s=0, log=logged.append)
