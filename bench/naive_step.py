@@ -14,11 +14,7 @@ import tensorflow as tf
 from cleverhans.tf2.attacks.projected_gradient_descent import projected_gradient_descent
 
 from nfi_tf import losses
-
-
-def _kl(labels, logits):
-    p_log = tf.nn.log_softmax(labels)
-    return tf.reduce_sum(tf.exp(p_log) * (p_log - tf.nn.log_softmax(logits)), axis=-1)
+from nfi_tf.attacks.losses import kl_loss_fn
 
 
 class NaiveTradesStep:
@@ -38,7 +34,7 @@ class NaiveTradesStep:
         clean = self._logits(x)
         x_adv = projected_gradient_descent(
             self._logits, x, eps=a.epsilon, eps_iter=a.step_size, nb_iter=a.num_steps,
-            norm=np.inf, loss_fn=_kl, clip_min=0.0, clip_max=1.0, y=clean, rand_init=True,
+            norm=np.inf, loss_fn=kl_loss_fn, clip_min=0.0, clip_max=1.0, y=clean, rand_init=True,
             rand_minmax=0.001)
         variables = self.classifier.trainable_variables
         with tf.GradientTape() as tape:

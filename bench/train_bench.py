@@ -41,8 +41,7 @@ def make_bench_config(spec: dict):
 
     model = {"method": spec["method"], "backbone": spec["backbone"]}
     if spec["backbone"] == "wide_resnet":
-        model.update(depth=spec["depth"], width=spec["width"],
-                     robust_dims=min(128, 32 * spec["width"]))
+        model.update(depth=spec["depth"], width=spec["width"])
     overrides = {
         "data": {"train_examples": spec["batch"] * (spec["warmup"] + spec["steps"])},
         "model": model,

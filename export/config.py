@@ -6,7 +6,7 @@ import dataclasses
 import os
 from dataclasses import dataclass
 
-from nfi_tf.errors import NfiError
+from nfi_tf.errors import check
 
 # Priority order: the first one that this machine can actually create wins.
 DEFAULT_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
@@ -56,47 +56,42 @@ class PredictConfig:
     session: SessionConfig = dataclasses.field(default_factory=SessionConfig)
 
 
-def _check(ok: bool, message: str) -> None:
-    if not ok:
-        raise NfiError(message)
-
-
 def validate_session(c: SessionConfig) -> SessionConfig:
-    _check(len(c.providers) > 0, "providers must name at least one ONNX Runtime provider")
-    _check(c.graph_optimization in GRAPH_OPTIMIZATIONS,
-           f"graph_optimization must be one of {GRAPH_OPTIMIZATIONS}. "
-           f"Received: {c.graph_optimization!r}")
-    _check(c.execution_mode in EXECUTION_MODES,
-           f"execution_mode must be one of {EXECUTION_MODES}. Received: {c.execution_mode!r}")
+    check(len(c.providers) > 0, "providers must name at least one ONNX Runtime provider")
+    check(c.graph_optimization in GRAPH_OPTIMIZATIONS,
+          f"graph_optimization must be one of {GRAPH_OPTIMIZATIONS}. "
+          f"Received: {c.graph_optimization!r}")
+    check(c.execution_mode in EXECUTION_MODES,
+          f"execution_mode must be one of {EXECUTION_MODES}. Received: {c.execution_mode!r}")
     for name in ("intra_op_threads", "inter_op_threads"):
-        _check(getattr(c, name) >= 0, f"{name} must be >= 0. Received: {getattr(c, name)}")
-    _check(0 <= c.log_severity <= 4, f"log_severity must be in [0, 4]. Received: {c.log_severity}")
+        check(getattr(c, name) >= 0, f"{name} must be >= 0. Received: {getattr(c, name)}")
+    check(0 <= c.log_severity <= 4, f"log_severity must be in [0, 4]. Received: {c.log_severity}")
     return c
 
 
 def validate_export(c: ExportConfig) -> ExportConfig:
     # tf2onnx 1.17 maps opsets up to 18 (its IR-version table ends there); 13 is the floor of
     # per-channel int8 quantization.
-    _check(13 <= c.opset <= 18, f"opset must be in [13, 18]. Received: opset={c.opset}")
-    _check(c.parity_examples >= 1, f"parity_examples must be >= 1. Received: {c.parity_examples}")
-    _check(0 < c.atol < 1, f"atol must be in (0, 1). Received: atol={c.atol}")
-    _check(c.calibration_examples >= 1,
-           f"calibration_examples must be >= 1. Received: {c.calibration_examples}")
-    _check(c.quantization_eval_examples >= 1,
-           f"quantization_eval_examples must be >= 1. Received: {c.quantization_eval_examples}")
-    _check(c.batch_size >= 1, f"batch_size must be >= 1. Received: batch_size={c.batch_size}")
+    check(13 <= c.opset <= 18, f"opset must be in [13, 18]. Received: opset={c.opset}")
+    check(c.parity_examples >= 1, f"parity_examples must be >= 1. Received: {c.parity_examples}")
+    check(0 < c.atol < 1, f"atol must be in (0, 1). Received: atol={c.atol}")
+    check(c.calibration_examples >= 1,
+          f"calibration_examples must be >= 1. Received: {c.calibration_examples}")
+    check(c.quantization_eval_examples >= 1,
+          f"quantization_eval_examples must be >= 1. Received: {c.quantization_eval_examples}")
+    check(c.batch_size >= 1, f"batch_size must be >= 1. Received: batch_size={c.batch_size}")
     # --output names the export *directory* (model.onnx, saved_model/, metadata go inside); a
     # path ending in .onnx would silently become a directory of that name.
     out = (c.output_dir or "").rstrip("/")
-    _check(not out.lower().endswith(".onnx"),
-           f"--output is the export directory (model.onnx, saved_model/ and the metadata are "
-           f"written inside it), not the ONNX file. Received: output={c.output_dir}; use "
-           f"--output={os.path.dirname(out) or '.'}")
+    check(not out.lower().endswith(".onnx"),
+          f"--output is the export directory (model.onnx, saved_model/ and the metadata are "
+          f"written inside it), not the ONNX file. Received: output={c.output_dir}; use "
+          f"--output={os.path.dirname(out) or '.'}")
     return c
 
 
 def validate_predict(c: PredictConfig) -> PredictConfig:
-    _check(bool(c.images), "give at least one image file (PNG or JPEG) after the flags")
-    _check(c.top_k >= 1, f"top_k must be >= 1. Received: top_k={c.top_k}")
+    check(bool(c.images), "give at least one image file (PNG or JPEG) after the flags")
+    check(c.top_k >= 1, f"top_k must be >= 1. Received: top_k={c.top_k}")
     validate_session(c.session)
     return c

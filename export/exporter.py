@@ -22,6 +22,7 @@ from export.config import ExportConfig, SessionConfig, validate_export
 from export.saved_model import LoadedSavedModel, write_saved_model
 from export.serve import CPU, Predictor
 from nfi_tf import data, io_utils, model_io
+from nfi_tf import outputs as output_names
 
 SAVED_MODEL_DIR = "saved_model"
 ONNX_FILE = "model.onnx"
@@ -49,14 +50,10 @@ class ExportResult:
         return out + self.notes + [f"report:     {self.report}"]
 
 
-def _float(images: np.ndarray) -> np.ndarray:
-    return images.astype(np.float32) / np.float32(255)
-
-
 def _keras_runtime(classifier) -> parity.Runtime:
     def run(images: np.ndarray) -> dict[str, np.ndarray]:
         out = classifier(images, training=False)
-        return {k: np.asarray(v) for k, v in out.items() if k != "feature"}
+        return {k: np.asarray(v) for k, v in out.items() if k != output_names.FEATURE}
 
     return run
 
@@ -78,7 +75,7 @@ def export_model(config: ExportConfig, *, download: bool = True,
     onnx_path = os.path.join(out_dir, ONNX_FILE)
     int8_path = os.path.join(out_dir, INT8_FILE)
     images, _ = data.load_arrays(trained.config.data, "test", config.parity_examples, download)
-    images = _float(images)
+    images = data.uint8_to_float(images)
     bs = config.batch_size
     reference = parity.in_batches(_keras_runtime(trained.classifier), images, bs)
     cpu_only = SessionConfig(providers=(CPU,))
@@ -107,11 +104,11 @@ def export_model(config: ExportConfig, *, download: bool = True,
             calib, _ = data.load_arrays(trained.config.data, "train",
                                         config.calibration_examples, download)
             say(f"quantizing to int8 (calibration: {len(calib)} real training images)")
-            quantize.quantize_int8(onnx_tmp, int8_tmp, _float(calib), signature.INPUT_NAME, bs,
-                                   meta)
+            quantize.quantize_int8(onnx_tmp, int8_tmp, data.uint8_to_float(calib), signature.INPUT_NAME,
+                                   bs, meta)
             test_x, test_y = data.load_arrays(trained.config.data, "test",
                                               config.quantization_eval_examples, download)
-            test_x = _float(test_x)
+            test_x = data.uint8_to_float(test_x)
             fp32 = parity.in_batches(Predictor(onnx_tmp, cpu_only).run, test_x, bs)
             int8 = parity.in_batches(Predictor(int8_tmp, cpu_only).run, test_x, bs)
             quant_report = quantize.compare(fp32, int8, test_y, len(calib))

@@ -10,21 +10,18 @@ from typing import TYPE_CHECKING
 import onnx
 
 import nfi_tf
+from nfi_tf import outputs as output_names
 
 if TYPE_CHECKING:  # serving must not import Keras/TensorFlow: it only needs onnxruntime
     from nfi_tf.model_io import TrainedModel
 
 INPUT_RANGE = (0.0, 1.0)
-# The fallback for models without metadata; build_metadata checks it against the routing layer.
-ROUTE_NAMES = ("benign", "adversarial", "tradeoff")
+# The fallback for models without metadata (the routing layer uses the same names).
+ROUTE_NAMES = output_names.ROUTE_NAMES
 
 
 def build_metadata(trained: TrainedModel, outputs: tuple[str, ...], opset: int) -> dict[str, str]:
     """String key/values (ONNX metadata_props only holds strings; lists are JSON)."""
-    from nfi_tf.models import heads
-
-    if tuple(heads.ROUTE_NAMES) != ROUTE_NAMES:
-        raise RuntimeError(f"route names changed to {heads.ROUTE_NAMES}: update {__name__}")
     c, info = trained.config, trained.info
     return {
         "dataset": info.name,

@@ -13,9 +13,10 @@ from collections.abc import Callable
 
 import numpy as np
 
+from nfi_tf import outputs
 from nfi_tf.errors import NfiError
 
-_ORDER = ("routed", "probabilities", "tradeoff", "benign", "adversarial")
+_ORDER = outputs.SERVED_FLOAT
 Runtime = Callable[[np.ndarray], dict[str, np.ndarray]]
 
 
@@ -75,7 +76,7 @@ def in_batches(fn: Runtime, images: np.ndarray, batch_size: int) -> dict[str, np
 def argmax_margins(reference: dict[str, np.ndarray]) -> np.ndarray:
     """Per image, the smallest top-1 minus top-2 gap among the logits routing looks at."""
     gaps = []
-    for name in ("tradeoff", "rob", "nr"):
+    for name in outputs.ROUTING_EVIDENCE:
         if name in reference:
             top2 = np.sort(reference[name], axis=-1)[:, -2:]
             gaps.append(top2[:, 1] - top2[:, 0])
@@ -90,7 +91,7 @@ def compare(reference: dict[str, np.ndarray], runtimes: dict[str, dict[str, np.n
         missing = set(out) - set(reference)
         if missing:
             raise ParityError(f"{runtime} has outputs Keras does not: {sorted(missing)}")
-        names = [k for k in _ORDER if k in out] + sorted(set(out) - set(_ORDER) - {"route"})
+        names = [k for k in _ORDER if k in out] + sorted(set(out) - set(_ORDER) - {outputs.ROUTE})
         diffs[runtime] = {k: float(np.max(np.abs(out[k].astype(np.float64) - reference[k])))
                           for k in names}
         same = out["route"] == reference["route"]

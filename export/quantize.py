@@ -24,11 +24,12 @@ from onnxruntime.quantization import (
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
 from export import metadata as metadata_lib
+from nfi_tf import outputs
 from nfi_tf.errors import NfiError
 
 _QUANTIZED_OPS = ["Conv", "MatMul", "Gemm", "MaxPool", "Relu"]
 # Keras layer names of everything after the feature (tf2onnx keeps them as path segments).
-_FLOAT_LAYERS = re.compile(r"(^|/)(heads|routing|probabilities|feature)(_\d+)?/")
+_FLOAT_LAYERS = re.compile(r"(^|/)(" + "|".join(map(re.escape, outputs.FLOAT_LAYERS)) + r")(_\d+)?/")
 
 
 class ImageBatches(CalibrationDataReader):
@@ -100,7 +101,7 @@ class QuantizationReport:
 
 def compare(fp32: dict[str, np.ndarray], int8: dict[str, np.ndarray], labels: np.ndarray,
             calibration_examples: int) -> QuantizationReport:
-    p32, p8 = np.argmax(fp32["routed"], -1), np.argmax(int8["routed"], -1)
+    p32, p8 = np.argmax(fp32[outputs.ROUTED], -1), np.argmax(int8[outputs.ROUTED], -1)
     return QuantizationReport(
         examples=len(labels), calibration_examples=calibration_examples,
         fp32_accuracy=float(np.mean(p32 == labels)), int8_accuracy=float(np.mean(p8 == labels)),

@@ -22,6 +22,7 @@ import onnxruntime as ort
 
 from export.config import SessionConfig, validate_session
 from export.metadata import ServingMetadata
+from nfi_tf import outputs as output_names
 from nfi_tf.errors import NfiError
 
 CPU = "CPUExecutionProvider"
@@ -252,7 +253,8 @@ class Predictor:
         return dict(zip(names, values, strict=True))
 
     def predict(self, images) -> Prediction:
-        out = self.run(images, ("routed", "route", "probabilities"))
-        return Prediction(classes=np.argmax(out["routed"], axis=-1), routes=out["route"],
-                          probabilities=out["probabilities"], logits=out["routed"],
+        routed, route, probabilities = output_names.ROUTED, output_names.ROUTE, output_names.PROBABILITIES
+        out = self.run(images, (routed, route, probabilities))
+        return Prediction(classes=np.argmax(out[routed], axis=-1), routes=out[route],
+                          probabilities=out[probabilities], logits=out[routed],
                           metadata=self.metadata)

@@ -6,10 +6,10 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from nfi_tf import outputs as output_names
+
 INPUT_NAME = "image"
-# Served outputs, in this order; `benign`/`adversarial` exist only for method=nfi. The part
-# scores and the feature stay internal: they are routing evidence, not predictions.
-SERVING_OUTPUTS = ("routed", "route", "probabilities", "tradeoff", "benign", "adversarial")
+SERVING_OUTPUTS = output_names.SERVED  # in this order; see nfi_tf/outputs.py
 
 
 def input_spec(image_shape: tuple[int, int, int]) -> tf.TensorSpec:
@@ -19,7 +19,7 @@ def input_spec(image_shape: tuple[int, int, int]) -> tf.TensorSpec:
 
 def serving_outputs(classifier: keras.Model) -> tuple[str, ...]:
     names = set(classifier.output.keys()) if isinstance(classifier.output, dict) else set()
-    missing = {"routed", "route", "probabilities", "tradeoff"} - names
+    missing = set(output_names.SERVED_REQUIRED) - names
     if missing:
         raise ValueError(f"the classifier has no outputs {sorted(missing)}: is it a model built "
                          f"by nfi_tf.models.build_classifier? Received outputs: {sorted(names)}")

@@ -74,7 +74,8 @@ def define_train_flags() -> None:
     f.DEFINE_string("backbone", None, "small_cnn (MNIST default) or wide_resnet (CIFAR default).")
     f.DEFINE_integer("depth", None, "WideResNet depth, 6n+4 (default 34).")
     f.DEFINE_integer("width", None, "WideResNet widening factor (default 10).")
-    f.DEFINE_integer("robust_dims", None, "d: feature dims of the robust part (default 128).")
+    f.DEFINE_integer("robust_dims", None, "d: feature dims of the robust part (default 128 if the "
+                     "backbone's feature size D is over 128, else D // 2).")
     f.DEFINE_float("dropout", None, "SmallCNN dropout rate (default 0.5).")
     # training attack
     f.DEFINE_float("epsilon", None, "Training PGD L-inf budget in [0, 1] pixels (MNIST 0.3, CIFAR 0.031).")

@@ -13,11 +13,11 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from nfi_tf import io_utils
-from nfi_tf.errors import NfiError
+from nfi_tf import backbones, io_utils
+from nfi_tf.errors import NfiError, check
 
 METHODS = ("nfi", "trades")
-BACKBONES = ("small_cnn", "wide_resnet")
+BACKBONES = backbones.BACKBONES
 ADVERSARIAL_LOSSES = ("ce", "literal_kl")
 # docs/method.md §2; "relative" is accepted as the floored form's old name (LossConfig maps it).
 COUNTERFACTUAL_LOSSES = ("floored", "running", "log_ratio", "literal")
@@ -44,13 +44,16 @@ class ModelConfig:
     backbone: str = "small_cnn"
     depth: int = 34  # WideResNet only
     width: int = 10  # WideResNet only
-    robust_dims: int = 128  # d: the first d feature dims are the robust part
+    # d: the first d feature dims are the robust part. None: 128 if 128 < D else D // 2 (see
+    # nfi_tf.backbones), resolved here so config.json records the number.
+    robust_dims: int | None = None
     dropout: float = 0.5  # SmallCNN only (TRADES: 0.5)
 
-    def feature_dims(self) -> int:
-        if self.backbone == "small_cnn":
-            return 200
-        return 64 * self.width
+    def __post_init__(self):
+        if self.robust_dims is None and self.backbone in BACKBONES:
+            dims = backbones.feature_dims(self)
+            if dims > 0:  # else validate() reports the width
+                object.__setattr__(self, "robust_dims", backbones.default_robust_dims(dims))
 
 
 @dataclass(frozen=True)
@@ -207,75 +210,70 @@ def make_config(dataset: str, overrides: dict[str, dict[str, Any]] | None = None
     return Config.from_dict(groups)
 
 
-def _check(ok: bool, message: str) -> None:
-    if not ok:
-        raise NfiError(message)
-
-
 def validate(c: Config) -> Config:
     """Reject contradictory or out-of-range settings with the offending value in the message."""
     d, m, t, lo = c.data, c.model, c.train, c.loss
-    _check(bool(d.dataset), "dataset must be a non-empty tfds name")
-    _check(d.train_examples is None or d.train_examples > 0,
-           f"train_examples must be > 0. Received: train_examples={d.train_examples}")
-    _check(d.eval_examples > 0, f"eval_examples must be > 0. Received: eval_examples={d.eval_examples}")
-    _check(isinstance(d.validation_examples, int) and d.validation_examples >= 0,
-           f"validation_examples must be an integer >= 0. "
-           f"Received: validation_examples={d.validation_examples!r}")
-    _check(m.method in METHODS, f"method must be one of {METHODS}. Received: method={m.method!r}")
-    _check(m.backbone in BACKBONES,
-           f"backbone must be one of {BACKBONES}. Received: backbone={m.backbone!r}")
+    check(bool(d.dataset), "dataset must be a non-empty tfds name")
+    check(d.train_examples is None or d.train_examples > 0,
+          f"train_examples must be > 0. Received: train_examples={d.train_examples}")
+    check(d.eval_examples > 0, f"eval_examples must be > 0. Received: eval_examples={d.eval_examples}")
+    check(isinstance(d.validation_examples, int) and d.validation_examples >= 0,
+          f"validation_examples must be an integer >= 0. "
+          f"Received: validation_examples={d.validation_examples!r}")
+    check(m.method in METHODS, f"method must be one of {METHODS}. Received: method={m.method!r}")
+    check(m.backbone in BACKBONES,
+          f"backbone must be one of {BACKBONES}. Received: backbone={m.backbone!r}")
     if m.backbone == "wide_resnet":
-        _check(m.depth >= 10 and (m.depth - 4) % 6 == 0,
-               f"WideResNet depth must be 6n+4 with n >= 1 (10, 16, 22, 28, 34, ...). "
-               f"Received: depth={m.depth}")
-        _check(m.width >= 1, f"WideResNet width must be >= 1. Received: width={m.width}")
-    feat = m.feature_dims()
-    _check(0 < m.robust_dims < feat,
-           f"robust_dims must be in [1, {feat - 1}] for the {m.backbone} feature of size {feat}. "
-           f"Received: robust_dims={m.robust_dims}")
+        check(m.depth >= 10 and (m.depth - 4) % 6 == 0,
+              f"WideResNet depth must be 6n+4 with n >= 1 (10, 16, 22, 28, 34, ...). "
+              f"Received: depth={m.depth}")
+        check(m.width >= 1, f"WideResNet width must be >= 1. Received: width={m.width}")
+    feat = backbones.feature_dims(m)
+    check(m.robust_dims is not None and 0 < m.robust_dims < feat,
+          f"robust_dims must be in [1, {feat - 1}] for the {m.backbone} feature of size {feat}. "
+          f"Received: robust_dims={m.robust_dims}")
     for name, a in (("attack", c.attack), ("eval_attack", c.eval_attack)):
-        _check(math.isfinite(a.epsilon) and a.epsilon > 0,
-               f"{name} epsilon must be > 0. Received: epsilon={a.epsilon}")
-        _check(a.epsilon <= 1, f"{name} epsilon is in [0, 1] pixel units (8/255 = 0.031). "
-               f"Received: epsilon={a.epsilon}")
-        _check(0 < a.step_size <= a.epsilon,
-               f"{name} step_size must be in (0, epsilon={a.epsilon}]. Received: step_size={a.step_size}")
-        _check(a.num_steps >= 1, f"{name} num_steps must be >= 1. Received: num_steps={a.num_steps}")
-    _check(lo.beta >= 0, f"beta must be >= 0. Received: beta={lo.beta}")
+        check(math.isfinite(a.epsilon) and a.epsilon > 0,
+              f"{name} epsilon must be > 0. Received: epsilon={a.epsilon}")
+        check(a.epsilon <= 1, f"{name} epsilon is in [0, 1] pixel units (8/255 = 0.031). "
+              f"Received: epsilon={a.epsilon}")
+        check(0 < a.step_size <= a.epsilon,
+              f"{name} step_size must be in (0, epsilon={a.epsilon}]. Received: step_size={a.step_size}")
+        check(a.num_steps >= 1, f"{name} num_steps must be >= 1. Received: num_steps={a.num_steps}")
+    check(lo.beta >= 0, f"beta must be >= 0. Received: beta={lo.beta}")
     for w in ("tradeoff_weight", "benign_weight", "adversarial_weight", "counterfactual_weight"):
-        _check(getattr(lo, w) >= 0, f"{w} must be >= 0. Received: {w}={getattr(lo, w)}")
-    _check(lo.counterfactual_floor >= 0,
-           f"counterfactual_floor must be >= 0. Received: counterfactual_floor={lo.counterfactual_floor}")
-    _check(0 <= lo.counterfactual_ema_decay < 1,
-           f"counterfactual_ema_decay must be in [0, 1). "
-           f"Received: counterfactual_ema_decay={lo.counterfactual_ema_decay}")
-    _check(isinstance(lo.counterfactual_warmup_steps, int) and lo.counterfactual_warmup_steps >= 0,
-           f"counterfactual_warmup_steps must be an integer >= 0. "
-           f"Received: counterfactual_warmup_steps={lo.counterfactual_warmup_steps!r}")
-    _check(lo.adversarial_loss in ADVERSARIAL_LOSSES,
-           f"adversarial_loss must be one of {ADVERSARIAL_LOSSES}. Received: {lo.adversarial_loss!r}")
-    _check(lo.counterfactual_loss in COUNTERFACTUAL_LOSSES,
-           f"counterfactual_loss must be one of {COUNTERFACTUAL_LOSSES}. "
-           f"Received: counterfactual_loss={lo.counterfactual_loss!r}")
-    _check(t.epochs >= 1, f"epochs must be >= 1. Received: epochs={t.epochs}")
-    _check(t.batch_size >= 1, f"batch_size must be >= 1. Received: batch_size={t.batch_size}")
-    _check(t.eval_batch_size >= 1,
-           f"eval_batch_size must be >= 1. Received: eval_batch_size={t.eval_batch_size}")
-    _check(t.learning_rate > 0, f"learning_rate must be > 0. Received: learning_rate={t.learning_rate}")
-    _check(0 <= t.momentum < 1, f"momentum must be in [0, 1). Received: momentum={t.momentum}")
-    _check(t.weight_decay >= 0, f"weight_decay must be >= 0. Received: weight_decay={t.weight_decay}")
-    _check(list(t.lr_decay_epochs) == sorted(t.lr_decay_epochs) and all(e > 0 for e in t.lr_decay_epochs),
-           f"lr_decay_epochs must be increasing positive epochs. Received: {list(t.lr_decay_epochs)}")
-    _check(0 < t.lr_decay_factor <= 1,
-           f"lr_decay_factor must be in (0, 1]. Received: lr_decay_factor={t.lr_decay_factor}")
-    _check(t.mixed_precision in MIXED_PRECISION,
-           f"mixed_precision must be one of {MIXED_PRECISION}. Received: {t.mixed_precision!r}")
+        check(getattr(lo, w) >= 0, f"{w} must be >= 0. Received: {w}={getattr(lo, w)}")
+    check(lo.counterfactual_floor >= 0,
+          f"counterfactual_floor must be >= 0. Received: counterfactual_floor={lo.counterfactual_floor}")
+    check(0 <= lo.counterfactual_ema_decay < 1,
+          f"counterfactual_ema_decay must be in [0, 1). "
+          f"Received: counterfactual_ema_decay={lo.counterfactual_ema_decay}")
+    check(isinstance(lo.counterfactual_warmup_steps, int) and lo.counterfactual_warmup_steps >= 0,
+          f"counterfactual_warmup_steps must be an integer >= 0. "
+          f"Received: counterfactual_warmup_steps={lo.counterfactual_warmup_steps!r}")
+    check(lo.adversarial_loss in ADVERSARIAL_LOSSES,
+          f"adversarial_loss must be one of {ADVERSARIAL_LOSSES}. Received: {lo.adversarial_loss!r}")
+    check(lo.counterfactual_loss in COUNTERFACTUAL_LOSSES,
+          f"counterfactual_loss must be one of {COUNTERFACTUAL_LOSSES}. "
+          f"Received: counterfactual_loss={lo.counterfactual_loss!r}")
+    check(t.epochs >= 1, f"epochs must be >= 1. Received: epochs={t.epochs}")
+    check(t.batch_size >= 1, f"batch_size must be >= 1. Received: batch_size={t.batch_size}")
+    check(t.eval_batch_size >= 1,
+          f"eval_batch_size must be >= 1. Received: eval_batch_size={t.eval_batch_size}")
+    check(t.learning_rate > 0, f"learning_rate must be > 0. Received: learning_rate={t.learning_rate}")
+    check(0 <= t.momentum < 1, f"momentum must be in [0, 1). Received: momentum={t.momentum}")
+    check(t.weight_decay >= 0, f"weight_decay must be >= 0. Received: weight_decay={t.weight_decay}")
+    check(list(t.lr_decay_epochs) == sorted(t.lr_decay_epochs) and all(e > 0 for e in t.lr_decay_epochs),
+          f"lr_decay_epochs must be increasing positive epochs. Received: {list(t.lr_decay_epochs)}")
+    check(0 < t.lr_decay_factor <= 1,
+          f"lr_decay_factor must be in (0, 1]. Received: lr_decay_factor={t.lr_decay_factor}")
+    check(t.mixed_precision in MIXED_PRECISION,
+          f"mixed_precision must be one of {MIXED_PRECISION}. Received: {t.mixed_precision!r}")
     # XLA has no deterministic MaxPool (SmallCNN) gradient; TF fails deep inside the compiler.
-    _check(not (t.deterministic and t.jit_compile),
-           "deterministic and jit_compile cannot be combined: XLA has no deterministic kernels for "
-           "every op used here (e.g. MaxPool's gradient). Received: deterministic=True, jit_compile=True")
-    _check(t.strategy in STRATEGIES, f"strategy must be one of {STRATEGIES}. Received: {t.strategy!r}")
-    _check(t.checkpoint_every_steps >= 0,
-           f"checkpoint_every_steps must be >= 0. Received: {t.checkpoint_every_steps}")
+    check(not (t.deterministic and t.jit_compile),
+          "deterministic and jit_compile cannot be combined: XLA has no deterministic kernels for "
+          "every op used here (e.g. MaxPool's gradient). Received: deterministic=True, jit_compile=True")
+    check(t.strategy in STRATEGIES, f"strategy must be one of {STRATEGIES}. Received: {t.strategy!r}")
+    check(t.checkpoint_every_steps >= 0,
+          f"checkpoint_every_steps must be >= 0. Received: {t.checkpoint_every_steps}")
     return c

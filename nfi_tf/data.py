@@ -168,7 +168,13 @@ def load_arrays(cfg: DataConfig, split: str, n: int | None = None,
 
 
 def to_float(images: tf.Tensor) -> tf.Tensor:
+    """uint8 pixels -> float32 in [0, 1], in a tf.data pipeline (`uint8_to_float`: numpy)."""
     return tf.cast(images, tf.float32) / 255.0
+
+
+def uint8_to_float(images: np.ndarray) -> np.ndarray:
+    """uint8 pixels (as `load_arrays` returns them) -> float32 in [0, 1], in numpy."""
+    return images.astype(np.float32) / np.float32(255)
 
 
 def _augment(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:

@@ -10,10 +10,10 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from nfi_tf import attacks
+from nfi_tf import attacks, outputs
 from nfi_tf.config import AttackConfig
 
-SCORED_OUTPUTS = ("routed", "tradeoff", "benign", "adversarial", "robust_part", "nonrobust_part")
+SCORED_OUTPUTS = outputs.SCORED_NFI
 
 
 def make_eval_step(classifier, attack: AttackConfig, seed: int):

@@ -15,3 +15,9 @@ class DataUnavailableError(NfiError):
 
 class TrainingDivergedError(NfiError):
     """A non-finite loss: training stops, the last good checkpoint stays."""
+
+
+def check(ok: bool, message: str) -> None:
+    """Raise `NfiError(message)` unless `ok`: the one-line validator of every config."""
+    if not ok:
+        raise NfiError(message)

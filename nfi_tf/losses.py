@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from nfi_tf.attacks.losses import kl_from_logits
 from nfi_tf.config import LossConfig
 from nfi_tf.errors import NfiError
 
@@ -21,9 +22,7 @@ def cross_entropy(labels, logits):
 
 def kl_divergence(p_logits, q_logits):
     """Batch mean of KL(softmax(p) || softmax(q)), computed from logits (log-sum-exp stable)."""
-    p_log = tf.nn.log_softmax(p_logits)
-    q_log = tf.nn.log_softmax(q_logits)
-    return tf.reduce_mean(tf.reduce_sum(tf.exp(p_log) * (p_log - q_log), axis=-1))
+    return tf.reduce_mean(kl_from_logits(p_logits, q_logits))
 
 
 def tradeoff_loss(clean_logits, adv_logits, labels, beta):

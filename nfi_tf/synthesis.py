@@ -33,13 +33,13 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 
-from nfi_tf import io_utils
+from nfi_tf import io_utils, outputs
 from nfi_tf.attacks.threat import normalized_step, project_delta
 from nfi_tf.errors import NfiError
 
 STAGES = ("seed", "stage_one", "stage_two")
-STAGE_OUTPUTS = {"stage_one": "robust_part", "stage_two": "nonrobust_part"}
-REPORTED_OUTPUTS = ("routed", "robust_part", "nonrobust_part")
+STAGE_OUTPUTS = {"stage_one": outputs.ROBUST_PART, "stage_two": outputs.NONROBUST_PART}
+REPORTED_OUTPUTS = (outputs.ROUTED, outputs.ROBUST_PART, outputs.NONROBUST_PART)
 DEFAULT_RADIUS_PER_PIXEL = 0.25
 
 
@@ -399,7 +399,7 @@ def generate(model_dir: str, config: SynthesisConfig, out_dir: str, data_dir: st
     if data_dir:
         data_cfg = dataclasses.replace(data_cfg, data_dir=data_dir)
     images, labels = data.load_arrays(data_cfg, "train", config.fit_examples, download)
-    results = synthesize(trained.classifier, images.astype(np.float32) / 255.0, labels,
+    results = synthesize(trained.classifier, data.uint8_to_float(images), labels,
                          trained.info.class_names, config)
     shape = trained.info.image_shape
     settings = dataclasses.asdict(config) | {

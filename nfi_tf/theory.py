@@ -104,24 +104,11 @@ def report(config: TheoryConfig) -> str:
     return "\n".join(lines)
 
 
-def main(argv):
-    from absl import app
-    from absl import flags as absl_flags
-
-    from flags import theory as theory_flags
-
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    print(report(theory_flags.theory_config_from_flags(absl_flags.FLAGS)))
-
-
 def run():
+    """`python -m nfi_tf.theory`: the command lives in nfi_tf.theory_cli (flags stay out of here)."""
+    from nfi_tf import theory_cli
 
-    from flags import theory as theory_flags
-    from nfi_tf import cli
-
-    theory_flags.define_theory_flags()
-    cli.run_command("nfi_tf.theory", main)
+    theory_cli.run()
 
 
 if __name__ == "__main__":

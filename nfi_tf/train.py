@@ -9,6 +9,7 @@ from absl import app
 from absl import flags as absl_flags
 
 from flags import train as train_flags
+from nfi_tf import outputs
 
 train_flags.define_train_flags()
 FLAGS = absl_flags.FLAGS
@@ -25,7 +26,7 @@ def main(argv):
     test = summary["final_test"]
     print(f"done: {summary['steps']} steps; model and summary in {FLAGS.model_dir}")
     if test:
-        for name in ("routed", "tradeoff"):
+        for name in (outputs.ROUTED, outputs.TRADEOFF):
             if f"clean_{name}" in test:
                 print(f"  {name:9s} clean accuracy {100 * test[f'clean_{name}']:.2f}%   "
                       f"PGD-{config.eval_attack.num_steps} (on the trade-off head) accuracy "

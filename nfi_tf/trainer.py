@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from nfi_tf import attacks, losses
 from nfi_tf.config import Config
-from nfi_tf.models.heads import ROUTE_NAMES
+from nfi_tf.outputs import ROUTE_NAMES
 
 
 def replica_info() -> tuple[tf.Tensor, int]:

@@ -27,7 +27,6 @@ import time
 from collections.abc import Callable
 
 import keras
-import numpy as np
 import tensorflow as tf
 from tensorflow.python.framework import config as tf_config  # disable_op_determinism is not public
 
@@ -271,7 +270,3 @@ def _epoch_line(epoch: int, r: dict, split: str = "test") -> str:
             parts.append(f"{name} clean {100 * r[f'clean_{name}']:.1f}% "
                          f"pgd {100 * r[f'pgd_{name}']:.1f}%")
     return " | ".join(parts)
-
-
-def numpy_weights(model: keras.Model) -> list[np.ndarray]:
-    return [np.asarray(v) for v in model.weights]

@@ -18,10 +18,10 @@ import numpy as np
 import tensorflow as tf
 
 import nfi_tf
-from nfi_tf import data, model_io
+from nfi_tf import data, model_io, outputs
 from nfi_tf.config import make_config
 
-HEADS = ("tradeoff", "benign", "adversarial")
+HEADS = outputs.HEADS
 
 
 def margin(logits, y):
@@ -65,7 +65,7 @@ def main():
     trained = model_io.load_trained(args.model_dir)
     eps = make_config(trained.config.data.dataset).eval_attack.epsilon
     images, labels = data.load_arrays(trained.config.data, "test", args.examples)
-    x = images.astype(np.float32) / 255.0
+    x = data.uint8_to_float(images)
     clean = np.argmax(trained.classifier(x, training=False)["routed"], 1) == labels
     fooled = np.concatenate([
         attack(trained.classifier, x[i:i + args.batch_size], labels[i:i + args.batch_size], eps,

@@ -14,6 +14,7 @@ import math
 import os
 
 from nfi_tf import io_utils
+from nfi_tf.evaluation.report import md_table
 
 COLUMNS = ("clean", "pgd", "cw", "autoattack", "route_aware", "worst_case")
 TITLES = {"clean": "clean", "pgd": "PGD", "cw": "CW-Linf", "autoattack": "AutoAttack",
@@ -41,11 +42,6 @@ def _cell(result: dict, row: str, col: str) -> float | None:
 
 def _pct(v) -> str:
     return "—" if v is None else f"{100 * v:.1f}"
-
-
-def _md(header: list[str], rows: list[list[str]]) -> list[str]:
-    out = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
-    return out + ["| " + " | ".join(r) + " |" for r in rows]
 
 
 def compare(claimed_higher: float | None, claimed_lower: float | None, n: int) -> dict:
@@ -76,7 +72,7 @@ def main_table(dataset: str, runs: dict, paper_table2: dict | None) -> list[str]
     if paper_table2:
         for label, (pgd, cw, clean) in paper_table2.items():
             rows.append([f"paper: {label} (WRN-34-10)", f"{clean}", f"{pgd}", f"{cw}", "—", "—", "—", "—"])
-    return [f"### {dataset}: Table 2 (routed model vs TRADES), accuracy %", ""] + _md(header, rows)
+    return [f"### {dataset}: Table 2 (routed model vs TRADES), accuracy %", ""] + md_table(header, rows)
 
 
 def parts_table(dataset: str, runs: dict, paper_table1: dict | None) -> list[str]:
@@ -92,7 +88,7 @@ def parts_table(dataset: str, runs: dict, paper_table1: dict | None) -> list[str
     if paper_table1:
         for label, (robustness, accuracy) in paper_table1.items():
             rows.append([f"paper: {label}", f"{accuracy}", f"{robustness}", "—"])
-    return [f"### {dataset}: Table 1 (each part alone), accuracy %", ""] + _md(header, rows)
+    return [f"### {dataset}: Table 1 (each part alone), accuracy %", ""] + md_table(header, rows)
 
 
 def route_table(dataset: str, runs: dict) -> list[str]:
@@ -107,7 +103,7 @@ def route_table(dataset: str, runs: dict) -> list[str]:
         if key in stats:
             rows.append([label] + [f"{_pct(stats[key][k]['share'])} / {_pct(stats[key][k]['accuracy'])}"
                                    for k in routes])
-    return [f"### {dataset}: routes of the nfi model, %", ""] + _md(header, rows)
+    return [f"### {dataset}: routes of the nfi model, %", ""] + md_table(header, rows)
 
 
 def adaptive_table(dataset: str, runs: dict) -> list[str]:
@@ -121,7 +117,7 @@ def adaptive_table(dataset: str, runs: dict) -> list[str]:
     tail = [] if gap is None else ["", f"Naive PGD through the hard switch overstates the routed "
                                        f"model's robustness by {_pct(gap)} points."]
     return ([f"### {dataset}: the routed model under each attack, accuracy %", ""]
-            + _md(["attack", "routed"], rows) + tail)
+            + md_table(["attack", "routed"], rows) + tail)
 
 
 def ablation_table(dataset: str, runs: dict) -> list[str]:
@@ -139,8 +135,8 @@ def ablation_table(dataset: str, runs: dict) -> list[str]:
                      f"{_pct(_cell(r, 'robust_part', 'clean'))} / {_pct(_cell(r, 'robust_part', 'pgd'))}",
                      f"{_pct(_cell(r, 'nonrobust_part', 'clean'))} / "
                      f"{_pct(_cell(r, 'nonrobust_part', 'pgd'))}"])
-    return [f"### {dataset}: ablations (shorter runs, same budget within the set), accuracy %", ""] + _md(
-        header, rows)
+    return ([f"### {dataset}: ablations (shorter runs, same budget within the set), accuracy %", ""]
+            + md_table(header, rows))
 
 
 def verdicts(runs: dict) -> dict:
@@ -189,7 +185,7 @@ def write_tables(results_dir: str, records: list[dict], paper_table1: dict, pape
         all_verdicts[dataset] = v
         if v:
             lines += [f"### {dataset}: verdicts (difference vs two standard errors, points)", ""]
-            lines += _md(["claim", "verdict", "difference", "2 SE"],
+            lines += md_table(["claim", "verdict", "difference", "2 SE"],
                          [[k.replace("_", " "), d["verdict"], str(d.get("difference_points", "—")),
                            str(d.get("two_se_points", "—"))] for k, d in v.items()])
             lines.append("")

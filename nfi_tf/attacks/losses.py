@@ -16,10 +16,17 @@ def _onehot(labels, logits):
     return tf.one_hot(tf.cast(labels, tf.int32), tf.shape(logits)[-1], dtype=logits.dtype)
 
 
+def kl_from_logits(p_logits, q_logits):
+    """Per-example KL(softmax(p) || softmax(q)), [B], from logits (log-sum-exp stable).
+
+    The one KL of the package: the training losses take its batch mean."""
+    p_log = tf.nn.log_softmax(p_logits)
+    return tf.reduce_sum(tf.exp(p_log) * (p_log - tf.nn.log_softmax(q_logits)), axis=-1)
+
+
 def kl_loss_fn(labels, logits):
     """TRADES' attack objective KL(softmax(labels) || softmax(logits)); `labels` = clean logits."""
-    p_log = tf.nn.log_softmax(labels)
-    return tf.reduce_sum(tf.exp(p_log) * (p_log - tf.nn.log_softmax(logits)), axis=-1)
+    return kl_from_logits(labels, logits)
 
 
 def ce_loss_fn(labels, logits):

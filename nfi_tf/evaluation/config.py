@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from nfi_tf.errors import NfiError
+from nfi_tf.errors import NfiError, check
 
 # Attack families a user can ask for, in the order they run.
 #   clean        no attack (always computed; accepted for symmetry)
@@ -76,36 +76,31 @@ def parse_attacks(text: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
     return tuple(a for a in ATTACKS if a in names)  # canonical order, duplicates dropped
 
 
-def _check(ok: bool, message: str) -> None:
-    if not ok:
-        raise NfiError(message)
-
-
 def validate(c: EvalConfig) -> EvalConfig:
     """Reject out-of-range settings with the offending value in the message."""
-    _check(bool(c.model_dir), "model_dir is required. Received: model_dir=None")
+    check(bool(c.model_dir), "model_dir is required. Received: model_dir=None")
     parse_attacks(c.attacks)
-    _check(c.eval_examples is None or c.eval_examples > 0,
-           f"eval_examples must be > 0. Received: eval_examples={c.eval_examples}")
-    _check(c.batch_size >= 1, f"batch_size must be >= 1. Received: batch_size={c.batch_size}")
+    check(c.eval_examples is None or c.eval_examples > 0,
+          f"eval_examples must be > 0. Received: eval_examples={c.eval_examples}")
+    check(c.batch_size >= 1, f"batch_size must be >= 1. Received: batch_size={c.batch_size}")
     if c.epsilon is not None:
-        _check(math.isfinite(c.epsilon) and 0 < c.epsilon <= 1,
-               f"epsilon is in (0, 1] pixel units (8/255 = 0.031). Received: epsilon={c.epsilon}")
+        check(math.isfinite(c.epsilon) and 0 < c.epsilon <= 1,
+              f"epsilon is in (0, 1] pixel units (8/255 = 0.031). Received: epsilon={c.epsilon}")
     if c.step_size is not None:
-        _check(math.isfinite(c.step_size) and c.step_size > 0,
-               f"step_size must be > 0. Received: step_size={c.step_size}")
+        check(math.isfinite(c.step_size) and c.step_size > 0,
+              f"step_size must be > 0. Received: step_size={c.step_size}")
     for name in ("pgd_steps", "cw_steps"):
         v = getattr(c, name)
-        _check(v is None or v >= 1, f"{name} must be >= 1. Received: {name}={v}")
+        check(v is None or v >= 1, f"{name} must be >= 1. Received: {name}={v}")
     for name in ("apgd_steps", "apgd_restarts", "apgd_targets", "fab_steps", "fab_targets",
                  "square_queries", "route_steps", "route_targets", "overlap_top_k"):
         v = getattr(c, name)
-        _check(v >= 1, f"{name} must be >= 1. Received: {name}={v}")
-    _check(len(c.route_temperatures) > 0 and all(math.isfinite(t) and t > 0 for t in c.route_temperatures),
-           f"route_temperatures must be > 0. Received: route_temperatures={c.route_temperatures}")
-    _check(c.cw_confidence > 0, f"cw_confidence must be > 0. Received: cw_confidence={c.cw_confidence}")
-    _check(c.attack_outputs is None or len(c.attack_outputs) > 0,
-           f"attack_outputs must name at least one output. Received: attack_outputs={c.attack_outputs}")
-    _check(c.onnx is None or c.onnx.endswith(".onnx"),
-           f"onnx is the path of an exported .onnx file. Received: onnx={c.onnx}")
+        check(v >= 1, f"{name} must be >= 1. Received: {name}={v}")
+    check(len(c.route_temperatures) > 0 and all(math.isfinite(t) and t > 0 for t in c.route_temperatures),
+          f"route_temperatures must be > 0. Received: route_temperatures={c.route_temperatures}")
+    check(c.cw_confidence > 0, f"cw_confidence must be > 0. Received: cw_confidence={c.cw_confidence}")
+    check(c.attack_outputs is None or len(c.attack_outputs) > 0,
+          f"attack_outputs must name at least one output. Received: attack_outputs={c.attack_outputs}")
+    check(c.onnx is None or c.onnx.endswith(".onnx"),
+          f"onnx is the path of an exported .onnx file. Received: onnx={c.onnx}")
     return c

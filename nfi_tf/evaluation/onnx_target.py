@@ -11,9 +11,10 @@ import os
 
 import numpy as np
 
+from nfi_tf import outputs
 from nfi_tf.errors import NfiError
 
-OUTPUT = "routed"  # the served prediction
+OUTPUT = outputs.ROUTED  # the served prediction
 
 
 class OnnxQuery:

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import dataclasses
 
+from nfi_tf import outputs as output_names
 from nfi_tf.errors import NfiError
 from nfi_tf.evaluation.config import AUTOATTACK_SUITE
 from nfi_tf.evaluation.route_aware import ROUTES
 
-ROWS_NFI = ("routed", "tradeoff", "benign", "adversarial", "robust_part", "nonrobust_part")
-ROWS_TRADES = ("tradeoff", "robust_part", "nonrobust_part")
+ROWS_NFI = output_names.SCORED_NFI
+ROWS_TRADES = output_names.SCORED_TRADES
 GRADIENT_FAMILIES = ("pgd", "cw", "apgd_ce", "apgd_t", "fab_t")
 STANDARD_FAMILIES = GRADIENT_FAMILIES + ("square",)
 ROUTED_VARIANTS = ("hard", "st", "soft")
@@ -45,7 +46,7 @@ class PlannedAttack:
 
 
 def rows_for(method: str) -> tuple[str, ...]:
-    return ROWS_NFI if method == "nfi" else ROWS_TRADES
+    return output_names.scored_for(method)
 
 
 def route_variants(temperatures) -> list[str]:

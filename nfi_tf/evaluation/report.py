@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 
-from nfi_tf import io_utils
+from nfi_tf import io_utils, outputs
 
 EVAL_JSON = "eval.json"
 EVAL_MD = "eval.md"
@@ -26,15 +26,7 @@ COLUMN_TITLES = {
     "route_aware": "route-aware",
     "worst_case": "worst case",
 }
-ROW_TITLES = {
-    "routed": "routed (NFI)",
-    "routed_onnx": "routed, exported ONNX",
-    "tradeoff": "trade-off head",
-    "benign": "benign head",
-    "adversarial": "adversarial head",
-    "robust_part": "robust part alone",
-    "nonrobust_part": "non-robust part alone",
-}
+ROW_TITLES = outputs.ROW_TITLES
 ATTACK_NOTES = {
     "pgd": "PGD-{steps}: cross-entropy, step {step:g}, uniform random start (TRADES' evaluation)",
     "cw": "CW-Linf: PGD on the CW margin (confidence {conf:g}), {cw_steps} steps",

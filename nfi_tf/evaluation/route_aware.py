@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from nfi_tf import outputs
 from nfi_tf.attacks import losses
 from nfi_tf.models import heads as heads_lib
 
@@ -47,7 +48,7 @@ def all_heads(classifier):
         del aux
         out = classifier(x, training=False)
         return tf.add_n([_capped(losses.margin_loss_fn(labels=y, logits=out[h]))
-                         for h in heads_lib.HEAD_NAMES]), out["routed"]
+                         for h in outputs.HEADS]), out["routed"]
 
     return objective
 
@@ -83,7 +84,7 @@ def relaxed_logits(out: dict, mode: str, temperature: float) -> tf.Tensor:
     agree = tf.reduce_sum(p_t * p_r, axis=-1)
     benign = tf.reduce_sum(p_t * p_r * p_n, axis=-1)
     w = tf.stack([benign, agree - benign, 1.0 - agree], axis=-1)  # route order 0, 1, 2
-    stacked = tf.stack([out[name] for name in heads_lib.ROUTE_NAMES], axis=1)  # [B, 3, C]
+    stacked = tf.stack([out[name] for name in outputs.ROUTE_NAMES], axis=1)  # [B, 3, C]
     if mode == "soft":
         return tf.reduce_sum(w[:, :, None] * stacked, axis=1)
     if mode != "straight_through":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nfi_tf.models.heads import ROUTE_NAMES
+from nfi_tf.outputs import ROUTE_NAMES
 
 
 def route_stats(routes: np.ndarray, correct: np.ndarray) -> dict:

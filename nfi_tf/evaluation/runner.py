@@ -25,19 +25,19 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from nfi_tf import data, model_io
+from nfi_tf import data, model_io, outputs
 from nfi_tf.attacks.threat import ThreatModel
 from nfi_tf.config import AttackConfig, make_config
 from nfi_tf.evaluation import attack_factory, feature_overlap, plan, records, report
 from nfi_tf.evaluation import routes as routes_lib
 from nfi_tf.evaluation import worst_case as wc
 from nfi_tf.evaluation.config import AUTOATTACK_SUITE, EvalConfig, validate
-from nfi_tf.models.heads import ROUTE_NAMES
+from nfi_tf.outputs import ROUTE_NAMES
 
 OVERLAP_JSON = "feature_overlap.json"
 OVERLAP_PNG = "feature_overlap.png"
-ONNX_ROW = "routed_onnx"
-ONNX_SQUARE = "square@routed_onnx"
+ONNX_ROW = outputs.ROUTED_ONNX
+ONNX_SQUARE = f"square@{ONNX_ROW}"
 
 
 @dataclasses.dataclass
@@ -146,7 +146,7 @@ def _setup(cfg: EvalConfig) -> _Setup:
         runners[ONNX_SQUARE] = attack_factory.onnx_square(onnx, budgets, threat)
     seed = int(cfg.seed if cfg.seed is not None else config.train.seed)
     return _Setup(cfg, trained, method, plan.rows_for(method), planned, runners, budgets, threat, seed,
-                  images.astype(np.float32) / 255.0, labels, notes, onnx)
+                  data.uint8_to_float(images), labels, notes, onnx)
 
 
 # === run ===

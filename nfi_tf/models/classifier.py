@@ -8,8 +8,9 @@ Its outputs are a dict whose names become the SavedModel and ONNX output names:
 import keras
 from keras import layers
 
+from nfi_tf import outputs as names
 from nfi_tf.config import ModelConfig
-from nfi_tf.models.heads import HEAD_NAMES, RoutingLayer, TripleHead
+from nfi_tf.models.heads import RoutingLayer, TripleHead
 from nfi_tf.models.small_cnn import SmallCNNBackbone
 from nfi_tf.models.wide_resnet import WideResNetBackbone
 
@@ -31,12 +32,12 @@ def build_classifier(cfg: ModelConfig, image_shape, num_classes) -> keras.Model:
     single = cfg.method == "trades"
     # Heads and routing stay float32 under mixed precision: softmax/KL and argmax comparisons
     # are where half precision hurts.
-    heads = TripleHead(num_classes, cfg.robust_dims, heads=("tradeoff",) if single else HEAD_NAMES,
-                       dtype="float32", name="heads")(feature)
-    routed, route = RoutingLayer(single_head=single, dtype="float32", name="routing")(heads)
+    heads = TripleHead(num_classes, cfg.robust_dims, heads=names.heads_for(cfg.method),
+                       dtype="float32", name=names.HEADS_LAYER)(feature)
+    routed, route = RoutingLayer(single_head=single, dtype="float32", name=names.ROUTING_LAYER)(heads)
     outputs = dict(heads)
-    outputs["routed"] = routed
-    outputs["route"] = route
-    outputs["probabilities"] = layers.Softmax(dtype="float32", name="probabilities")(routed)
-    outputs["feature"] = layers.Activation("linear", dtype="float32", name="feature")(feature)
+    outputs[names.ROUTED] = routed
+    outputs[names.ROUTE] = route
+    outputs[names.PROBABILITIES] = layers.Softmax(dtype="float32", name=names.PROBABILITIES)(routed)
+    outputs[names.FEATURE] = layers.Activation("linear", dtype="float32", name=names.FEATURE)(feature)
     return keras.Model(inputs=image, outputs=outputs, name=f"nfi_tf_{cfg.method}")

@@ -12,9 +12,11 @@ rob(x) + b_t; on (1 - m) * f it is nr(x) + b_t.
 import keras
 from keras import layers, ops
 
-ROUTE_BENIGN, ROUTE_ADVERSARIAL, ROUTE_TRADEOFF = 0, 1, 2
-ROUTE_NAMES = ("benign", "adversarial", "tradeoff")
-HEAD_NAMES = ("tradeoff", "benign", "adversarial")
+from nfi_tf import outputs
+from nfi_tf.outputs import ROUTE_ADVERSARIAL, ROUTE_BENIGN, ROUTE_NAMES, ROUTE_TRADEOFF  # noqa: F401
+
+# Output and route names live in nfi_tf.outputs; HEAD_NAMES and ROUTE_NAMES stay importable here.
+HEAD_NAMES = outputs.HEADS
 
 
 @keras.saving.register_keras_serializable(package="nfi_tf")
@@ -35,7 +37,7 @@ class TripleHead(layers.Layer):
     def __init__(self, num_classes, robust_dims, heads=HEAD_NAMES, **kwargs):
         super().__init__(**kwargs)
         unknown = set(heads) - set(HEAD_NAMES)
-        if "tradeoff" not in heads or unknown:
+        if outputs.TRADEOFF not in heads or unknown:
             raise ValueError(f"heads must include 'tradeoff' and be among {HEAD_NAMES}. "
                              f"Received: heads={heads}")
         self.num_classes = int(num_classes)
@@ -80,7 +82,7 @@ class TripleHead(layers.Layer):
     def compute_output_spec(self, feature):
         # One distinct symbolic tensor per output: a shared one would alias them all.
         shape = (feature.shape[0], self.num_classes)
-        names = ("tradeoff", "rob", "nr", "robust_part", "nonrobust_part") + self.heads[1:]
+        names = (outputs.TRADEOFF,) + outputs.PARTS + self.heads[1:]
         return {name: keras.KerasTensor(shape, dtype=self.compute_dtype) for name in names}
 
     def get_config(self):

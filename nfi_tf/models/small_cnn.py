@@ -3,6 +3,7 @@
 import keras
 from keras import layers
 
+from nfi_tf.backbones import SMALL_CNN_FEATURE_DIMS
 from nfi_tf.models.init import torch_conv_kaiming, torch_dense_bias, torch_dense_kernel
 
 
@@ -32,14 +33,15 @@ class SmallCNNBackbone(keras.Model):
         x = layers.Dense(200, activation="relu", kernel_initializer=torch_dense_kernel(),
                          bias_initializer=torch_dense_bias(fan_in), name="fc1")(x)
         x = layers.Dropout(dropout, name="drop")(x)
-        feature = layers.Dense(200, activation="relu", kernel_initializer=torch_dense_kernel(),
-                               bias_initializer=torch_dense_bias(200), name="fc2")(x)
+        feature = layers.Dense(SMALL_CNN_FEATURE_DIMS, activation="relu",
+                               kernel_initializer=torch_dense_kernel(),
+                               bias_initializer=torch_dense_bias(x.shape[-1]), name="fc2")(x)
         # === Functional Model ===
         super().__init__(inputs=image, outputs=feature, **kwargs)
         # === Config ===
         self.image_shape = tuple(input_shape)
         self.dropout = dropout
-        self.feature_dims = 200
+        self.feature_dims = SMALL_CNN_FEATURE_DIMS
 
     def get_config(self):
         return {"input_shape": list(self.image_shape), "dropout": self.dropout, "name": self.name}

@@ -8,6 +8,7 @@ the feature vector after the final BN-ReLU and global average pooling, 64*width 
 import keras
 from keras import layers
 
+from nfi_tf.backbones import wide_resnet_feature_dims
 from nfi_tf.models.init import wrn_conv
 
 # PyTorch BatchNorm2d defaults: momentum 0.1 (Keras 0.9), eps 1e-5.
@@ -47,7 +48,7 @@ class WideResNetBackbone(keras.Model):
         if depth < 10 or (depth - 4) % 6:
             raise ValueError(f"WideResNet depth must be 6n+4 with n >= 1. Received: depth={depth}")
         n = (depth - 4) // 6
-        channels = (16, 16 * width, 32 * width, 64 * width)
+        channels = (16, 16 * width, 32 * width, wide_resnet_feature_dims(width))
         # === Layers ===
         image = keras.Input(shape=tuple(input_shape), name="image")
         x = _conv(channels[0], 3, 1, "conv1")(image)
