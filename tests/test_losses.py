@@ -217,6 +217,7 @@ def test_trainer_keeps_the_running_mean_of_the_whole_models_kl():
     assert int(trainer.cf_running_count) == 2
 
 
+@pytest.mark.large  # two training runs
 def test_running_denominator_resumes_exactly(tmp_path):
     # Without the running mean in the checkpoint, the resumed run would restart the mean from
     # step 3's batch and end with other weights.

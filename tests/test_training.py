@@ -82,6 +82,7 @@ def test_detached_aux_heads_do_not_train_the_backbone():
     assert np.abs(np.array(model.get_layer("heads").benign_kernel)).sum() > 0
 
 
+@pytest.mark.large  # one training run per option
 @pytest.mark.parametrize("option", [{"jit_compile": True}, {"mixed_precision": "mixed_bfloat16"}])
 def test_xla_and_mixed_precision_run_on_cpu(tmp_path, option):
     config = tiny_mnist_config("nfi", train=option)
