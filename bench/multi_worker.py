@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -88,22 +87,13 @@ def _worker(spec: dict) -> dict:
             "load_average": os.getloadavg()}
 
 
-def _free_ports(n: int) -> list[int]:
-    socks = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 def run_workers(spec: dict, timeout: float) -> dict:
     """`spec["workers"]` worker processes on loopback; the chief's result, or {"error": ...}.
     Every process is killed on failure or timeout (a worker whose peer died waits forever)."""
     n = spec["workers"]
-    addresses = [f"127.0.0.1:{p}" for p in _free_ports(n)] if n > 1 else []
+    addresses = [f"127.0.0.1:{p}" for p in _ports(n)] if n > 1 else []
     procs = []
     with tempfile.TemporaryDirectory(prefix="nfi_tf_bench_mw_") as logs:
         try:
@@ -159,6 +149,12 @@ def run_scaling(workers: list[int], batch: int, attack_steps: int, warmup: int, 
                 r["speedup_vs_1_worker"] = r["steps_per_s"] / base["steps_per_s"]
     return {"results": results, "cpu_count": os.cpu_count(), "transport": "gRPC on 127.0.0.1",
             "note": "global batch split across workers; workers share this machine's cores"}
+
+
+def _ports(n: int) -> list[int]:
+    from nfi_tf.distribute import free_loopback_ports  # loads TensorFlow: only when launching
+
+    return free_loopback_ports(n)
 
 
 def main(argv: list[str]) -> None:

@@ -62,3 +62,17 @@ def split_cpu(n: int) -> None:
     cpus = tf.config.list_physical_devices("CPU")
     tf.config.set_logical_device_configuration(
         cpus[0], [tf.config.LogicalDeviceConfiguration() for _ in range(n)])
+
+
+def free_loopback_ports(n: int) -> list[int]:
+    """n free TCP ports on 127.0.0.1 (for a TF_CONFIG cluster of local workers: tests, bench)."""
+    import socket
+
+    socks = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()

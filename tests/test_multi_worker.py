@@ -6,7 +6,6 @@ checkpoint and ends where the uninterrupted cluster did."""
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from nfi_tf.distribute import free_loopback_ports
 from nfi_tf.model_io import load_classifier
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -41,15 +41,6 @@ def _train_cmd(model_dir, *extra):
     return [sys.executable, "-m", "nfi_tf.train", f"--model_dir={model_dir}", *RUN_FLAGS, *extra]
 
 
-def _free_ports(n):
-    socks = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 class Cluster:
@@ -60,7 +51,7 @@ class Cluster:
         # Non-chief workers write to a temporary dir: keep it where the test can see it.
         self.scratch = os.path.join(self.work_dir, "tmp")
         os.makedirs(self.scratch, exist_ok=True)
-        addresses = [f"127.0.0.1:{p}" for p in _free_ports(workers)]
+        addresses = [f"127.0.0.1:{p}" for p in free_loopback_ports(workers)]
         self.procs, self.logs = [], []
         try:
             for i in range(workers):
