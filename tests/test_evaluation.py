@@ -252,7 +252,8 @@ def test_attack_plan():
 # === Records, merging, the exported model ===
 
 
-def test_records_round_trip_and_merge_is_the_per_example_worst_case(trained_mnist_dir, tmp_path, nfi_eval):
+def test_records_round_trip_and_merge_is_the_per_example_worst_case(trained_mnist_dir, tmp_path, nfi_eval,
+                                                                    mnist_test_arrays):
     saved = records.load(os.path.join(nfi_eval.report["model_dir"], report.EVAL_NPZ))
     np.testing.assert_array_equal(saved["labels"], nfi_eval.labels)
     for row, by_key in nfi_eval.correct.items():
@@ -264,7 +265,15 @@ def test_records_round_trip_and_merge_is_the_per_example_worst_case(trained_mnis
     first = os.path.join(model_dir, "first.npz")
     os.replace(os.path.join(model_dir, report.EVAL_NPZ), first)
     b = evaluate_model(EvalConfig(model_dir=model_dir, attacks=("clean", "square"), seed=6,
-                                  **SMALL), log=lambda m: None)
+                                  save_adversarial=True, **SMALL), log=lambda m: None)
+    with np.load(os.path.join(model_dir, report.EVAL_NPZ)) as z:
+        worst_inputs = z["adversarial|routed"]
+    assert worst_inputs.shape == (64, 28, 28, 1)
+    assert np.max(np.abs(worst_inputs - mnist_test_arrays[0][:64])) <= EPS + 1e-6
+    # The kept image is the one each example's worst case came from: wrong where it is not robust.
+    fooled_by_kept = np.argmax(load_classifier(os.path.join(model_dir, "model.keras"))(
+        worst_inputs, training=False)["routed"].numpy(), 1) != b.labels
+    np.testing.assert_array_equal(fooled_by_kept, ~b.worst["routed"])
     merged = merge_evaluations([first, os.path.join(model_dir, report.EVAL_NPZ)], model_dir,
                                log=lambda m: None)
     for row in ("routed", "tradeoff"):

@@ -156,7 +156,8 @@ def _run(s: _Setup) -> _Recorder:
     cfg = s.cfg
     keys = {p.key for p in s.planned}
     overlap = next((k for k in ("pgd@tradeoff", "cw@tradeoff", "apgd_ce@tradeoff") if k in keys), None)
-    recorder = _Recorder(s.trained.classifier, s.rows, s.method == "nfi", overlap, s.onnx)
+    recorder = _Recorder(s.trained.classifier, s.rows, s.method == "nfi", overlap, s.onnx,
+                         keep_inputs=cfg.save_adversarial)
     units = len(s.planned) + 1 + (1 if s.onnx else 0)
     num_batches = -(-len(s.labels) // cfg.batch_size)
     bar = keras.utils.Progbar(num_batches * units, verbose=cfg.verbose, unit_name="attack")
@@ -191,12 +192,16 @@ def _run(s: _Setup) -> _Recorder:
 class _Recorder:
     """Scores every input on every output (and the ONNX model) and keeps what the report needs."""
 
-    def __init__(self, classifier, rows, routed: bool, overlap_key: str | None, onnx=None):
+    def __init__(self, classifier, rows, routed: bool, overlap_key: str | None, onnx=None,
+                 keep_inputs: bool = False):
         self._predict = tf.function(lambda z: classifier(z, training=False), reduce_retracing=True)
         self.rows, self.routed, self.overlap_key, self.onnx = rows, routed, overlap_key, onnx
         self.all_rows = tuple(rows) + ((ONNX_ROW,) if onnx is not None else ())
         self.scores = {row: wc.Scores() for row in self.all_rows}
         self.route_log: dict[str, list[np.ndarray]] = {}
+        # Every adversarial batch is kept only for --save_adversarial: on a full test split with
+        # dozens of attacks it would otherwise hold gigabytes.
+        self.keep_inputs = keep_inputs
         self.inputs: dict[str, list[np.ndarray]] = {}
         self.max_linf: dict[str, float] = {}
         self.pixel_range: dict[str, tuple[float, float]] = {}
@@ -212,7 +217,8 @@ class _Recorder:
             correct[row] = self.scores[row].add(key, out[row], y)
         if self.routed:
             self.route_log.setdefault(key, []).append(out["route"])
-        self.inputs.setdefault(key, []).append(x_adv)
+        if self.keep_inputs:
+            self.inputs.setdefault(key, []).append(x_adv)
         if key == wc.CLEAN:
             self.clean_features.append(out["feature"])
             return out, {row: {wc.CLEAN: v} for row, v in correct.items()}
