@@ -89,17 +89,18 @@ def define_train_flags() -> None:
     f.DEFINE_float("tradeoff_weight", None, "Weight of the trade-off loss, eq. 7 (default 1).")
     f.DEFINE_float("benign_weight", None, "Weight of the benign-head loss, eq. 9 (default 1).")
     f.DEFINE_float("adversarial_weight", None, "Weight of the adversarial-head loss, eq. 11.")
-    f.DEFINE_float("counterfactual_weight", None, "Weight of the counterfactual loss, eq. 5.")
+    f.DEFINE_float("counterfactual_weight", None, "Weight of the counterfactual loss, eq. 5 (default 0.1).")
     f.DEFINE_string("adversarial_loss", None, "ce (default: CE of h_a on x') or literal_kl (eq. 11).")
     f.DEFINE_string("counterfactual_loss", None, "Counterfactual loss, eq. 5 (docs/method.md §2): "
-                    "floored (default; 'relative' is its old name), running, log_ratio, or "
-                    "literal (eq. 5 as printed).")
+                    "running (default: the part's KL over a moving average of the whole model's "
+                    "KL), floored ('relative' is its old name), log_ratio, or literal (eq. 5 as "
+                    "printed).")
     f.DEFINE_float("counterfactual_floor", None, "Lower bound on the floored counterfactual "
                    "loss's stop-gradient denominator (default 1; 0: the bare 1e-8).")
     f.DEFINE_float("counterfactual_ema_decay", None, "Moving-average decay of the running "
                    "form's denominator (default 0.99).")
     f.DEFINE_integer("counterfactual_warmup_steps", None, "Steps over which the counterfactual "
-                     "term goes from the plain KL to its ratio (default 0: no warm-up).")
+                     "term goes from the plain KL to its ratio (default 32; 0: none).")
     f.DEFINE_bool("detach_aux_heads", None, "Ablation: benign/adversarial heads do not train f.")
     # optimization
     f.DEFINE_integer("epochs", None, "Training epochs (MNIST 100, CIFAR 76).")

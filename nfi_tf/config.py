@@ -71,11 +71,14 @@ class LossConfig:
     tradeoff_weight: float = 1.0
     benign_weight: float = 1.0
     adversarial_weight: float = 1.0
-    counterfactual_weight: float = 1.0
+    # 0.1 with the running form: the validation sweep's choice (results/counterfactual_sweep.json);
+    # at weight 1 every form whose ratio acts collapsed the trade-off head.
+    counterfactual_weight: float = 0.1
     adversarial_loss: str = "ce"  # "literal_kl": eq. 11 as printed
     # One of COUNTERFACTUAL_LOSSES (see nfi_tf.losses.counterfactual_terms); "literal": eq. 5
-    # as printed (whole over part).
-    counterfactual_loss: str = "floored"
+    # as printed (whole over part). "running" divides by a moving average of the whole model's KL,
+    # so the ratio acts (its denominator moves with training); "floored" at floor 1 never did.
+    counterfactual_loss: str = "running"
     # Lower bound on the floored form's stop-gradient denominator (0: the bare 1e-8).
     # Early in training KL(p_t(x)||p_t(x')) is ~1e-5: the bare ratio's gradient diverges, and
     # small floors (0.01, 0.1) let the term swamp the trade-off head's CE (see BUILD_NOTES.md).
@@ -83,7 +86,8 @@ class LossConfig:
     # The running form's moving average: denominator <- decay * denominator + (1 - decay) * KL.
     counterfactual_ema_decay: float = 0.99
     # Steps over which the counterfactual term goes from the plain part KL to its form (0: none).
-    counterfactual_warmup_steps: int = 0
+    # 32: the sweep's choice; without it the running ratio blows up while the whole KL is ~1e-3.
+    counterfactual_warmup_steps: int = 32
     detach_aux_heads: bool = False  # ablation: benign/adversarial heads do not train f
 
     def __post_init__(self):

@@ -41,12 +41,19 @@ def _merge(*dicts):
     return out
 
 
-# Budgets: the same for TRADES and nfi on a dataset (same seed, epochs, attack, data).
+# Budgets: the same for TRADES and nfi on a dataset (same seeds, epochs, attack, data).
 # Sized for 2 CPU cores (see RESULTS.md for the deviations from the paper's setup):
-# MNIST ~8 min per main model, CIFAR-10 (WRN-10-1) ~13 min; ablations are shorter runs
-# compared against an nfi reference trained on the same short budget.
+# MNIST ~8 min per main model, CIFAR-10 (WRN-10-1) ~15 min; ablations are shorter runs
+# compared against an nfi reference and a TRADES run trained on the same short budget.
+# Main runs are repeated over SEEDS (the verdicts pair the seeds' runs on the same test images).
 _MNIST_ABLATION = {"data": {"train_examples": 8192}, "train": {"epochs": 2, "lr_decay_epochs": ()}}
 _CIFAR_ABLATION = {"data": {"train_examples": 10_000}, "train": {"epochs": 2, "lr_decay_epochs": ()}}
+# The control for "the auxiliary heads' gradients make the backbone more robust": TRADES whose
+# one loss carries nfi's total loss weight (trade-off 1 + benign 1 + adversarial 1 +
+# counterfactual 0.1), so a gain of nfi over it is not just a larger effective learning rate.
+_LOSS_WEIGHT_CONTROL = {"model": {"method": "trades"}, "loss": {"tradeoff_weight": 3.1}}
+SEEDS = {"mnist": (0, 1, 2), "cifar10": (0, 1)}
+MAIN_RUNS = ("trades", "nfi")
 FULL = {
     "mnist": {
         "common": {
@@ -58,11 +65,15 @@ FULL = {
         "runs": {
             "trades": {"model": {"method": "trades"}},
             "nfi": {},
+            "ablation_trades": _merge(_MNIST_ABLATION, {"model": {"method": "trades"}}),
+            "ablation_trades_loss_weight": _merge(_MNIST_ABLATION, _LOSS_WEIGHT_CONTROL),
             "ablation_nfi_reference": _MNIST_ABLATION,
             "ablation_no_counterfactual": _merge(_MNIST_ABLATION,
                                                         {"loss": {"counterfactual_weight": 0.0}}),
-            "ablation_literal_eq5": _merge(_MNIST_ABLATION,
-                                                  {"loss": {"counterfactual_loss": "literal"}}),
+            "ablation_floored": _merge(_MNIST_ABLATION,
+                                       {"loss": {"counterfactual_loss": "floored",
+                                                 "counterfactual_weight": 1.0,
+                                                 "counterfactual_warmup_steps": 0}}),
             "ablation_literal_eq11": _merge(_MNIST_ABLATION,
                                                    {"loss": {"adversarial_loss": "literal_kl"}}),
             "ablation_detached_heads": _merge(_MNIST_ABLATION,
@@ -82,6 +93,8 @@ FULL = {
         "runs": {
             "trades": {"model": {"method": "trades"}},
             "nfi": {},
+            "ablation_trades": _merge(_CIFAR_ABLATION, {"model": {"method": "trades"}}),
+            "ablation_trades_loss_weight": _merge(_CIFAR_ABLATION, _LOSS_WEIGHT_CONTROL),
             # --robust_dims on the CIFAR backbone: WRN-10-1's feature is 64-d, so the paper-style
             # 32/64/128 become a quarter, half and three quarters of it.
             "ablation_robust_dims_16": _merge(_CIFAR_ABLATION, {"model": {"robust_dims": 16}}),
@@ -123,22 +136,49 @@ QUICK_COMMON = {
 }
 
 
+def run_name(name: str, seed: int) -> str:
+    return f"{name}_seed{seed}"
+
+
 def plan(quick: bool) -> list[tuple[str, str, Config, int]]:
-    """(dataset, run name, config, evaluation examples) for every run, in order."""
+    """(dataset, run name, config, evaluation examples) for every run, in the order they run.
+
+    Main runs come first, seed by seed and dataset by dataset (MNIST seed 0, CIFAR-10 seed 0,
+    MNIST seed 1, ...), so a plan stopped part-way leaves every dataset with its first seeds
+    finished; the ablations follow. --quick: seed 0 of the main pair and one ablation.
+    """
     runs = []
-    for dataset, spec in FULL.items():
+    for d_index, (dataset, spec) in enumerate(FULL.items()):
         for name, overrides in spec["runs"].items():
             if quick and name not in QUICK_RUNS:
                 continue
-            if quick:
-                groups = _merge(spec["common"], overrides, QUICK_COMMON[dataset])
-                n_eval = QUICK_COMMON[dataset]["data"]["eval_examples"]
-            else:
-                groups = _merge(spec["common"], overrides)
-                n_eval = (ABLATION_EVAL_EXAMPLES if name.startswith("ablation")
-                          else spec["eval_examples"])
-            runs.append((dataset, name, make_config(dataset, groups), n_eval))
-    return runs
+            main = name in MAIN_RUNS
+            seeds = (SEEDS[dataset][:1] if quick else SEEDS[dataset]) if main else (0,)
+            for seed in seeds:
+                layers = [spec["common"], overrides, {"train": {"seed": seed}}]
+                if quick:
+                    layers.append(QUICK_COMMON[dataset])
+                    n_eval = QUICK_COMMON[dataset]["data"]["eval_examples"]
+                else:
+                    n_eval = spec["eval_examples"] if main else ABLATION_EVAL_EXAMPLES
+                config = make_config(dataset, _merge(*layers))
+                order = (0 if main else 1, seed, d_index)
+                runs.append((order, dataset, run_name(name, seed) if main else name, config, n_eval))
+    runs.sort(key=lambda r: r[0])  # stable: within a key, the spec's order
+    return [r[1:] for r in runs]
+
+
+def eval_args(dataset: str, name: str, config: Config, quick: bool) -> list[str]:
+    """`python -m nfi_tf.evaluate` flags of one run: the white-box attacks target the outputs
+    the paper's claims are about (the routed model, the trade-off head and each part alone);
+    the benign and adversarial heads are scored on every adversarial input (transfer)."""
+    if quick:
+        base = QUICK_EVAL_ARGS[dataset] + ["--verbose=0"]
+    else:
+        base = ABLATION_EVAL_ARGS if name.startswith("ablation") else EVAL_ARGS[dataset]
+    outputs = (("routed",) if config.model.method == "nfi" else ()) + (
+        "tradeoff", "robust_part", "nonrobust_part")
+    return list(base) + ["--attack_outputs=" + ",".join(outputs)]
 
 
 def _same_config(path: str, config: Config) -> bool:
@@ -188,7 +228,7 @@ def run_one(dataset, name, config, n_eval, work_dir, results_dir, eval_args) -> 
     eval_seconds = time.time() - started
     os.makedirs(keep, exist_ok=True)
     for f in sorted(os.listdir(model_dir)):
-        if f.endswith((".json", ".md", ".png")):
+        if f.endswith((".json", ".md", ".png", ".npz")):  # eval.npz: per-example records
             shutil.copy2(os.path.join(model_dir, f), os.path.join(keep, f))
     record = {"dataset": dataset, "run": name, "train_seconds": trained["train_seconds"],
               "eval_seconds": round(eval_seconds, 1), "steps": trained["steps"],
@@ -221,11 +261,8 @@ def main(argv=None) -> int:
         if args.stage == "train":
             train_one(dataset, name, config, work_dir)
             continue
-        if args.quick:
-            eval_args = QUICK_EVAL_ARGS[dataset] + ["--verbose=0"]
-        else:
-            eval_args = ABLATION_EVAL_ARGS if name.startswith("ablation") else EVAL_ARGS[dataset]
-        records.append(run_one(dataset, name, config, n_eval, work_dir, results_dir, eval_args))
+        records.append(run_one(dataset, name, config, n_eval, work_dir, results_dir,
+                               eval_args(dataset, name, config, args.quick)))
     if args.stage == "train":
         return 0
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
