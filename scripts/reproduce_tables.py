@@ -1,38 +1,88 @@
 """The tables of RESULTS.md, built from the runs `scripts/reproduce.py` kept under results/.
 
-Each run directory holds eval.json (written by `python -m nfi_tf.evaluate`) and run.json (its
-training and evaluation time). Verdicts are mechanical so anyone rerunning gets the same words:
-a claimed difference counts as reproduced when it has the claimed sign and exceeds two standard
-errors of a difference of two accuracies on the test images used (binomial); as not reproduced
-when it has the opposite sign beyond that margin; otherwise inconclusive at this scale.
+Each run directory holds eval.json and eval.npz (written by `python -m nfi_tf.evaluate`), the
+training history and run.json (its training and evaluation time). Main runs are repeated over
+seeds (`<name>_seed<k>`); a table cell is the mean over the finished seeds (± their standard
+deviation when there are several). Verdicts are mechanical so anyone rerunning gets the same
+words: each claim compares two outputs on the same test images with McNemar's exact test,
+seeds pooled (nfi_tf.evaluation.paired): *reproduced* when the pooled test is significant at 5%
+in the claimed direction and no seed points the other way, *not reproduced* when it is
+significant the other way, *inconclusive* otherwise.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
+import re
+
+import numpy as np
 
 from nfi_tf import io_utils
+from nfi_tf.evaluation import paired
 from nfi_tf.evaluation.report import md_table
 
 COLUMNS = ("clean", "pgd", "cw", "autoattack", "route_aware", "worst_case")
-TITLES = {"clean": "clean", "pgd": "PGD", "cw": "CW-Linf", "autoattack": "AutoAttack",
-          "route_aware": "route-aware", "worst_case": "worst case (adaptive)"}
+TITLES = {"clean": "clean", "pgd": "PGD", "cw": "CW-Linf", "autoattack": "AutoAttack (CPU budget)",
+          "route_aware": "route-aware", "worst_case": "worst case"}
 TABLE_FILE = "results_table.md"
 VERDICTS_FILE = "verdicts.json"
+_SEEDED = re.compile(r"^(?P<base>.+)_seed(?P<seed>\d+)$")
+
+# (claim id, text, (run, row, column) claimed higher, (run, row, column) claimed lower).
+# The paper's Table 2 compares the routed model with TRADES; its Table 1 the two parts alone
+# with each other and with the TRADES baseline.
+CLAIMS = (
+    ("table2_routed_more_accurate", "routed nfi more accurate than TRADES",
+     ("nfi", "routed", "clean"), ("trades", "tradeoff", "clean")),
+    ("table2_routed_more_robust", "routed nfi more robust than TRADES (worst case)",
+     ("nfi", "routed", "worst_case"), ("trades", "tradeoff", "worst_case")),
+    ("table2_pgd_column", "routed nfi above TRADES under PGD",
+     ("nfi", "routed", "pgd"), ("trades", "tradeoff", "pgd")),
+    ("table2_cw_column", "routed nfi above TRADES under CW-Linf",
+     ("nfi", "routed", "cw"), ("trades", "tradeoff", "cw")),
+    ("table1_robust_part_more_robust", "robust part more robust than the non-robust part (PGD)",
+     ("nfi", "robust_part", "pgd"), ("nfi", "nonrobust_part", "pgd")),
+    ("table1_robust_part_more_robust_worst_case",
+     "robust part more robust than the non-robust part (worst case)",
+     ("nfi", "robust_part", "worst_case"), ("nfi", "nonrobust_part", "worst_case")),
+    ("table1_robust_part_less_accurate", "robust part less accurate than the non-robust part",
+     ("nfi", "nonrobust_part", "clean"), ("nfi", "robust_part", "clean")),
+    ("table1_robust_part_above_trades", "robust part more robust than TRADES (PGD)",
+     ("nfi", "robust_part", "pgd"), ("trades", "tradeoff", "pgd")),
+)
+# Ablation claims: one seed each, paired on the same images, within the ablation budget.
+ABLATION_CLAIMS = (
+    ("aux_heads_help_backbone", "nfi's trade-off head more robust than TRADES (worst case)",
+     ("ablation_nfi_reference", "tradeoff", "worst_case"), ("ablation_trades", "tradeoff", "worst_case")),
+    ("not_just_loss_weight", "... and than TRADES with nfi's total loss weight",
+     ("ablation_nfi_reference", "tradeoff", "worst_case"),
+     ("ablation_trades_loss_weight", "tradeoff", "worst_case")),
+    ("aux_gradients_matter", "... and than nfi with the auxiliary heads detached",
+     ("ablation_nfi_reference", "tradeoff", "worst_case"),
+     ("ablation_detached_heads", "tradeoff", "worst_case")),
+    ("counterfactual_splits_robust", "the robust part is more robust with the counterfactual loss (PGD)",
+     ("ablation_nfi_reference", "robust_part", "pgd"), ("ablation_no_counterfactual", "robust_part", "pgd")),
+    ("counterfactual_weakens_nonrobust", "the non-robust part is less robust with it (PGD)",
+     ("ablation_no_counterfactual", "nonrobust_part", "pgd"),
+     ("ablation_nfi_reference", "nonrobust_part", "pgd")),
+)
+
+
+def split_name(run: str) -> tuple[str, int | None]:
+    m = _SEEDED.match(run)
+    return (m["base"], int(m["seed"])) if m else (run, None)
 
 
 def load_run(results_dir: str, dataset: str, run: str) -> dict | None:
-    path = os.path.join(results_dir, dataset, run, "eval.json")
-    if not os.path.exists(path):
+    d = os.path.join(results_dir, dataset, run)
+    if not os.path.exists(os.path.join(d, "eval.json")):
         return None
-    with open(path) as f:
-        result = json.load(f)
-    record_path = os.path.join(results_dir, dataset, run, "run.json")
-    if os.path.exists(record_path):
-        with open(record_path) as f:
-            result["_run"] = json.load(f)
+    result = json.load(open(os.path.join(d, "eval.json")))
+    for name, key in (("run.json", "_run"), ("history.json", "_history"), ("config.json", "_config")):
+        if os.path.exists(os.path.join(d, name)):
+            result[key] = json.load(open(os.path.join(d, name)))
+    result["_dir"] = d
     return result
 
 
@@ -40,155 +90,202 @@ def _cell(result: dict, row: str, col: str) -> float | None:
     return result.get("table", {}).get(row, {}).get(col)
 
 
-def _pct(v) -> str:
-    return "—" if v is None else f"{100 * v:.1f}"
+def _mean_sd(values: list[float]) -> str:
+    values = [v for v in values if v is not None]
+    if not values:
+        return "—"
+    mean = 100 * float(np.mean(values))
+    return f"{mean:.1f}" if len(values) == 1 else f"{mean:.1f} ± {100 * float(np.std(values, ddof=1)):.1f}"
 
 
-def compare(claimed_higher: float | None, claimed_lower: float | None, n: int) -> dict:
-    """Verdict on the claim `claimed_higher > claimed_lower` (accuracies in [0, 1], n images)."""
-    if claimed_higher is None or claimed_lower is None or n <= 0:
-        return {"verdict": "not measured"}
-    diff = claimed_higher - claimed_lower
-    var = sum(p * (1 - p) for p in (claimed_higher, claimed_lower)) / n
-    margin = 2 * math.sqrt(max(var, 1e-12))
-    verdict = ("reproduced" if diff > margin else "not reproduced" if diff < -margin
-               else "inconclusive")
-    return {"verdict": verdict, "difference_points": round(100 * diff, 2),
-            "two_se_points": round(100 * margin, 2)}
+def _seeds(runs: dict, base: str) -> list[dict]:
+    """The finished seeds of a main run, in seed order."""
+    return [r for _, r in sorted((runs.get(base) or {}).items())]
 
 
 def main_table(dataset: str, runs: dict, paper_table2: dict | None) -> list[str]:
-    """Table 2: the routed nfi model against TRADES, every attack column."""
-    header = ["model"] + [TITLES[c] for c in COLUMNS] + ["train min"]
+    """Table 2: the routed nfi model against TRADES, every attack column (mean ± sd over seeds)."""
+    header = ["model", "seeds"] + [TITLES[c] for c in COLUMNS] + ["train min"]
     rows = []
-    for name, row_key, label in (("trades", "tradeoff", "TRADES (ours, same budget)"),
-                                 ("nfi", "routed", "nfi routed (ours)")):
-        r = runs.get(name)
-        if r is None:
+    for base, row_key, label in (("trades", "tradeoff", "TRADES (ours, same budget)"),
+                                 ("nfi", "routed", "nfi routed (ours)"),
+                                 ("nfi", "tradeoff", "nfi trade-off head alone (ours)")):
+        seeds = _seeds(runs, base)
+        if not seeds:
             continue
-        minutes = r.get("_run", {}).get("train_seconds")
-        rows.append([label] + [_pct(_cell(r, row_key, c)) for c in COLUMNS]
-                    + ["—" if minutes is None else f"{minutes / 60:.0f}"])
+        minutes = [r.get("_run", {}).get("train_seconds", 0) / 60 for r in seeds]
+        rows.append([label, str(len(seeds))] + [_mean_sd([_cell(r, row_key, c) for r in seeds])
+                                                 for c in COLUMNS] + [f"{np.mean(minutes):.0f}"])
     if paper_table2:
         for label, (pgd, cw, clean) in paper_table2.items():
-            rows.append([f"paper: {label} (WRN-34-10)", f"{clean}", f"{pgd}", f"{cw}", "—", "—", "—", "—"])
-    return [f"### {dataset}: Table 2 (routed model vs TRADES), accuracy %", ""] + md_table(header, rows)
+            rows.append([f"paper: {label} (WRN-34-10)", "—", f"{clean}", f"{pgd}", f"{cw}",
+                         "—", "—", "—", "—"])
+    return ([f"### {dataset}: Table 2 (routed model vs TRADES), accuracy %, mean ± sd over seeds", ""]
+            + md_table(header, rows))
 
 
 def parts_table(dataset: str, runs: dict, paper_table1: dict | None) -> list[str]:
     """Table 1: the robust part alone, the non-robust part alone, the baseline."""
-    header = ["part", "clean", "PGD", "worst case"]
+    cols = ("clean", "pgd", "autoattack", "worst_case")
+    header = ["part", "seeds"] + [TITLES[c] for c in cols]
     rows = []
-    nfi, trades = runs.get("nfi"), runs.get("trades")
-    for r, row_key, label in ((nfi, "robust_part", "robust part (nfi)"),
-                              (nfi, "nonrobust_part", "non-robust part (nfi)"),
-                              (trades, "tradeoff", "baseline (TRADES)")):
-        if r is not None:
-            rows.append([label] + [_pct(_cell(r, row_key, c)) for c in ("clean", "pgd", "worst_case")])
+    for base, row_key, label in (("nfi", "robust_part", "robust part (nfi)"),
+                                 ("nfi", "nonrobust_part", "non-robust part (nfi)"),
+                                 ("trades", "tradeoff", "baseline (TRADES)")):
+        seeds = _seeds(runs, base)
+        if seeds:
+            rows.append([label, str(len(seeds))] + [_mean_sd([_cell(r, row_key, c) for r in seeds])
+                                                     for c in cols])
     if paper_table1:
         for label, (robustness, accuracy) in paper_table1.items():
-            rows.append([f"paper: {label}", f"{accuracy}", f"{robustness}", "—"])
+            rows.append([f"paper: {label}", "—", f"{accuracy}", f"{robustness}", "—", "—"])
     return [f"### {dataset}: Table 1 (each part alone), accuracy %", ""] + md_table(header, rows)
 
 
 def route_table(dataset: str, runs: dict) -> list[str]:
-    r = runs.get("nfi")
-    stats = (r or {}).get("route_stats")
-    if not stats:
+    seeds = [r for r in _seeds(runs, "nfi") if r.get("route_stats")]
+    if not seeds:
         return []
-    routes = list(stats["clean"])
+    routes = list(seeds[0]["route_stats"]["clean"])
     header = ["inputs"] + [f"{k}: share / accuracy" for k in routes]
     rows = []
     for key, label in (("clean", "clean"), ("worst_case_adversarial", "worst-case adversarial")):
-        if key in stats:
-            rows.append([label] + [f"{_pct(stats[key][k]['share'])} / {_pct(stats[key][k]['accuracy'])}"
-                                   for k in routes])
-    return [f"### {dataset}: routes of the nfi model, %", ""] + md_table(header, rows)
+        if all(key in r["route_stats"] for r in seeds):
+            rows.append([label] + [
+                f"{_mean_sd([r['route_stats'][key][k]['share'] for r in seeds])} / "
+                f"{_mean_sd([r['route_stats'][key][k]['accuracy'] for r in seeds])}" for k in routes])
+    return [f"### {dataset}: routes of the nfi model, % (mean over seeds)", ""] + md_table(header, rows)
 
 
 def adaptive_table(dataset: str, runs: dict) -> list[str]:
-    r = runs.get("nfi")
-    summary = (r or {}).get("routed_adaptive")
-    if not summary:
+    """The routed model under each attack, and naive PGD's gap beside the trade-off head's."""
+    seeds = [r for r in _seeds(runs, "nfi") if r.get("routed_adaptive")]
+    if not seeds:
         return []
-    rows = [[f"`{k}`", _pct(v)] for k, v in sorted(summary.get("by_attack", {}).items())]
-    rows.append(["worst case", _pct(summary.get("worst_case"))])
-    gap = summary.get("gap_naive_minus_worst_case")
-    tail = [] if gap is None else ["", f"Naive PGD through the hard switch overstates the routed "
-                                       f"model's robustness by {_pct(gap)} points."]
-    return ([f"### {dataset}: the routed model under each attack, accuracy %", ""]
-            + md_table(["attack", "routed"], rows) + tail)
+    names = sorted(seeds[0]["routed_adaptive"].get("by_attack", {}))
+    rows = [[f"`{k}`", _mean_sd([r["routed_adaptive"]["by_attack"].get(k) for r in seeds])]
+            for k in names]
+    rows.append(["worst case", _mean_sd([r["routed_adaptive"].get("worst_case") for r in seeds])])
+    lines = ([f"### {dataset}: the routed model under each attack, accuracy % (mean over seeds)", ""]
+             + md_table(["attack", "routed"], rows))
+    gaps = [r["routed_adaptive"].get("gap_naive_minus_worst_case") for r in seeds]
+    trade_gaps = [(_cell(r, "tradeoff", "pgd") - _cell(r, "tradeoff", "worst_case"))
+                  if _cell(r, "tradeoff", "pgd") is not None else None for r in seeds]
+    if any(g is not None for g in gaps):
+        lines += ["", f"Naive PGD through the hard switch minus the routed worst case: "
+                      f"{_mean_sd(gaps)} points; the same gap on the trade-off head (PGD minus its "
+                      f"worst case, no switch): {_mean_sd(trade_gaps)} points."]
+    return lines
+
+
+def counterfactual_table(dataset: str, runs: dict) -> list[str]:
+    """The counterfactual form each nfi run trained with, and whether its ratio acted."""
+    rows = []
+    for base in sorted(runs):
+        for seed, r in sorted(runs[base].items()):
+            loss = r.get("_config", {}).get("loss", {})
+            if r.get("method") != "nfi" or not loss:
+                continue
+            history = r.get("_history") or []
+            lows = [e["train"].get("cf_denominator_min") for e in history
+                    if e.get("train", {}).get("cf_denominator_min") is not None]
+            highs = [e["train"].get("cf_denominator_max") for e in history
+                     if e.get("train", {}).get("cf_denominator_max") is not None]
+            span = f"{min(lows):.3g} – {max(highs):.3g}" if lows and highs else "—"
+            name = base if seed is None else f"{base} seed {seed}"
+            rows.append([name, loss.get("counterfactual_loss", "—"),
+                         f"{loss.get('counterfactual_weight', '—')}",
+                         f"{loss.get('counterfactual_warmup_steps', '—')}", span])
+    if not rows:
+        return []
+    return ([f"### {dataset}: the counterfactual loss as trained (denominator range over training)",
+             ""] + md_table(["run", "form", "weight", "warm-up steps", "denominator min – max"], rows))
 
 
 def ablation_table(dataset: str, runs: dict) -> list[str]:
     names = [n for n in runs if n.startswith("ablation")]
     if not names:
         return []
-    header = ["run", "routed clean", "routed worst case", "trade-off clean", "trade-off PGD",
+    header = ["run", "routed clean", "routed worst case", "trade-off clean", "trade-off worst case",
               "robust part clean / PGD", "non-robust part clean / PGD"]
     rows = []
     for n in names:
-        r = runs[n]
+        r = runs[n][None]
         rows.append([n.removeprefix("ablation_").replace("_", " "),
-                     _pct(_cell(r, "routed", "clean")), _pct(_cell(r, "routed", "worst_case")),
-                     _pct(_cell(r, "tradeoff", "clean")), _pct(_cell(r, "tradeoff", "pgd")),
-                     f"{_pct(_cell(r, 'robust_part', 'clean'))} / {_pct(_cell(r, 'robust_part', 'pgd'))}",
-                     f"{_pct(_cell(r, 'nonrobust_part', 'clean'))} / "
-                     f"{_pct(_cell(r, 'nonrobust_part', 'pgd'))}"])
-    return ([f"### {dataset}: ablations (shorter runs, same budget within the set), accuracy %", ""]
-            + md_table(header, rows))
+                     _mean_sd([_cell(r, "routed", "clean")]), _mean_sd([_cell(r, "routed", "worst_case")]),
+                     _mean_sd([_cell(r, "tradeoff", "clean")]),
+                     _mean_sd([_cell(r, "tradeoff", "worst_case")]),
+                     f"{_mean_sd([_cell(r, 'robust_part', 'clean')])} / "
+                     f"{_mean_sd([_cell(r, 'robust_part', 'pgd')])}",
+                     f"{_mean_sd([_cell(r, 'nonrobust_part', 'clean')])} / "
+                     f"{_mean_sd([_cell(r, 'nonrobust_part', 'pgd')])}"])
+    return ([f"### {dataset}: ablations (one seed, shorter runs, same budget within the set), "
+             "accuracy %", ""] + md_table(header, rows))
 
 
-def verdicts(runs: dict) -> dict:
-    nfi, trades = runs.get("nfi"), runs.get("trades")
-    if nfi is None:
-        return {}
-    n = int(nfi.get("examples", 0))
-    out = {
-        "table1_robust_part_more_robust": compare(_cell(nfi, "robust_part", "pgd"),
-                                                  _cell(nfi, "nonrobust_part", "pgd"), n),
-        "table1_robust_part_less_accurate": compare(_cell(nfi, "nonrobust_part", "clean"),
-                                                    _cell(nfi, "robust_part", "clean"), n),
-    }
-    if trades is not None:
-        out |= {
-            "table2_routed_more_accurate_than_trades": compare(
-                _cell(nfi, "routed", "clean"), _cell(trades, "tradeoff", "clean"), n),
-            "table2_routed_more_robust_pgd_adaptive": compare(
-                _cell(nfi, "routed", "worst_case"), _cell(trades, "tradeoff", "worst_case"), n),
-            "table2_routed_pgd_column": compare(_cell(nfi, "routed", "pgd"),
-                                                _cell(trades, "tradeoff", "pgd"), n),
-            "table2_routed_cw_column": compare(_cell(nfi, "routed", "cw"),
-                                               _cell(trades, "tradeoff", "cw"), n),
-        }
+def _pairs(runs: dict, higher: tuple, lower: tuple) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per seed, the per-example correctness of the two compared cells (seeds finished for both)."""
+    (run_a, row_a, col_a), (run_b, row_b, col_b) = higher, lower
+    pairs = []
+    for seed in sorted(set(runs.get(run_a, {})) & set(runs.get(run_b, {})), key=lambda s: s or 0):
+        a = paired.Evaluation(runs[run_a][seed]["_dir"], runs[run_a][seed]).correct(row_a, col_a)
+        b = paired.Evaluation(runs[run_b][seed]["_dir"], runs[run_b][seed]).correct(row_b, col_b)
+        if a is not None and b is not None:
+            pairs.append((a, b))
+    return pairs
+
+
+def verdicts(runs: dict, claims=CLAIMS) -> dict:
+    out = {}
+    for claim, text, higher, lower in claims:
+        pairs = _pairs(runs, higher, lower)
+        if not pairs:
+            continue
+        result = paired.pooled(pairs)
+        out[claim] = {"claim": text, "higher": list(higher), "lower": list(lower),
+                      "verdict": paired.verdict(result), **result}
     return out
 
 
-def write_tables(results_dir: str, records: list[dict], paper_table1: dict, paper_table2: dict) -> str:
-    """Write results_table.md and verdicts.json under results_dir; returns the markdown."""
+def verdict_table(title: str, v: dict) -> list[str]:
+    if not v:
+        return []
+    rows = []
+    for d in v.values():
+        per_seed = ", ".join(f"{100 * x:+.1f}" for x in d["per_seed_difference"])
+        rows.append([d["claim"], d["verdict"], f"{100 * d['difference']:+.1f}", per_seed,
+                     f"{d['a_only']} / {d['b_only']}", f"{d['p_value']:.2g}"])
+    return [title, ""] + md_table(["claim", "verdict", "pooled difference (points)",
+                                   "per seed", "only A / only B right", "McNemar p"], rows)
+
+
+def group_runs(results_dir: str, records: list[dict]) -> dict[str, dict[str, dict]]:
+    """{dataset: {base name: {seed or None: eval result}}} for the finished runs."""
     by_dataset: dict[str, dict] = {}
     for rec in records:
         r = load_run(results_dir, rec["dataset"], rec["run"])
         if r is not None:
-            by_dataset.setdefault(rec["dataset"], {})[rec["run"]] = r
+            base, seed = split_name(rec["run"])
+            by_dataset.setdefault(rec["dataset"], {}).setdefault(base, {})[seed] = r
+    return by_dataset
+
+
+def write_tables(results_dir: str, records: list[dict], paper_table1: dict, paper_table2: dict) -> str:
+    """Write results_table.md and verdicts.json under results_dir; returns the markdown."""
     lines = ["# Reproduction tables (generated by scripts/reproduce.py; do not edit)", ""]
     all_verdicts = {}
-    for dataset, runs in by_dataset.items():
+    for dataset, runs in group_runs(results_dir, records).items():
         paper = dataset == "cifar10"  # the paper's tables are CIFAR-10 (WRN-34-10)
+        main, ablation = verdicts(runs), verdicts(runs, ABLATION_CLAIMS)
+        all_verdicts[dataset] = {"main": main, "ablations": ablation}
         for block in (main_table(dataset, runs, paper_table2 if paper else None),
                       parts_table(dataset, runs, paper_table1 if paper else None),
+                      verdict_table(f"### {dataset}: verdicts (McNemar, seeds pooled)", main),
                       adaptive_table(dataset, runs), route_table(dataset, runs),
-                      ablation_table(dataset, runs)):
+                      counterfactual_table(dataset, runs), ablation_table(dataset, runs),
+                      verdict_table(f"### {dataset}: ablation verdicts (McNemar, one seed)", ablation)):
             if block:
                 lines += block + [""]
-        v = verdicts(runs)
-        all_verdicts[dataset] = v
-        if v:
-            lines += [f"### {dataset}: verdicts (difference vs two standard errors, points)", ""]
-            lines += md_table(["claim", "verdict", "difference", "2 SE"],
-                         [[k.replace("_", " "), d["verdict"], str(d.get("difference_points", "—")),
-                           str(d.get("two_se_points", "—"))] for k, d in v.items()])
-            lines.append("")
     text = "\n".join(lines)
     io_utils.atomic_write_text(os.path.join(results_dir, TABLE_FILE), text)
     io_utils.atomic_write_json(os.path.join(results_dir, VERDICTS_FILE), all_verdicts)

@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -13,50 +14,77 @@ sys.path.insert(0, os.path.join(REPO, "scripts"))
 import reproduce  # noqa: E402
 import reproduce_tables  # noqa: E402
 
-
-def test_verdict_needs_two_standard_errors():
-    # 1000 images, 80% vs 75%: SE of the difference = sqrt((.16 + .1875) / 1000) = 1.864 points.
-    v = reproduce_tables.compare(0.80, 0.75, 1000)
-    assert v["verdict"] == "reproduced"
-    assert v["two_se_points"] == pytest.approx(3.73, abs=0.01)
-    assert reproduce_tables.compare(0.76, 0.75, 1000)["verdict"] == "inconclusive"
-    assert reproduce_tables.compare(0.70, 0.75, 1000)["verdict"] == "not reproduced"
-    assert reproduce_tables.compare(None, 0.75, 1000)["verdict"] == "not measured"
+from nfi_tf.evaluation import records  # noqa: E402
 
 
-def _fake_eval(tmp_path, run, table, method):
+def _fake_run(tmp_path, run, cells, method, n=40, seed_flip=False):
+    """A finished run: eval.json with its table and eval.npz whose per-example records make it
+    (each cell's first round(acc * n) images right, so two runs agree on the images both get)."""
     d = tmp_path / "mnist" / run
     d.mkdir(parents=True)
-    (d / "eval.json").write_text(json.dumps({"method": method, "examples": 1000, "table": table}))
+    correct, table = {}, {}
+    for row, by_col in cells.items():
+        correct[row], table[row] = {}, {}
+        for col, acc in by_col.items():
+            key = "clean" if col == "clean" else f"{col}@{row}"
+            v = np.arange(n) < round(acc * n)
+            correct[row][key] = v[::-1] if seed_flip else v
+            table[row][col] = float(v.mean())
+        table[row]["worst_case"] = float(np.all(list(correct[row].values()), axis=0).mean())
+    margins = {r: {k: v.astype(np.float32) for k, v in by.items()} for r, by in correct.items()}
+    records.save(str(d / "eval.npz"), {}, np.zeros(n, np.int32), correct, margins)
+    (d / "eval.json").write_text(json.dumps({"method": method, "examples": n, "table": table,
+                                             "suite_keys": []}))
     (d / "run.json").write_text(json.dumps({"train_seconds": 600}))
 
 
-def test_tables_put_each_run_in_its_row_with_verdicts(tmp_path):
-    _fake_eval(tmp_path, "trades", {"tradeoff": {"clean": 0.95, "pgd": 0.80, "worst_case": 0.78}},
-               "trades")
-    _fake_eval(tmp_path, "nfi", {
-        "routed": {"clean": 0.97, "pgd": 0.70, "worst_case": 0.60},
-        "robust_part": {"clean": 0.90, "pgd": 0.85},
-        "nonrobust_part": {"clean": 0.96, "pgd": 0.50},
-    }, "nfi")
-    records = [{"dataset": "mnist", "run": r} for r in ("trades", "nfi")]
-    text = reproduce_tables.write_tables(str(tmp_path), records, {}, {})
-    assert "| TRADES (ours, same budget) | 95.0 | 80.0 |" in text
-    assert "| nfi routed (ours) | 97.0 | 70.0 |" in text
-    v = json.load(open(tmp_path / "verdicts.json"))["mnist"]
-    assert v["table1_robust_part_more_robust"]["verdict"] == "reproduced"
-    assert v["table1_robust_part_less_accurate"]["verdict"] == "reproduced"
-    assert v["table2_routed_more_accurate_than_trades"]["verdict"] == "reproduced"
-    assert v["table2_routed_more_robust_pgd_adaptive"]["verdict"] == "not reproduced"
+def test_tables_pool_seeds_and_give_paired_verdicts(tmp_path):
+    for seed in (0, 1):
+        _fake_run(tmp_path, f"trades_seed{seed}", {"tradeoff": {"clean": 0.9, "pgd": 0.8}}, "trades")
+        _fake_run(tmp_path, f"nfi_seed{seed}", {
+            "routed": {"clean": 1.0, "pgd": 0.5},
+            "tradeoff": {"clean": 0.9, "pgd": 0.8},
+            "robust_part": {"clean": 0.8, "pgd": 0.75},
+            "nonrobust_part": {"clean": 0.9, "pgd": 0.25},
+        }, "nfi")
+    records_ = [{"dataset": "mnist", "run": f"{b}_seed{s}"} for s in (0, 1) for b in ("trades", "nfi")]
+    text = reproduce_tables.write_tables(str(tmp_path), records_, {}, {})
+    assert "| TRADES (ours, same budget) | 2 | 90.0 ± 0.0 | 80.0 ± 0.0 |" in text
+    assert "| nfi routed (ours) | 2 | 100.0 ± 0.0 | 50.0 ± 0.0 |" in text
+    v = json.load(open(tmp_path / "verdicts.json"))["mnist"]["main"]
+    # 40 images per seed: clean 40 vs 36 right -> 4 disagreements per seed, 8 pooled, p = 2/2^8.
+    acc = v["table2_routed_more_accurate"]
+    assert (acc["a_only"], acc["b_only"], acc["seeds"]) == (8, 0, 2)
+    assert acc["p_value"] == pytest.approx(2 / 256) and acc["verdict"] == "reproduced"
+    assert v["table2_pgd_column"]["verdict"] == "not reproduced"  # 20 vs 32 right per seed
+    assert v["table1_robust_part_more_robust"]["verdict"] == "reproduced"  # 30 vs 10 per seed
+    assert v["table1_robust_part_less_accurate"]["per_seed_difference"] == pytest.approx([0.1, 0.1])
+    assert "### mnist: verdicts (McNemar, seeds pooled)" in text
 
 
-def test_plan_gives_trades_and_nfi_the_same_budget():
+def test_plan_gives_trades_and_nfi_the_same_budget_and_seeds():
     for dataset in ("mnist", "cifar10"):
         runs = {name: c for d, name, c, _ in reproduce.plan(False) if d == dataset}
-        a, b = runs["trades"], runs["nfi"]
-        assert (a.model.method, b.model.method) == ("trades", "nfi")
-        assert a.train == b.train and a.attack == b.attack and a.data == b.data
-        assert a.model.backbone == b.model.backbone and a.model.depth == b.model.depth
+        for seed in reproduce.SEEDS[dataset]:
+            a, b = runs[f"trades_seed{seed}"], runs[f"nfi_seed{seed}"]
+            assert (a.model.method, b.model.method) == ("trades", "nfi")
+            assert a.train == b.train and a.attack == b.attack and a.data == b.data
+            assert a.train.seed == seed
+            assert a.model.backbone == b.model.backbone and a.model.depth == b.model.depth
+        assert len(reproduce.SEEDS[dataset]) >= (3 if dataset == "mnist" else 2)
+        # The ablation set has its own TRADES run and the loss-weight control at its budget.
+        ref, trades = runs["ablation_nfi_reference"], runs["ablation_trades"]
+        control = runs["ablation_trades_loss_weight"]
+        assert trades.train == ref.train and trades.data == ref.data and control.train == ref.train
+        lo = ref.loss
+        assert control.loss.tradeoff_weight == pytest.approx(
+            lo.tradeoff_weight + lo.benign_weight + lo.adversarial_weight + lo.counterfactual_weight)
+    # Seed 0 of every dataset comes before any seed 1.
+    order = [(d, n) for d, n, _, _ in reproduce.plan(False)]
+    assert order.index(("cifar10", "nfi_seed0")) < order.index(("mnist", "trades_seed1"))
+    nfi = [c for d, n, c, _ in reproduce.plan(False) if n == "nfi_seed0"][0]
+    assert reproduce.eval_args("mnist", "nfi_seed0", nfi, False)[-1] == (
+        "--attack_outputs=routed,tradeoff,robust_part,nonrobust_part")
 
 
 @pytest.mark.large

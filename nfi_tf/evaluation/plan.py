@@ -100,3 +100,17 @@ def keys_of_column(keys, family: str, target: str) -> list[str]:
     """The keys of `family` run against `target`, over every variant and target class."""
     base = f"{family}@{target}"
     return [k for k in keys if k == base or k.startswith(base + ":") or k.startswith(base + "#")]
+
+
+def column_keys(keys, family: str, row: str, suite_keys) -> list[str]:
+    """The record keys an evaluation table's cell (row, column family) is the worst case over.
+
+    autoattack: the suite's attacks on `row` (the table adds the clean key, as AutoAttack counts
+    a misclassified clean image as non-robust); route_aware: every route-aware key (routed row
+    only); any other family: its own runs against `row` outside the suite.
+    """
+    if family == "autoattack":
+        return [k for k in keys if k in suite_keys and keys_of_column([k], k.split("@")[0], row)]
+    if family == "route_aware":
+        return [k for k in keys if k.startswith("route@")] if row == "routed" else []
+    return [k for k in keys_of_column(keys, family, row) if k not in suite_keys]

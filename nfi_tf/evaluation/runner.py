@@ -254,14 +254,6 @@ class _Recorder:
 # === report ===
 
 
-def _column_keys(keys, family: str, row: str, suite_keys: set) -> list[str]:
-    if family == "autoattack":
-        return [k for k in keys if k in suite_keys and plan.keys_of_column([k], k.split("@")[0], row)]
-    if family == "route_aware":
-        return [k for k in keys if k.startswith("route@")] if row == "routed" else []
-    return [k for k in plan.keys_of_column(keys, family, row) if k not in suite_keys]
-
-
 def _columns(s: _Setup) -> list[str]:
     fams = [f for f in plan.STANDARD_FAMILIES if any(p.family == f and not p.suite for p in s.planned)]
     if any(p.suite for p in s.planned):
@@ -282,7 +274,7 @@ def _report(s: _Setup, recorder: _Recorder) -> dict:
         keys = list(correct[row])
         table[row] = {wc.CLEAN: float(correct[row][wc.CLEAN].mean())}
         for family in columns[1:-1]:
-            cols = _column_keys(keys, family, "routed" if row == ONNX_ROW else row, suite_keys)
+            cols = plan.column_keys(keys, family, "routed" if row == ONNX_ROW else row, suite_keys)
             if family == "autoattack" and cols:
                 cols = [wc.CLEAN] + cols
             table[row][family] = float(wc.all_correct({k: correct[row][k] for k in cols}).mean()) \
