@@ -123,6 +123,17 @@ def test_active_forms_act_on_the_whole_models_kl():
     np.testing.assert_allclose(g_near, g_far, rtol=1e-5)
 
 
+def test_the_default_form_acts_on_the_whole_models_kl():
+    # Fails for the old default (floored at floor 1): its gradient ignored the whole's KL.
+    lo = LossConfig()
+    after_warmup = losses.warmup_fraction(lo.counterfactual_warmup_steps, lo.counterfactual_warmup_steps)
+    kw = {"floor": lo.counterfactual_floor, "warmup": after_warmup}
+    _, g_small = _cf_and_part_gradient(ADV, lo.counterfactual_loss, running=0.01, **kw)
+    _, g_large = _cf_and_part_gradient(ADV, lo.counterfactual_loss, running=0.1, **kw)
+    np.testing.assert_allclose(g_small, 10 * g_large, rtol=1e-4)
+    assert lo.counterfactual_warmup_steps > 0 and 0 < lo.counterfactual_weight < 1
+
+
 def test_running_mean_update_rule():
     # The first batch (count 0) initializes the mean with its own value, whatever came before.
     assert losses.running_mean_update(0.0, 0.3, 0.99, 0).numpy() == pytest.approx(0.3)
@@ -193,7 +204,8 @@ def _running_config(**loss):
                              attack={"num_steps": 2},
                              eval_attack={"num_steps": 1, "step_size": 0.3},
                              train={"epochs": 2, "deterministic": True},
-                             loss={"counterfactual_loss": "running", **loss})
+                             loss={"counterfactual_loss": "running",
+                                   "counterfactual_warmup_steps": 0, **loss})
 
 
 def test_trainer_keeps_the_running_mean_of_the_whole_models_kl():
