@@ -237,6 +237,28 @@ def run_one(dataset, name, config, n_eval, work_dir, results_dir, eval_args) -> 
     return record
 
 
+# The paper's Figure 5 (two-stage synthesis) from the first nfi seed of each dataset, every class.
+SYNTHESIS_RUN = "nfi_seed0"
+SYNTHESIS_ARGS = ["--per_class=4"]
+QUICK_SYNTHESIS_ARGS = ["--per_class=1", "--steps=2", "--fit_examples=64"]
+
+
+def synthesize(dataset, name, config, work_dir, results_dir, quick) -> str | None:
+    """Run `python -m nfi_tf.generate` for the synthesis run (once; reused after)."""
+    if name != SYNTHESIS_RUN:
+        return None
+    out = os.path.join(results_dir, dataset, name, "synthesis")
+    if os.path.exists(os.path.join(out, "summary.json")):
+        return out
+    classes = ",".join(str(c) for c in range(10))
+    cmd = [sys.executable, "-m", "nfi_tf.generate", f"--model_dir={os.path.join(work_dir, dataset, name)}",
+           f"--classes={classes}", f"--out={out}",
+           *(QUICK_SYNTHESIS_ARGS if quick else SYNTHESIS_ARGS)]
+    print(f"[reproduce] {dataset}/{name}: synthesis", flush=True)
+    subprocess.run(cmd, cwd=REPO, check=True)
+    return out
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny budget (minutes)")
@@ -268,6 +290,7 @@ def main(argv=None) -> int:
             continue
         records.append(run_one(dataset, name, config, n_eval, work_dir, results_dir,
                                eval_args(dataset, name, config, args.quick)))
+        synthesize(dataset, name, config, work_dir, results_dir, args.quick)
     if args.stage == "train":
         return 0
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))

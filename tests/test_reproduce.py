@@ -104,10 +104,15 @@ def test_quick_pipeline_end_to_end_and_reuse(tmp_path):
         assert result["examples"] == reproduce.QUICK_COMMON[dataset]["data"]["eval_examples"]
         run = json.load(open(results / dataset / name / "run.json"))
         assert run["train_seconds"] > 0
+        assert (results / dataset / name / "eval.npz").exists()  # the paired tests' records
+    for dataset in ("mnist", "cifar10"):  # Figure 5: synthesis from the first nfi seed
+        synthesis = results / dataset / reproduce.SYNTHESIS_RUN / "synthesis"
+        summary = json.load(open(synthesis / "summary.json"))
+        assert len(summary["classes"]) == 10 and (synthesis / "overview.png").exists()
     table = (results / "results_table.md").read_text()
     assert "### mnist: Table 2" in table and "### cifar10: Table 2" in table
     assert "paper: ours (routed) (WRN-34-10)" in table
     again = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600, env=env)
     assert again.returncode == 0, again.stderr[-3000:]
     assert again.stdout.count("reusing finished run") == len(reproduce.plan(True))
-    assert "training" not in again.stdout
+    assert "training" not in again.stdout and "synthesis" not in again.stdout
