@@ -54,7 +54,8 @@ def count(spec: dict) -> dict:
     step, classifier = build_step(spec, config, info, steps_per_epoch=1)
     batch, k = config.train.batch_size, config.attack.num_steps
     forward = flops.forward_flops(classifier)
-    tf_forward = tf_flops.graph_flops(tf_flops.forward_concrete_function(classifier, batch))
+    traced_forward = tf_flops.forward_concrete_function(classifier, batch)
+    tf_forward = tf_flops.graph_flops(traced_forward)
     tf_step = tf_flops.graph_flops(tf_flops.step_concrete_function(step, info.image_shape, batch))
     analytic_step = flops.train_step_flops(forward, k, batch)
     g = 1e9
@@ -64,6 +65,7 @@ def count(spec: dict) -> dict:
             "analytic_gflop_per_image": forward / g,
             "tf_multiply_add_gflop_per_image": tf_forward["multiply_add"] / batch / g,
             "tf_total_gflop_per_image": tf_forward["total"] / batch / g,
+            "tf_profiler_gflop_per_image": tf_flops.profiler_float_ops(traced_forward) / batch / g,
             "tf_over_analytic_multiply_add": tf_forward["multiply_add"] / (batch * forward),
             "tf_over_analytic_total": tf_forward["total"] / (batch * forward),
             "tf_by_op_gflop": {op: v / g for op, v in tf_forward["by_op"].items()},

@@ -109,6 +109,15 @@ def graph_flops(concrete_function) -> dict:
     }
 
 
+def profiler_float_ops(concrete_function) -> int:
+    """`tf.compat.v1.profiler`'s own total ("float_ops") for the function's graph: every op,
+    live or dead, and nothing inside called functions. Equal to `graph_flops(...)["total"]` on a
+    graph with neither (a forward pass), which ties the two counts together."""
+    options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
+    options["output"] = "none"
+    return int(tf.compat.v1.profiler.profile(concrete_function.graph, options=options).total_float_ops)
+
+
 def forward_concrete_function(model, batch: int):
     """The inference-mode forward pass of `model` on a float32 batch of `batch` images, traced."""
     spec = tf.TensorSpec((batch, *model.input_shape[1:]), tf.float32)
