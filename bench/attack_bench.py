@@ -97,6 +97,7 @@ def run(model_dir: str, examples: int, log=print) -> dict:
                      "load_after": os.getloadavg()[0]})
         log(f"{p.key:28s} {seconds / examples:7.3f} s/image  {rows[-1]['gflop_per_s']:6.1f} GFLOP/s  "
             f"routed acc {robust:.3f}  load {load_before:.2f}->{rows[-1]['load_after']:.2f}")
+    from bench.machine import cpu_model
     from bench.peak import measure_peak
 
     peak = measure_peak()
@@ -109,15 +110,7 @@ def run(model_dir: str, examples: int, log=print) -> dict:
                         "fab_steps": budgets.fab_steps, "fab_targets": budgets.fab_targets,
                         "square_queries": budgets.square_queries, "route_steps": budgets.route_steps},
             "standard_suite_seconds_per_image_all_points": sum(r["seconds_per_image"] for r in suite),
-            "attacks": rows, "cpu": _cpu_model()}
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return "unknown"
+            "attacks": rows, "cpu": cpu_model()}
 
 
 def main(argv: list[str]) -> None:

@@ -13,7 +13,8 @@ applied before TensorFlow starts its pools.
 Spec keys (all optional): dataset, method, backbone, depth, width, batch, attack_steps,
 jit_compile, intra_op, inter_op, variant ("compiled" | "naive"), feed ("stream" | "constant"),
 mixed_precision, warmup, steps, forward (also time a compiled forward pass), paired (a list of
-overrides: time those steps interleaved in this one process, see `run_paired`).
+overrides: time those steps interleaved in this one process, see `run_paired`; overrides may
+differ in method, variant, jit_compile or mixed_precision).
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ def run(spec: dict) -> dict:
     configure_runtime(config)
     info = data.load_info(config.data, download=False)
     stream = data.TrainStream(config.data, config.train.batch_size, config.train.seed, download=False)
-    step, classifier = _build_step(spec, config, info, stream.steps_per_epoch)
+    step, classifier = build_step(spec, config, info, stream.steps_per_epoch)
 
     batches = list(stream.epoch(0)) if spec["feed"] == "constant" else None
     iterator = iter(stream.epoch(0))
@@ -119,7 +120,7 @@ def run(spec: dict) -> dict:
     return result
 
 
-def _build_step(spec: dict, config, info, steps_per_epoch: int):
+def build_step(spec: dict, config, info, steps_per_epoch: int):
     """(step function, classifier) as `nfi_tf.training` builds them, or the naive step."""
     from nfi_tf.distribute import build_strategy
     from nfi_tf.models import build_classifier
@@ -154,11 +155,17 @@ def run_paired(spec: dict) -> dict:
     stream = data.TrainStream(configs[0].data, configs[0].train.batch_size, configs[0].train.seed,
                               download=False)
     batches = list(stream.epoch(0))
-    built = [_build_step(v, c, info, stream.steps_per_epoch) for v, c in zip(variants, configs)]
+    built = []
+    for v, c in zip(variants, configs):
+        # Keras' dtype policy is process-global and read when layers are built: each variant
+        # (e.g. fp32 and mixed_bfloat16 paired) gets its own before its model is built.
+        set_dtype_policy(c)
+        built.append(build_step(v, c, info, stream.steps_per_epoch))
     times: list[list[float]] = [[] for _ in variants]
     cpu: list[list[float]] = [[] for _ in variants]
     for i in range(base["warmup"] + base["steps"]):
         for j, (step, _) in enumerate(built):
+            set_dtype_policy(configs[j])  # the first call traces: under the variant's own policy
             start, start_cpu = time.perf_counter(), time.process_time()
             loss = float(step(batches[i % len(batches)])["loss"])
             times[j].append(time.perf_counter() - start)
@@ -175,6 +182,7 @@ def run_paired(spec: dict) -> dict:
                     "cpu_ms_per_step_median": 1e3 * statistics.median(t_cpu[base["warmup"]:]),
                     "images_per_s": c.train.batch_size / (ms / 1e3),
                     "achieved_gflop_per_s": step_flops / 1e9 / (ms / 1e3)})
+    set_dtype_policy(configs[0])
     ref = out[0]["ms_per_step_median"]
     ref_cpu = out[0]["cpu_ms_per_step_median"]
     for r in out:
@@ -183,6 +191,13 @@ def run_paired(spec: dict) -> dict:
         r["cpu_ratio_to_first"] = r["cpu_ms_per_step_median"] / ref_cpu
     return {"spec": base, "paired": out, "load_average": os.getloadavg(),
             "peak_rss_mb": _peak_rss_mb()}
+
+
+def set_dtype_policy(config) -> None:
+    import keras
+
+    mp = config.train.mixed_precision
+    keras.mixed_precision.set_global_policy("float32" if mp == "off" else mp)
 
 
 def _forward_timing(classifier, x, forward_per_image: int, repeats: int = 10) -> dict:

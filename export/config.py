@@ -28,6 +28,10 @@ class SessionConfig:
     # cores (ONNX Runtime's default too); off is kinder to a machine shared with other work.
     allow_spinning: bool = True
     log_severity: int = 3  # 0 verbose .. 4 fatal; 3 hides the per-node placement warnings
+    # Single-image requests on CPU run through an IO binding whose output buffers are allocated
+    # once (`Predictor._run_bound`): at batch 1 the call is a fraction of a millisecond and
+    # ORT's per-call output allocation is a visible part of it. Larger batches never bind.
+    io_binding_batch1: bool = True
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,8 @@ from absl import flags
 
 
 def define_flags() -> None:
-    flags.DEFINE_string("suite", "all", "train, serve, peak, scaling, all, or a comma-separated list.")
+    flags.DEFINE_string("suite", "all", "peak, train, scaling, serve, flops, bf16, paper_scale, all, "
+                        "or a comma-separated list.")
     flags.DEFINE_bool("tiny", False, "A seconds-scale setting (CI): checks the suite runs, not speed.")
     flags.DEFINE_string("out", os.path.join("bench", "results.json"), "The JSON results file.")
     flags.DEFINE_string("plot", None, "Scaling PNG (default: bench/scaling.png; "

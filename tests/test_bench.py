@@ -64,3 +64,112 @@ def test_wait_for_quiet_waits_for_busy_cores_and_refuses_after_the_timeout(monke
         "busy_share": 0.7, "load_average": [3.0, 2.0, 1.0], "cores": 2})
     with pytest.raises(NfiError, match="70% used by other work, load average 3.00 on 2 cores"):
         quiet.wait_for_quiet(max_busy=0.25, timeout_s=0, poll_s=0, log=logged.append)
+
+
+def test_suites_of_accepts_the_new_suites_and_names_a_bad_one():
+    from bench.suites import SUITES, suites_of
+    from nfi_tf.errors import NfiError
+
+    assert suites_of("paper_scale,flops") == ["flops", "paper_scale"]  # run in SUITES order
+    assert suites_of("all") == list(SUITES)
+    with pytest.raises(NfiError, match="Received: suite='fastest'"):
+        suites_of("fastest")
+
+
+def test_paper_scale_fit_extrapolation_and_recipe_arithmetic():
+    from bench import paper_scale
+
+    fit = paper_scale.fit_line([1, 2, 4], [1100.0, 1300.0, 1700.0])
+    assert fit["intercept"] == pytest.approx(900.0) and fit["slope"] == pytest.approx(200.0)
+    assert fit["r2"] == pytest.approx(1.0)
+    # (24 GiB - 900 MB) / 200 MB per image = 118.38 -> 118.
+    assert paper_scale.largest_batch(fit, 24 * 1024) == 118
+    assert paper_scale.largest_batch({"intercept": 900.0, "slope": 0.0}, 24 * 1024) is None
+    with pytest.raises(ValueError, match="Received: xs=\\[2, 2\\]"):
+        paper_scale.fit_line([2, 2], [1.0, 2.0])
+    # 200 epochs x 50,000 images x F x (2 * 10 + 7) with F = 1 GFLOP: 2.7e17 FLOP.
+    total = paper_scale.recipe_flops(10**9)
+    assert total == 200 * 50_000 * 27 * 10**9
+    rows = paper_scale.time_table(total, cpu_gflop_per_s=100.0, cpu_label="x",
+                                  peak_gflop_per_s=200.0)
+    assert rows[0]["seconds"] == pytest.approx(total / 100e9)
+    assert rows[1]["seconds"] == pytest.approx(total / 200e9)
+    a100_bf16 = next(r for r in rows if r["device"] == "NVIDIA A100" and r["precision"] == "bf16")
+    assert a100_bf16["seconds"] == pytest.approx(total / (312e12 * paper_scale.ACHIEVED_FRACTION))
+    assert "50% of the published 312 TFLOP/s" in a100_bf16["basis"]
+
+
+def _serve_report(tf_ms, tf_ips, fp32_ms, fp32_ips, int8_ms, int8_ips, raw_ms=0.5, raw_ips=10.0):
+    thr = "throughput_b256_images_per_s"
+    row = lambda ms, ips: {"latency_b1_ms_median": ms, thr: ips}
+    return {"settings": {"throughput_batch": 256},
+            "results": {"tf_saved_model_fp32": row(tf_ms, tf_ips),
+                        "ort_fp32_predictor_default": row(fp32_ms, fp32_ips),
+                        "ort_int8_predictor_default": row(int8_ms, int8_ips),
+                        "ort_fp32": row(raw_ms, raw_ips), "ort_int8": row(raw_ms, raw_ips),
+                        "ort_fp32_intra1": row(0.1, 200.0)},
+            "quantization": {"fp32_accuracy": 0.952, "int8_accuracy": 0.949, "examples": 1000}}
+
+
+def test_serve_targets_are_judged_on_the_default_predictor():
+    from bench.serve_bench import serve_targets
+
+    t = serve_targets(_serve_report(tf_ms=1.0, tf_ips=100.0, fp32_ms=0.4, fp32_ips=140.0,
+                                    int8_ms=0.3, int8_ips=280.0))
+    assert t["ort_latency_b1_ge_2x_tf"]["measured"] == pytest.approx(2.5)
+    assert t["ort_latency_b1_ge_2x_tf"]["met"] is True
+    assert t["ort_throughput_ge_1.5x_tf"]["measured"] == pytest.approx(1.4)
+    assert t["ort_throughput_ge_1.5x_tf"]["met"] is False  # a better non-default setting...
+    assert t["ort_throughput_ge_1.5x_tf"]["best_setting"] == "ort_fp32_intra1"  # ...is named
+    assert t["ort_throughput_ge_1.5x_tf"]["best_setting_measured"] == pytest.approx(2.0)
+    assert t["int8_throughput_ge_1.5x_ort_fp32"]["measured"] == pytest.approx(2.0)
+    assert t["int8_latency_b1_ge_1.5x_ort_fp32"]["measured"] == pytest.approx(0.4 / 0.3)
+    assert t["int8_latency_b1_ge_1.5x_ort_fp32"]["met"] is False
+    assert isinstance(t["int8_latency_b1_ge_1.5x_ort_fp32"]["int8_dot_extensions"], list)
+    assert t["int8_accuracy_change_lt_0.5_points"]["measured"] == pytest.approx(0.3)
+    assert all(v["session"] == "default Predictor" for k, v in t.items() if "accuracy" not in k)
+
+
+@pytest.mark.large
+def test_bench_tiny_flops_bf16_and_paper_scale_suites(tmp_path):
+    out = tmp_path / "results.json"
+    proc = run_cli("bench", "--suite=flops,bf16,paper_scale", "--tiny", f"--out={out}",
+                   f"--work_dir={tmp_path}")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    results = json.loads(out.read_text())
+
+    flops = results["flops"]
+    assert len(flops["configs"]) == 3 and flops["forward_counts_agree"] is True
+    for c in flops["configs"]:
+        assert "error" not in c, c.get("error")
+        assert c["forward"]["tf_over_analytic_multiply_add"] == pytest.approx(1.0)
+        assert c["step"]["tf_multiply_add_gflop"] > 0 and c["step"]["analytic_gflop"] > 0
+    wrn = next(c for c in flops["configs"] if c["spec"]["backbone"] == "wide_resnet")
+    assert wrn["step"]["tf_over_analytic_multiply_add"] == pytest.approx(1.0, abs=0.02)
+    for probe in flops["convolution_algorithms"]:
+        assert "error" not in probe, probe.get("error")
+        assert probe["convolutions"] > 0 and sum(probe["algorithms"].values()) == probe["convolutions"]
+    assert isinstance(flops["winograd_seen"], bool)
+
+    (bf16,) = results["bf16"]["runs"]
+    assert "error" not in bf16, bf16.get("error")
+    labels = [p["label"] for p in bf16["train"]["paired"]]
+    assert labels[0].endswith("b16") and labels[1].endswith("mixed_bfloat16")
+    assert bf16["train"]["fp32_ms_per_step"] > 0 and bf16["train"]["bf16_speedup"] > 0
+    assert set(bf16["serve"]["batches"]) == {"1", "16"}
+    assert 0 <= bf16["serve"]["argmax_agreement"] <= 1
+    assert bf16["serve"]["logits_max_abs_difference"] < 1.0  # same weights, bf16 rounding only
+
+    paper = results["paper_scale"]
+    points = paper["points"]
+    assert [p["batch"] for p in points] == [4, 16, 64, 128]
+    assert all("error" not in p and p["peak_rss_mb"] > 0 for p in points)
+    fit = paper["fit"]
+    # Monotone: every extra image keeps more activations, so the fitted RSS grows with the batch.
+    assert fit["slope_mb_per_image"] > 0 and fit["intercept_mb"] > 0
+    assert paper["largest_batch_in_limit"] > points[-1]["batch"]
+    assert abs(paper["check"]["relative_error"]) < 0.5
+    assert paper["recipe"]["model"] == "WRN-34-10" and paper["recipe"]["total_flop"] > 1e18
+    devices = {(r["device"], r["precision"]) for r in paper["time"]}
+    assert ("this CPU", "fp32") in devices and ("NVIDIA H100 SXM", "bf16") in devices
+    assert all(r["seconds"] > 0 for r in paper["time"])

@@ -112,6 +112,40 @@ def test_the_default_session_runs_one_thread_per_physical_core(predictor, monkey
     assert serve.session_options(SessionConfig(intra_op_threads=3)).intra_op_num_threads == 3
 
 
+def test_single_images_run_through_a_reused_io_binding_with_the_same_results(predictor,
+                                                                            mnist_test_arrays):
+    import threading
+
+    images = mnist_test_arrays[0]
+    assert predictor.binds_single_images  # the default: no setting asked for it
+    session, name = predictor.session, predictor.input_name
+    names = tuple(predictor.output_names)
+    expected = [dict(zip(names, session.run(list(names), {name: images[i:i + 1]}))) for i in range(3)]
+    # The first call of an output set learns the shapes through session.run, later ones are bound.
+    results = [predictor.run(images[i:i + 1]) for i in range(3)]
+    assert len(predictor._bindings.__dict__) == 1
+    for got, want in zip(results, expected):  # each result its own copy, not the reused buffer
+        for key in names:
+            np.testing.assert_array_equal(got[key], want[key])
+            assert got[key].dtype == want[key].dtype
+    subset = predictor.run(images[3:4], outputs=("route",))
+    assert set(subset) == {"route"} and len(predictor._bindings.__dict__) == 2
+    # Another thread gets its own binding (a binding's buffers are not shared across threads).
+    other = {}
+    thread = threading.Thread(target=lambda: other.update(predictor.run(images[:1])))
+    thread.start()
+    thread.join()
+    np.testing.assert_array_equal(other["routed"], expected[0]["routed"])
+    assert len(predictor._bindings.__dict__) == 2
+    # Batches never bind; without the setting single images do not either.
+    np.testing.assert_array_equal(predictor.run(images[:3])["routed"],
+                                  np.concatenate([e["routed"] for e in expected]))
+    unbound = Predictor(predictor.model_path, SessionConfig(providers=("CPUExecutionProvider",),
+                                                            io_binding_batch1=False))
+    np.testing.assert_array_equal(unbound.run(images[:1])["routed"], expected[0]["routed"])
+    assert not unbound.binds_single_images and not unbound._bindings.__dict__
+
+
 def test_a_file_that_is_not_a_model_is_a_one_line_error(tmp_path):
     bogus = tmp_path / "model.onnx"
     bogus.write_bytes(b"not a protobuf")
