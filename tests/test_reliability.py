@@ -84,8 +84,8 @@ def test_nan_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(tmp_p
     calls = tf.Variable(0, dtype=tf.int64)
     original = losses.nfi_loss
 
-    def poisoned(clean, adv, labels, cfg):
-        terms = original(clean, adv, labels, cfg)
+    def poisoned(clean, adv, labels, cfg, **state):  # state: the running denominator, warm-up
+        terms = original(clean, adv, labels, cfg, **state)
         calls.assign_add(1)
         # From the 6th step on the loss is NaN, as a diverging run would make it.
         terms["loss"] = terms["loss"] + tf.where(calls >= 6, np.nan, 0.0)
