@@ -51,12 +51,14 @@ def test_tables_put_each_run_in_its_row_with_verdicts(tmp_path):
 
 
 def test_plan_gives_trades_and_nfi_the_same_budget():
-    for dataset in ("mnist", "cifar10"):
+    for dataset, seeds in (("mnist", 3), ("cifar10", 2)):
         runs = {name: c for d, name, c, _ in reproduce.plan(False) if d == dataset}
-        a, b = runs["trades"], runs["nfi"]
-        assert (a.model.method, b.model.method) == ("trades", "nfi")
-        assert a.train == b.train and a.attack == b.attack and a.data == b.data
-        assert a.model.backbone == b.model.backbone and a.model.depth == b.model.depth
+        for seed in range(seeds):  # the main runs: one TRADES and one nfi run per seed
+            a, b = runs[f"trades_seed{seed}"], runs[f"nfi_seed{seed}"]
+            assert (a.model.method, b.model.method) == ("trades", "nfi")
+            assert a.train == b.train and a.attack == b.attack and a.data == b.data
+            assert a.train.seed == seed
+            assert a.model.backbone == b.model.backbone and a.model.depth == b.model.depth
 
 
 @pytest.mark.large
