@@ -10,8 +10,8 @@
 """
 
 from nfi_tf.training.run import configure_runtime, train_and_evaluate
-from nfi_tf.training.state import check_model_dir, make_optimizer
+from nfi_tf.training.state import make_optimizer
 from nfi_tf.training.step import AdversarialTrainer, step_function
 
-__all__ = ["AdversarialTrainer", "check_model_dir", "configure_runtime", "make_optimizer",
-           "step_function", "train_and_evaluate"]
+__all__ = ["AdversarialTrainer", "configure_runtime", "make_optimizer", "step_function",
+           "train_and_evaluate"]
