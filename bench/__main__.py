@@ -41,7 +41,7 @@ def main(argv: list[str]) -> None:
 
 if __name__ == "__main__":
     from flags import bench as bench_flags
-    from nfi_tf import cli
+    from nfi_tf.commands import entry as cli
 
     bench_flags.define_flags()
     cli.run_command("bench", main)

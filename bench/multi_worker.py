@@ -45,8 +45,7 @@ def _worker(spec: dict) -> dict:
     from nfi_tf.config import make_config
     from nfi_tf.distribute import distribute_dataset
     from nfi_tf.models import build_classifier
-    from nfi_tf.trainer import AdversarialTrainer
-    from nfi_tf.training import configure_runtime, make_optimizer, step_function
+    from nfi_tf.training import AdversarialTrainer, configure_runtime, make_optimizer, step_function
 
     total = spec["warmup"] + spec["steps"]
     config = make_config("mnist", {
@@ -200,7 +199,7 @@ def main(argv: list[str]) -> None:
 def run() -> None:
     from absl import flags
 
-    from nfi_tf import cli
+    from nfi_tf.commands import entry as cli
 
     flags.DEFINE_list("workers", ["1", "2"], "Worker counts to measure (1: one process, default "
                       "strategy; N: N processes, MultiWorkerMirroredStrategy on loopback).")

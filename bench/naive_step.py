@@ -4,7 +4,7 @@ CleverHans' `projected_gradient_descent` is called per batch outside any `tf.fun
 its default sanity checks, which pull tensors to the host), then the loss is taped eagerly and
 the optimizer applied. Same model, attack budget, losses (`nfi_tf.losses.trades_loss`) and
 optimizer as the compiled step, so their time ratio is the compiled step's speed-up. Only
-used by the benchmark: training uses `nfi_tf.trainer.AdversarialTrainer`.
+used by the benchmark: training uses `nfi_tf.training.AdversarialTrainer`.
 """
 
 from __future__ import annotations

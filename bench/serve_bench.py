@@ -282,7 +282,7 @@ def main(argv):
 def run():
 
     from flags import export as export_flags
-    from nfi_tf import cli
+    from nfi_tf.commands import entry as cli
 
     export_flags.define_serve_bench_flags()
     cli.run_command("bench.serve_bench", main)

@@ -124,8 +124,7 @@ def build_step(spec: dict, config, info, steps_per_epoch: int):
     """(step function, classifier) as `nfi_tf.training` builds them, or the naive step."""
     from nfi_tf.distribute import build_strategy
     from nfi_tf.models import build_classifier
-    from nfi_tf.trainer import AdversarialTrainer
-    from nfi_tf.training import make_optimizer, step_function
+    from nfi_tf.training import AdversarialTrainer, make_optimizer, step_function
 
     classifier = build_classifier(config.model, info.image_shape, info.num_classes)
     optimizer = make_optimizer(config, steps_per_epoch)

@@ -3,15 +3,13 @@
 Prints the class, the route and the top probabilities of each image (ONNX Runtime).
 """
 
-from nfi_tf import cli  # noqa: I001  (one-line errors; quiet TensorFlow if anything loads it)
-
 import sys
 
 from absl import flags as absl_flags
 
 from flags import export as export_flags
+from nfi_tf.commands.entry import run_command
 
-export_flags.define_predict_flags()
 FLAGS = absl_flags.FLAGS
 
 
@@ -26,7 +24,8 @@ def main(argv):
 
 
 def run():
-    cli.run_command("export.predict", main)
+    run_command("export.predict", main, define_flags=export_flags.define_predict_flags,
+                takes_arguments=True)
 
 
 if __name__ == "__main__":

@@ -3,20 +3,15 @@
 Flags -> ExportConfig -> `export_model` (parity-checked before anything is written in place).
 """
 
-from nfi_tf import cli  # noqa: I001  (sets TF's log level before TensorFlow loads)
-
-from absl import app
 from absl import flags as absl_flags
 
 from flags import export as export_flags
+from nfi_tf.commands.entry import run_command
 
-export_flags.define_export_flags()
 FLAGS = absl_flags.FLAGS
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     config = export_flags.export_config_from_flags(FLAGS)
     from export.exporter import export_model
 
@@ -27,7 +22,7 @@ def main(argv):
 
 
 def run():
-    cli.run_command("export.to_onnx", main)
+    run_command("export.to_onnx", main, define_flags=export_flags.define_export_flags)
 
 
 if __name__ == "__main__":

@@ -1,46 +1,6 @@
-"""Two-stage class-conditional synthesis: python -m nfi_tf.generate --model_dir=DIR --out=OUT
+"""`python -m nfi_tf.generate`: the command is nfi_tf.commands.generate (flags -> config -> library)."""
 
-Flags -> SynthesisConfig -> `synthesis.generate`.
-"""
-
-from nfi_tf import cli  # noqa: I001  (sets TF's log level before TensorFlow loads)
-
-import os
-
-from absl import app
-from absl import flags as absl_flags
-
-from flags import generate as generate_flags
-
-generate_flags.define_generate_flags()
-FLAGS = absl_flags.FLAGS
-
-
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    from nfi_tf.config import Config
-    from nfi_tf.errors import NfiError
-    from nfi_tf.synthesis import generate
-
-    config_path = os.path.join(FLAGS.model_dir, "config.json")
-    if not os.path.isfile(config_path):
-        raise NfiError(f"no config.json in {FLAGS.model_dir}: not a model dir written by "
-                       f"python -m nfi_tf.train. Received: model_dir={FLAGS.model_dir!r}")
-    config = generate_flags.generate_config_from_flags(
-        FLAGS, default_seed=Config.load(config_path).train.seed)
-    summary = generate(FLAGS.model_dir, config, FLAGS.out, FLAGS.data_dir, FLAGS.download)
-    share, prob = summary["target_share"], summary["mean_target_prob"]
-    print(f"done: {len(summary['classes'])} class(es) x {config.per_class} images in {FLAGS.out}")
-    print("  classified as the target class (routed model): "
-          + "  ".join(f"{stage} {100 * share[stage]['routed']:.1f}%" for stage in share))
-    print("  mean target-class probability (routed model):  "
-          + "  ".join(f"{stage} {prob[stage]['routed']:.3f}" for stage in prob))
-
-
-def run():
-    cli.run_command("nfi_tf.generate", main)
-
+from nfi_tf.commands.generate import run
 
 if __name__ == "__main__":
     run()

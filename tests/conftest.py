@@ -44,4 +44,4 @@ def mnist_test_arrays():
     from nfi_tf.config import make_config
 
     images, labels = data.load_arrays(make_config("mnist").data, "test", 256)
-    return images.astype("float32") / 255.0, labels
+    return data.uint8_to_float(images), labels

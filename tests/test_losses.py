@@ -13,8 +13,7 @@ from nfi_tf import data, losses
 from nfi_tf.config import LossConfig
 from nfi_tf.errors import NfiError
 from nfi_tf.models import build_classifier
-from nfi_tf.trainer import AdversarialTrainer
-from nfi_tf.training import configure_runtime, make_optimizer, train_and_evaluate
+from nfi_tf.training import AdversarialTrainer, configure_runtime, make_optimizer, train_and_evaluate
 
 CLEAN = np.array([[2.0, 0.5, -1.0], [0.1, 0.2, 0.3]], np.float32)
 ADV = np.array([[1.0, 1.5, -0.5], [0.3, -0.2, 0.1]], np.float32)
@@ -209,13 +208,14 @@ def _running_config(**loss):
 
 
 def test_trainer_keeps_the_running_mean_of_the_whole_models_kl():
-    config = _running_config(counterfactual_ema_decay=0.5)
+    # No warm-up: from the first step the loss divides by the running mean itself.
+    config = _running_config(counterfactual_ema_decay=0.5, counterfactual_warmup_steps=0)
     configure_runtime(config)
     model = build_classifier(config.model, (28, 28, 1), 10)
     trainer = AdversarialTrainer(model, config)
     trainer.compile(optimizer=make_optimizer(config, steps_per_epoch=2))
     x, y = data.load_arrays(config.data, "train", 128)
-    x = tf.constant(x.astype(np.float32) / 255.0)
+    x = tf.constant(data.uint8_to_float(x))
     step = tf.function(trainer.train_step)
     m1 = {k: float(v) for k, v in step((x[:64], y[:64])).items()}
     # First batch: the mean is that batch's whole KL (loss_robust_kl), and the loss divides by it.
@@ -235,8 +235,7 @@ def test_running_denominator_resumes_exactly(tmp_path):
     # step 3's batch and end with other weights.
     config = _running_config(counterfactual_ema_decay=0.5)
     train_and_evaluate(config, str(tmp_path / "a"), verbose=0)
-    assert train_and_evaluate(config, str(tmp_path / "b"), verbose=0, stop_after_steps=3) == {
-        "stopped_at_step": 3}
+    assert train_and_evaluate(config, str(tmp_path / "b"), verbose=0, stop_after_steps=3)["steps"] == 3
     train_and_evaluate(config, str(tmp_path / "b"), verbose=0)
     histories = [json.load(open(tmp_path / d / "history.json")) for d in ("a", "b")]
     assert histories[0][-1]["train"]["cf_running_kl"] > 0

@@ -73,8 +73,8 @@ def test_in_process_resume_matches_uninterrupted(tmp_path):
     config = tiny_mnist_config("nfi", data={"train_examples": 256},
                                train={"epochs": 2, "deterministic": True})
     train_and_evaluate(config, str(tmp_path / "a"), verbose=0)
-    assert train_and_evaluate(config, str(tmp_path / "b"), verbose=0, stop_after_steps=5) == {
-        "stopped_at_step": 5}
+    stopped = train_and_evaluate(config, str(tmp_path / "b"), verbose=0, stop_after_steps=5)
+    assert (stopped["steps"], stopped["finished"]) == (5, False)
     train_and_evaluate(config, str(tmp_path / "b"), verbose=0)
     for a, b in zip(_weights(str(tmp_path / "a")), _weights(str(tmp_path / "b"))):
         np.testing.assert_array_equal(a, b)
@@ -128,7 +128,7 @@ def test_crash_during_checkpoint_write_keeps_the_previous_checkpoint(tmp_path, m
 
     config = tiny_mnist_config("trades", data={"train_examples": 128},
                                train={"epochs": 2, "batch_size": 64})
-    assert train_and_evaluate(config, str(tmp_path), verbose=0, stop_after_steps=2)
+    assert train_and_evaluate(config, str(tmp_path), verbose=0, stop_after_steps=2)["steps"] == 2
     assert _latest_step(str(tmp_path)) == 2
 
     def crash(*args, **kwargs):  # after the data files, before the state file points at them

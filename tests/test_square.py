@@ -55,7 +55,7 @@ def undefended_mnist():
     ])
     model.compile(optimizer=keras.optimizers.Adam(2e-3),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    model.fit(images.astype("float32") / 255.0, labels, batch_size=16, epochs=1, shuffle=False, verbose=0)
+    model.fit(data.uint8_to_float(images), labels, batch_size=16, epochs=1, shuffle=False, verbose=0)
     return keras_query(lambda t: model(t, training=False), batch_size=256)
 
 

@@ -83,7 +83,7 @@ def mnist_model_and_data(trained_mnist_dir):
 
     trained = model_io.load_trained(trained_mnist_dir)
     images, labels = data.load_arrays(trained.config.data, "train", FIT_EXAMPLES)
-    return trained, images.astype(np.float32) / 255.0, labels
+    return trained, data.uint8_to_float(images), labels
 
 
 def _synth(model_and_data, **kw):

@@ -10,8 +10,7 @@ from helpers import run_cli, tiny_mnist_config
 
 from nfi_tf import data
 from nfi_tf.models import build_classifier
-from nfi_tf.trainer import AdversarialTrainer
-from nfi_tf.training import configure_runtime, make_optimizer, train_and_evaluate
+from nfi_tf.training import AdversarialTrainer, configure_runtime, make_optimizer, train_and_evaluate
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -26,7 +25,7 @@ def _trainer(config):
 
 def _real_batches(config, n):
     x, y = data.load_arrays(config.data, "train", n)
-    return tf.constant(x.astype(np.float32) / 255.0), tf.constant(y)
+    return tf.constant(data.uint8_to_float(x)), tf.constant(y)
 
 
 def test_trades_steps_on_real_mnist_lower_the_training_loss():
@@ -92,7 +91,8 @@ def test_xla_and_mixed_precision_run_on_cpu(tmp_path, option):
         import keras
 
         keras.mixed_precision.set_global_policy("float32")
-    assert result == {"stopped_at_step": 2}
+    assert (result["steps"], result["finished"]) == (2, False)
+    assert result["stop_reason"] == "stop_after_steps=2"
     assert os.path.exists(os.path.join(tmp_path, "checkpoints", "checkpoint"))
 
 

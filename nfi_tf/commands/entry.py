@@ -1,4 +1,4 @@
-"""What every command line shares: one-line errors and a non-zero exit for bad input."""
+"""The one entry of every command: its own flags in --help, one-line errors, exit codes."""
 
 from __future__ import annotations
 
@@ -10,16 +10,19 @@ import nfi_tf  # noqa: F401  (quiets TensorFlow's C++ start-up logs before Tenso
 EXIT_BAD_INPUT = 2
 
 
-def guarded(prog: str, main: Callable[[list[str]], None]) -> Callable[[list[str]], None]:
-    """Wrap an absl `main` so an NfiError prints `prog: error: ...` and exits 2."""
+def guarded(prog: str, main: Callable[[list[str]], None],
+            takes_arguments: bool = False) -> Callable[[list[str]], None]:
+    """Wrap an absl `main` so an NfiError prints `prog: error: ...` and exits 2; positional
+    arguments are a usage error unless the command `takes_arguments` (predict's image files)."""
 
     def wrapped(argv: list[str]) -> None:
-        from absl import logging
+        from absl import app, logging
 
         from nfi_tf.errors import NfiError
 
         logging.set_verbosity(logging.WARNING)  # tfds/checkpoint INFO lines are noise here
-
+        if not takes_arguments and len(argv) > 1:
+            raise app.UsageError(f"unexpected arguments: {argv[1:]}")
         try:
             main(argv)
         except NfiError as e:
@@ -45,16 +48,13 @@ def _adopt_command_flags() -> None:
                 values.register_key_flag_for_module(sys.argv[0], flag)
 
 
-def run_command(prog: str, main: Callable[[list[str]], None]) -> None:
-    """The entry of every command: its flags in --help, then `main` behind `guarded`."""
+def run_command(prog: str, main: Callable[[list[str]], None], *,
+                define_flags: Callable[[], None] | None = None, takes_arguments: bool = False) -> None:
+    """Define the command's flags (`define_flags`, from `flags/`), list them in --help, then
+    run `main(argv)` behind `guarded`."""
     from absl import app
 
+    if define_flags is not None:
+        define_flags()
     _adopt_command_flags()
-    app.run(guarded(prog, main))
-
-
-def split_cpu_if_asked(n: int) -> None:
-    if n and n > 1:
-        from nfi_tf.distribute import split_cpu
-
-        split_cpu(n)
+    app.run(guarded(prog, main, takes_arguments))

@@ -1,11 +1,14 @@
 """The adversarial training step: one PGD generation per batch, then all losses, one update.
 
 `AdversarialTrainer` is a Keras 3 model following the keras-io custom `train_step` idiom, so
-it also works with `compile()`/`fit()`; `nfi_tf.training` drives it with its own loop for exact
-resume, NaN stops and tf.distribute. The step reads nothing global: the config is passed in.
+it also works with `compile()`/`fit()`; `nfi_tf.training.controller` drives it with its own loop
+for exact resume, NaN stops and tf.distribute. The step reads nothing global: the config is
+passed in. `step_function` compiles it for a distribution strategy.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import keras
 import tensorflow as tf
@@ -164,3 +167,18 @@ class AdversarialTrainer(keras.Model):
         out = self.classifier(x, training=False)
         return {"acc_routed": _accuracy(y, out["routed"]),
                 "acc_tradeoff": _accuracy(y, out["tradeoff"])}
+
+
+def step_function(trainer: AdversarialTrainer, strategy, jit_compile: bool) -> Callable:
+    """The compiled training step as training runs it (public: the benchmarks time exactly this)."""
+    replica_step = tf.function(trainer.train_step, jit_compile=jit_compile)
+    if strategy.num_replicas_in_sync == 1:
+        return replica_step
+
+    @tf.function
+    def distributed_step(batch):
+        per_replica = strategy.run(replica_step, args=(batch,))
+        return {k: strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None)
+                for k, v in per_replica.items()}
+
+    return distributed_step

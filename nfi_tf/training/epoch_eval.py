@@ -13,8 +13,6 @@ import tensorflow as tf
 from nfi_tf import attacks, outputs
 from nfi_tf.config import AttackConfig
 
-SCORED_OUTPUTS = outputs.SCORED_NFI
-
 
 def make_eval_step(classifier, attack: AttackConfig, seed: int):
     """A compiled step returning per-output counts of correct predictions on x and on x'."""
@@ -29,7 +27,7 @@ def make_eval_step(classifier, attack: AttackConfig, seed: int):
         clean, adv = classifier(x, training=False), classifier(x_adv, training=False)
         y = tf.cast(y, tf.int64)
         counts = {}
-        for name in SCORED_OUTPUTS:
+        for name in outputs.SCORED_NFI:
             if name in clean:
                 counts[f"clean_{name}"] = tf.reduce_sum(
                     tf.cast(tf.equal(tf.argmax(clean[name], -1), y), tf.int64))

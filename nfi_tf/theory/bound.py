@@ -1,6 +1,7 @@
 """Section 4: how many heads does a majority of correct heads need? The bound of eq. 21.
 
-`python -m nfi_tf.theory [--test_size=N --p=P]` prints the bound and a table of it.
+`python -m nfi_tf.theory [--test_size=N --p=P]` prints the bound and a table of it (the command
+is nfi_tf.commands.theory; this module is the library and imports no flags).
 """
 
 from __future__ import annotations
@@ -103,13 +104,3 @@ def report(config: TheoryConfig) -> str:
     ]
     return "\n".join(lines)
 
-
-def run():
-    """`python -m nfi_tf.theory`: the command lives in nfi_tf.theory_cli (flags stay out of here)."""
-    from nfi_tf import theory_cli
-
-    theory_cli.run()
-
-
-if __name__ == "__main__":
-    run()

@@ -1,0 +1,220 @@
+"""The hooks `train_and_evaluate` puts around the loop, one concern each (see controller.py).
+
+Their order in the list is the order they run in: `NanGuard` first (a diverged step is neither
+saved nor logged), then `StopAfter` and `CheckpointPolicy`, `EpochMeans` and
+`EpochEvaluation` (which fill the epoch's logs), and last the writers of those logs
+(`TensorBoard`, `History`, `Progress`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Callable, Iterable
+
+from nfi_tf import io_utils, outputs
+from nfi_tf.errors import TrainingDivergedError
+from nfi_tf.training.controller import Hook, LoopState
+
+
+class NanGuard(Hook):
+    """Stops training at the first non-finite loss, before anything saves or logs that step.
+
+    The reason goes to `state.stop_reason`, then `TrainingDivergedError` ends the run (a
+    diverged run must not go on to write a model); `last_checkpoint()` names what is kept.
+    """
+
+    def __init__(self, last_checkpoint: Callable[[], str | None] = lambda: None, key: str = "loss"):
+        self.last_checkpoint = last_checkpoint
+        self.key = key
+
+    def on_step_end(self, state: LoopState, metrics: dict[str, float]) -> None:
+        value = metrics[self.key]
+        if math.isfinite(value):
+            return
+        reason = f"{self.key} is {value} at step {state.step} (epoch {state.epoch + 1})"
+        state.request_stop(reason)
+        raise TrainingDivergedError(f"{reason}; training stopped, the last good checkpoint "
+                                    f"{self.last_checkpoint()} is kept")
+
+
+class StopAfter(Hook):
+    """Ends the run after global step `last_step` (tests and benchmarks stop runs midway)."""
+
+    def __init__(self, last_step: int):
+        self.last_step = last_step
+
+    def on_step_end(self, state: LoopState, metrics: dict[str, float]) -> None:
+        if state.step >= self.last_step:
+            state.request_stop(f"stop_after_steps={self.last_step}")
+
+
+class CheckpointPolicy(Hook):
+    """Saves at every epoch end, every `every_steps` steps (0: epoch ends only) and where a run
+    ends early, so a stopped run resumes from exactly its last step. `save(step)` writes."""
+
+    def __init__(self, save: Callable[[int], object], every_steps: int = 0):
+        self.save = save
+        self.every_steps = every_steps
+        self.last_saved: int | None = None
+
+    def _save(self, step: int) -> None:
+        if step != self.last_saved:  # an epoch end on a multiple of every_steps saves once
+            self.save(step)
+            self.last_saved = step
+
+    def on_run_begin(self, state: LoopState) -> None:
+        self.last_saved = state.step  # what was restored is on disk already
+
+    def on_step_end(self, state: LoopState, metrics: dict[str, float]) -> None:
+        if self.every_steps and state.step % self.every_steps == 0:
+            self._save(state.step)
+
+    def on_epoch_end(self, state: LoopState, logs: dict) -> None:
+        self._save(state.step)
+
+    def on_run_end(self, state: LoopState) -> None:
+        self._save(state.step)
+
+
+class EpochMeans(Hook):
+    """`logs["train"]`: each step metric's mean over the epoch's steps, and for the metrics in
+    `ranges` also `<name>_min` and `<name>_max` (the counterfactual denominator moves within an
+    epoch; its mean alone would hide a collapse)."""
+
+    def __init__(self, ranges: Iterable[str] = ()):
+        self.ranges = tuple(ranges)
+        self._sums: dict[str, float] = {}
+        self._extremes: dict[str, tuple[float, float]] = {}
+        self._steps = 0
+
+    def on_epoch_begin(self, state: LoopState) -> None:
+        self._sums, self._extremes, self._steps = {}, {}, 0
+
+    def on_step_end(self, state: LoopState, metrics: dict[str, float]) -> None:
+        for k, v in metrics.items():
+            self._sums[k] = self._sums.get(k, 0.0) + v
+        for k in self.ranges:
+            if k in metrics:
+                lo, hi = self._extremes.get(k, (math.inf, -math.inf))
+                self._extremes[k] = (min(lo, metrics[k]), max(hi, metrics[k]))
+        self._steps += 1
+
+    def on_epoch_end(self, state: LoopState, logs: dict) -> None:
+        means = {k: v / max(self._steps, 1) for k, v in self._sums.items()}
+        for k, (lo, hi) in self._extremes.items():
+            means[f"{k}_min"], means[f"{k}_max"] = lo, hi
+        logs["train"] = means
+
+
+class EpochEvaluation(Hook):
+    """`logs[name]`: the result of `evaluate()` at every epoch end (the per-epoch check)."""
+
+    def __init__(self, name: str, evaluate: Callable[[], dict]):
+        self.name = name
+        self.evaluate = evaluate
+
+    def on_epoch_end(self, state: LoopState, logs: dict) -> None:
+        logs[self.name] = self.evaluate()
+
+
+class TensorBoard(Hook):
+    """Every step's metrics as `train/<name>`, and at each epoch end the logs entries named in
+    `epoch_groups` as `<group>/<name>`, in the event files of `log_dir`."""
+
+    def __init__(self, log_dir: str, epoch_groups: Iterable[str] = ()):
+        self.log_dir = log_dir
+        self.epoch_groups = tuple(epoch_groups)
+        self.writer = None
+
+    def on_run_begin(self, state: LoopState) -> None:
+        import tensorflow as tf
+
+        self.writer = tf.summary.create_file_writer(self.log_dir)
+
+    def _scalars(self, step: int, prefix: str, values: dict) -> None:
+        import tensorflow as tf
+
+        with self.writer.as_default(step=step):
+            for k, v in values.items():
+                tf.summary.scalar(f"{prefix}/{k}", v)
+
+    def on_step_end(self, state: LoopState, metrics: dict[str, float]) -> None:
+        self._scalars(state.step, "train", metrics)
+
+    def on_epoch_end(self, state: LoopState, logs: dict) -> None:
+        for group in self.epoch_groups:
+            self._scalars(state.step, group, logs.get(group, {}))
+        self.writer.flush()
+
+    def on_run_end(self, state: LoopState) -> None:
+        self.writer.flush()
+
+
+class History(Hook):
+    """One entry per finished epoch (`{"epoch", "step", **logs}`), rewritten atomically to
+    `path` after each epoch; `entries` starts with what a resumed run already had."""
+
+    def __init__(self, path: str | None, entries: list[dict] | None = None):
+        self.path = path
+        self.entries = list(entries or [])
+
+    @classmethod
+    def resume(cls, read_path: str, write_path: str, epochs_done: int) -> History:
+        """The history of `read_path` up to the restored checkpoint's epoch (entries after it
+        belong to steps the resumed run redoes)."""
+        entries = []
+        if os.path.exists(read_path):
+            with open(read_path) as f:
+                entries = json.load(f)
+        return cls(write_path, entries[:epochs_done])
+
+    def on_epoch_end(self, state: LoopState, logs: dict) -> None:
+        self.entries.append({"epoch": state.epoch + 1, "step": state.step, **logs})
+        if self.path:
+            io_utils.atomic_write_json(self.path, self.entries)
+
+
+# The step metrics the progress bar shows (the rest are in TensorBoard and history.json).
+SHOWN = ("loss", "acc_tradeoff", "adv_acc_tradeoff", "acc_routed", "route_benign",
+         "route_adversarial", "route_tradeoff")
+
+
+class Progress(Hook):
+    """A start line, a Keras progress bar per epoch and one line per finished epoch (the
+    `eval_name` check's clean and PGD accuracy of every output); silent at verbose=0."""
+
+    def __init__(self, banner: str, eval_name: str, verbose: int = 1):
+        self.banner = banner
+        self.eval_name = eval_name
+        self.verbose = verbose
+        self.bar = None
+
+    def on_run_begin(self, state: LoopState) -> None:
+        if self.verbose:
+            resuming = f"; resuming at step {state.step}" if state.step else ""
+            print(self.banner + resuming, flush=True)
+
+    def on_epoch_begin(self, state: LoopState) -> None:
+        import keras
+
+        self.bar = keras.utils.Progbar(state.steps_per_epoch, verbose=self.verbose, unit_name="step")
+
+    def on_step_end(self, state: LoopState, metrics: dict[str, float]) -> None:
+        self.bar.update(state.step - state.epoch * state.steps_per_epoch,
+                        values=[(k, v) for k, v in metrics.items() if k in SHOWN])
+
+    def on_epoch_end(self, state: LoopState, logs: dict) -> None:
+        if self.verbose:
+            print(epoch_line(state.epoch + 1, logs[self.eval_name], self.eval_name), flush=True)
+
+
+def epoch_line(epoch: int, result: dict, split: str = "test") -> str:
+    """`epoch 3: test (1000 images) | routed clean 98.1% pgd 90.2% | ...`"""
+    parts = [f"epoch {epoch}: {split} ({result['examples']} images)"]
+    for name in outputs.SCORED_NFI:
+        if f"clean_{name}" in result:
+            parts.append(f"{name} clean {100 * result[f'clean_{name}']:.1f}% "
+                         f"pgd {100 * result[f'pgd_{name}']:.1f}%")
+    return " | ".join(parts)

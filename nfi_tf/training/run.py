@@ -1,0 +1,140 @@
+"""`train_and_evaluate(config, model_dir)`: the whole training run, resumable at any point.
+
+A composition: the runtime settings, the data, the checkpointed state (`state.py`), the
+compiled step (`step.py`) and the loop with its hooks (`controller.py`, `hooks.py`).
+
+Model dir layout (everything written atomically):
+    config.json        the final config (also the identity a resumed run is checked against)
+    checkpoints/       tf.train.CheckpointManager: model, optimizer (its step counter included)
+    history.json       per-epoch train metrics and test-subset (or validation-split) evaluation
+    logs/              TensorBoard
+    model.keras        the trained classifier
+    summary.json       final metrics, time, steps
+
+Resume: rerunning the same command finds the latest checkpoint and continues from its step.
+The data stream and every random draw are functions of (seed, step), see `data.TrainStream`
+and `AdversarialTrainer.step_seed`, so with `--deterministic` a resumed run ends bit-identical
+to an uninterrupted one.
+
+MultiWorkerMirroredStrategy: every worker runs the same command; only the chief (worker 0)
+writes the model dir, the others resume from its checkpoints and write theirs to a private
+temporary dir.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+
+import keras
+import tensorflow as tf
+from tensorflow.python.framework import config as tf_config  # disable_op_determinism is not public
+
+from nfi_tf import data, io_utils
+from nfi_tf.config import Config
+from nfi_tf.distribute import build_strategy, distribute_dataset, is_chief
+from nfi_tf.training import epoch_eval, hooks
+from nfi_tf.training.controller import Controller, LoopState
+from nfi_tf.training.state import TrainingState, check_model_dir
+from nfi_tf.training.step import step_function
+
+
+def configure_runtime(config: Config) -> None:
+    """Seeds, determinism and the dtype policy; call before any model is built."""
+    t = config.train
+    keras.utils.set_random_seed(t.seed)
+    # Op determinism is process-global: switch it off explicitly when not asked for, or an
+    # earlier deterministic run in the same process (tests, notebooks) would leak into this one.
+    if t.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    else:
+        tf_config.disable_op_determinism()
+    keras.mixed_precision.set_global_policy(
+        "float32" if t.mixed_precision == "off" else t.mixed_precision)
+
+
+def train_and_evaluate(config: Config, model_dir: str, *, download: bool = True,
+                       verbose: int = 1, stop_after_steps: int | None = None) -> dict:
+    """Train (or resume) the configured model in `model_dir` and return its summary.
+
+    The summary has the same keys whether the run finished or not (`finished`, `stop_reason`
+    tell which). `stop_after_steps` ends the run early after that global step (for tests and
+    benchmarks): the checkpoint at that step is written, the final model and summary.json are not.
+    """
+    configure_runtime(config)
+    strategy = build_strategy(config.train.strategy)
+    check_model_dir(config, model_dir)
+    os.makedirs(model_dir, exist_ok=True)
+    # Every worker of MultiWorkerMirroredStrategy runs all of this (saving reads variables, which
+    # can take part in collectives), but only the chief writes the shared model dir: the others
+    # write to a private temporary dir, removed when it is collected (at return, or at exit).
+    scratch = None if is_chief(strategy) else tempfile.TemporaryDirectory(prefix="nfi_tf_worker_")
+    write_dir = model_dir if scratch is None else scratch.name
+
+    info = data.load_info(config.data, download)
+    t = config.train
+    stream = data.TrainStream(config.data, t.batch_size, t.seed, download)
+    # "validation" (held-out train images) when --validation_examples is set, else "test".
+    eval_name, eval_ds = data.epoch_eval_dataset(config.data, t.eval_batch_size, download)
+    steps_per_epoch = stream.steps_per_epoch
+
+    state = TrainingState(config, write_dir, strategy, info, steps_per_epoch, restore_dir=model_dir)
+    start_step = state.restore()
+    config.save(os.path.join(write_dir, "config.json"))
+    eval_step = epoch_eval.make_eval_step(state.classifier, config.eval_attack, t.seed)
+    history = hooks.History.resume(os.path.join(model_dir, "history.json"),
+                                   os.path.join(write_dir, "history.json"),
+                                   start_step // steps_per_epoch)
+    banner = (f"nfi_tf: {config.model.method} on {info.name} ({stream.num_examples} train images, "
+              f"{steps_per_epoch} steps/epoch, {t.epochs} epochs), {config.model.backbone}, "
+              f"{strategy.num_replicas_in_sync} replica(s)")
+    run_hooks = [
+        hooks.NanGuard(state.latest_checkpoint),
+        *([hooks.StopAfter(stop_after_steps)] if stop_after_steps is not None else []),
+        hooks.CheckpointPolicy(state.save, t.checkpoint_every_steps),
+        hooks.EpochMeans(ranges=("cf_denominator",)),
+        hooks.EpochEvaluation(eval_name, lambda: epoch_eval.evaluate(eval_step, eval_ds)),
+        hooks.TensorBoard(os.path.join(write_dir, "logs"), epoch_groups=(eval_name,)),
+        history,
+        hooks.Progress(banner, eval_name, verbose),
+    ]
+
+    def epoch_batches(epoch: int, skip: int):
+        ds = stream.epoch(epoch, skip)
+        return distribute_dataset(strategy, ds) if strategy.num_replicas_in_sync > 1 else ds
+
+    started = time.time()
+    controller = Controller(step_function(state.trainer, strategy, t.jit_compile), epoch_batches,
+                            steps_per_epoch, steps_per_epoch * t.epochs, run_hooks)
+    loop = controller.run(start_step)
+    summary = _summary(config, info.name, stream.num_examples, eval_name, history.entries, loop,
+                       time.time() - started)
+    if loop.finished:
+        with io_utils.atomic_path(os.path.join(write_dir, "model.keras"), suffix=".keras") as tmp:
+            state.classifier.save(tmp)
+        io_utils.atomic_write_json(os.path.join(write_dir, "summary.json"), summary)
+    return summary
+
+
+def _summary(config: Config, dataset: str, train_examples: int, eval_name: str,
+             history: list[dict], loop: LoopState, seconds: float) -> dict:
+    """The run's summary; the last finished epoch's metrics are the final ones."""
+    final = history[-1] if history else {}
+    return {
+        "method": config.model.method,
+        "dataset": dataset,
+        "backbone": config.model.backbone,
+        "epochs": config.train.epochs,
+        "steps": loop.step,
+        "finished": loop.finished,
+        "stop_reason": loop.stop_reason,
+        "train_examples": train_examples,
+        "eval_split": eval_name,  # names the two keys below: test, or validation
+        f"{eval_name}_examples": final.get(eval_name, {}).get("examples"),
+        "train_seconds_this_run": round(seconds, 1),
+        "final_train": final.get("train", {}),
+        f"final_{eval_name}": final.get(eval_name, {}),
+        "note": "test pgd_* attack the trade-off head (TRADES' PGD); routed-model robustness "
+                "needs the adaptive `python -m nfi_tf.evaluate`",
+    }
