@@ -35,6 +35,7 @@ _OVERRIDES = {
     "adversarial_loss": ("loss", "adversarial_loss"),
     "counterfactual_loss": ("loss", "counterfactual_loss"),
     "detach_aux_heads": ("loss", "detach_aux_heads"),
+    "route_guard_weight": ("loss", "route_guard_weight"),
     "counterfactual_floor": ("loss", "counterfactual_floor"),
     "counterfactual_ema_decay": ("loss", "counterfactual_ema_decay"),
     "counterfactual_warmup_steps": ("loss", "counterfactual_warmup_steps"),
@@ -102,6 +103,9 @@ def define_train_flags() -> None:
     f.DEFINE_integer("counterfactual_warmup_steps", None, "Steps over which the counterfactual "
                      "term goes from the plain KL to its ratio (default 32; 0: none).")
     f.DEFINE_bool("detach_aux_heads", None, "Ablation: benign/adversarial heads do not train f.")
+    f.DEFINE_float("route_guard_weight", None, "Not in the paper (default 0: off): also train the "
+                   "robust part score to keep the label on inputs steered onto the benign route "
+                   "on a wrong class (one more PGD per step; docs/method.md §6).")
     # optimization
     f.DEFINE_integer("epochs", None, "Training epochs (MNIST 100, CIFAR 76).")
     f.DEFINE_integer("batch_size", None, "Global batch size (default 128).")

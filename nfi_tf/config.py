@@ -89,6 +89,9 @@ class LossConfig:
     # 32: the sweep's choice; without it the running ratio blows up while the whole KL is ~1e-3.
     counterfactual_warmup_steps: int = 32
     detach_aux_heads: bool = False  # ablation: benign/adversarial heads do not train f
+    # Not the paper's method, an option beside it (0: off): weight of CE(rob(x_rg), y), where x_rg
+    # steers the routing switch onto the benign route on a wrong class (see training/step.py).
+    route_guard_weight: float = 0.0
 
     def __post_init__(self):
         # Old config.json files say "relative" for the floored form: load them as "floored".
@@ -245,7 +248,8 @@ def validate(c: Config) -> Config:
               f"{name} step_size must be in (0, epsilon={a.epsilon}]. Received: step_size={a.step_size}")
         check(a.num_steps >= 1, f"{name} num_steps must be >= 1. Received: num_steps={a.num_steps}")
     check(lo.beta >= 0, f"beta must be >= 0. Received: beta={lo.beta}")
-    for w in ("tradeoff_weight", "benign_weight", "adversarial_weight", "counterfactual_weight"):
+    for w in ("tradeoff_weight", "benign_weight", "adversarial_weight", "counterfactual_weight",
+              "route_guard_weight"):
         check(getattr(lo, w) >= 0, f"{w} must be >= 0. Received: {w}={getattr(lo, w)}")
     check(lo.counterfactual_floor >= 0,
           f"counterfactual_floor must be >= 0. Received: counterfactual_floor={lo.counterfactual_floor}")
@@ -255,6 +259,9 @@ def validate(c: Config) -> Config:
     check(isinstance(lo.counterfactual_warmup_steps, int) and lo.counterfactual_warmup_steps >= 0,
           f"counterfactual_warmup_steps must be an integer >= 0. "
           f"Received: counterfactual_warmup_steps={lo.counterfactual_warmup_steps!r}")
+    check(lo.route_guard_weight == 0 or m.method == "nfi",
+          f"route_guard_weight guards the routing switch, which only method=nfi has. "
+          f"Received: route_guard_weight={lo.route_guard_weight}, method={m.method}")
     check(lo.adversarial_loss in ADVERSARIAL_LOSSES,
           f"adversarial_loss must be one of {ADVERSARIAL_LOSSES}. Received: {lo.adversarial_loss!r}")
     check(lo.counterfactual_loss in COUNTERFACTUAL_LOSSES,

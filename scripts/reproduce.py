@@ -54,6 +54,10 @@ _CIFAR_ABLATION = {"data": {"train_examples": 10_000}, "train": {"epochs": 2, "l
 _LOSS_WEIGHT_CONTROL = {"model": {"method": "trades"}, "loss": {"tradeoff_weight": 3.1}}
 SEEDS = {"mnist": (0, 1, 2), "cifar10": (0, 1)}
 MAIN_RUNS = ("trades", "nfi")
+# Not the paper's method: nfi with the route guard (docs/method.md §6), weight 1 (not tuned),
+# at the main budget and seeds, after every main run (it is reported beside them).
+GUARD_RUN = "nfi_route_guard"
+_ROUTE_GUARD = {"loss": {"route_guard_weight": 1.0}}
 FULL = {
     "mnist": {
         "common": {
@@ -65,6 +69,7 @@ FULL = {
         "runs": {
             "trades": {"model": {"method": "trades"}},
             "nfi": {},
+            GUARD_RUN: _ROUTE_GUARD,
             "ablation_trades": _merge(_MNIST_ABLATION, {"model": {"method": "trades"}}),
             "ablation_trades_loss_weight": _merge(_MNIST_ABLATION, _LOSS_WEIGHT_CONTROL),
             "ablation_nfi_reference": _MNIST_ABLATION,
@@ -93,6 +98,7 @@ FULL = {
         "runs": {
             "trades": {"model": {"method": "trades"}},
             "nfi": {},
+            GUARD_RUN: _ROUTE_GUARD,
             "ablation_trades": _merge(_CIFAR_ABLATION, {"model": {"method": "trades"}}),
             "ablation_trades_loss_weight": _merge(_CIFAR_ABLATION, _LOSS_WEIGHT_CONTROL),
             # The reference has --robust_dims=32 (the common setting). On the CIFAR backbone
@@ -152,7 +158,7 @@ def plan(quick: bool) -> list[tuple[str, str, Config, int]]:
         for name, overrides in spec["runs"].items():
             if quick and name not in QUICK_RUNS:
                 continue
-            main = name in MAIN_RUNS
+            main = name in MAIN_RUNS or name == GUARD_RUN
             seeds = (SEEDS[dataset][:1] if quick else SEEDS[dataset]) if main else (0,)
             for seed in seeds:
                 layers = [spec["common"], overrides, {"train": {"seed": seed}}]
@@ -162,7 +168,7 @@ def plan(quick: bool) -> list[tuple[str, str, Config, int]]:
                 else:
                     n_eval = spec["eval_examples"] if main else ABLATION_EVAL_EXAMPLES
                 config = make_config(dataset, _merge(*layers))
-                order = (0 if main else 1, seed, d_index)
+                order = (0 if name in MAIN_RUNS else 1 if name == GUARD_RUN else 2, seed, d_index)
                 runs.append((order, dataset, run_name(name, seed) if main else name, config, n_eval))
     runs.sort(key=lambda r: r[0])  # stable: within a key, the spec's order
     return [r[1:] for r in runs]

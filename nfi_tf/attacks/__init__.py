@@ -14,6 +14,7 @@ from nfi_tf.attacks.apgd import APGD
 from nfi_tf.attacks.base import Attack, Target
 from nfi_tf.attacks.fab import FABTargeted
 from nfi_tf.attacks.losses import (
+    agreement_loss_fn,
     ce_loss_fn,
     cw_loss_fn,
     dlr_loss_fn,
@@ -27,5 +28,5 @@ from nfi_tf.attacks.square import Square, keras_query
 from nfi_tf.attacks.threat import ThreatModel
 
 __all__ = ["APGD", "RANDOM_STARTS", "Attack", "FABTargeted", "JudgedPGD", "Square", "Target",
-           "ThreatModel", "ce_loss_fn", "cw_loss_fn", "dlr_loss_fn", "keras_query", "kl_loss_fn",
-           "margin_loss_fn", "pgd", "targeted_dlr_loss_fn"]
+           "ThreatModel", "agreement_loss_fn", "ce_loss_fn", "cw_loss_fn", "dlr_loss_fn",
+           "keras_query", "kl_loss_fn", "margin_loss_fn", "pgd", "targeted_dlr_loss_fn"]

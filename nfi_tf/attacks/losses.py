@@ -43,6 +43,15 @@ def margin_loss_fn(labels, logits):
     return other - correct
 
 
+def agreement_loss_fn(labels, logits, num_scores: int, cap: float = 10.0):
+    """Sum over `num_scores` score vectors, concatenated in `logits` ([B, num_scores * C]), of
+    min(z_t - max_{j != t} z_j, cap) with t = `labels`: grows as every score moves onto class t
+    (> 0 for a score exactly where t wins); the cap stops a score already far past its boundary
+    from dominating. Used to steer the routing switch (all deciding scores on one class)."""
+    chunks = tf.split(logits, num_scores, axis=-1)
+    return tf.add_n([tf.minimum(-margin_loss_fn(labels=labels, logits=c), cap) for c in chunks])
+
+
 def cw_loss_fn(labels, logits, confidence: float = 50.0):
     """The CW-Linf margin: max_{j != y} z_j - z_y, capped at `confidence` (as TRADES' CW eval)."""
     return tf.minimum(margin_loss_fn(labels=labels, logits=logits), confidence)

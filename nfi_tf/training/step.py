@@ -73,6 +73,39 @@ class AdversarialTrainer(keras.Model):
                            self.config.attack, seed, random_start="normal",
                            replica=replica if replica[1] > 1 else None)
 
+    def route_guard_examples(self, x, seed):
+        """x_rg: L-inf PGD (the training threat model) pushing the trade-off head, both part
+        scores and the benign head onto one wrong class t (the trade-off head's strongest wrong
+        class on x). Where all four agree on t the rule routes to the benign head, which then
+        answers t: the attack that kept attacked CIFAR-10 inputs on the benign route.
+
+        Why train `rob` against it: the benign route (and the adversarial one) needs the robust
+        part score to agree with the trade-off head; if `rob` keeps the label on x_rg, no wrong
+        class can be agreed on, and the switch falls back to the trade-off head."""
+        clean = tf.stop_gradient(self.classifier(x, training=False)["tradeoff"])
+        num_classes = clean.shape[-1]
+        target = tf.argmax(clean - 1e9 * tf.one_hot(tf.argmax(clean, axis=-1), num_classes),
+                           axis=-1, output_type=tf.int32)
+        names = ("tradeoff", "rob", "nr", "benign")
+
+        def scores(images):
+            out = self.classifier(images, training=False)
+            return tf.concat([out[n] for n in names], axis=-1)
+
+        def objective(labels, logits):
+            return attacks.agreement_loss_fn(labels, logits, num_scores=len(names))
+
+        replica = replica_info()
+        return attacks.pgd(scores, x, target, objective, self.config.attack, seed,
+                           random_start="uniform", replica=replica if replica[1] > 1 else None)
+
+    def _route_guard(self, x_rg, y, training):
+        """CE of the robust part score on x_rg, and how often x_rg fools the routed output."""
+        out = self.classifier(x_rg, training=training)
+        ce = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(
+            y, tf.cast(out["rob"], tf.float32), from_logits=True))
+        return ce, 1.0 - _accuracy(y, out["routed"])
+
     def step_seed(self):
         """The random start is a function of (seed, step): replayable after a resume."""
         step = tf.cast(self.optimizer.iterations, tf.int64)
@@ -134,9 +167,17 @@ class AdversarialTrainer(keras.Model):
     def train_step(self, data):
         x, y = data
         x_adv = self.adversarial_examples(x, self.step_seed())
+        guard = self.config.loss.route_guard_weight
+        if guard:
+            # Its own random start: the seed pair shifted so it never repeats the PGD above.
+            x_rg = self.route_guard_examples(x, self.step_seed() + tf.constant([7919, 0], tf.int64))
         _, replicas = replica_info()
         with tf.GradientTape() as tape:
             terms, clean, adv = self.compute_losses(x, x_adv, y, training=True)
+            if guard:
+                ce, fooled = self._route_guard(x_rg, y, training=True)
+                terms["loss_route_guard"], terms["route_guard_fooled"] = ce, fooled
+                terms["loss"] = terms["loss"] + guard * ce
             objective = terms["loss"] + self._weight_decay()
             # Keras all-reduces (sums) gradients across replicas: average the per-replica loss.
             scaled = self.optimizer.scale_loss(objective / replicas)
