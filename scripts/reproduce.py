@@ -216,15 +216,20 @@ def train_one(dataset, name, config, work_dir) -> dict:
     return record
 
 
+def _finished(keep: str, config: Config, eval_args) -> bool:
+    """A run kept under results/ made from this config and evaluated with these flags."""
+    if not (os.path.exists(os.path.join(keep, "run.json"))
+            and _same_config(os.path.join(keep, "config.json"), config)):
+        return False
+    return json.load(open(os.path.join(keep, "run.json"))).get("eval_args") == list(eval_args)
+
+
 def run_one(dataset, name, config, n_eval, work_dir, results_dir, eval_args) -> dict:
     model_dir = os.path.join(work_dir, dataset, name)
     keep = os.path.join(results_dir, dataset, name)
-    if os.path.exists(os.path.join(keep, "run.json")) and _same_config(
-            os.path.join(keep, "config.json"), config):
-        record = json.load(open(os.path.join(keep, "run.json")))
-        if record.get("eval_args") == list(eval_args):
-            print(f"[reproduce] {dataset}/{name}: reusing finished run in {keep}", flush=True)
-            return record
+    if _finished(keep, config, eval_args):
+        print(f"[reproduce] {dataset}/{name}: reusing finished run in {keep}", flush=True)
+        return json.load(open(os.path.join(keep, "run.json")))
     trained = train_one(dataset, name, config, work_dir)
     print(f"[reproduce] {dataset}/{name}: evaluating ({n_eval} test images)", flush=True)
     started = time.time()
@@ -291,7 +296,8 @@ def main(argv=None) -> int:
             train_one(dataset, name, config, work_dir)
             continue
         if args.stage == "tables":
-            if os.path.exists(os.path.join(results_dir, dataset, name, "run.json")):
+            if _finished(os.path.join(results_dir, dataset, name), config,
+                         eval_args(dataset, name, config, args.quick)):
                 records.append({"dataset": dataset, "run": name})
             continue
         records.append(run_one(dataset, name, config, n_eval, work_dir, results_dir,

@@ -212,6 +212,41 @@ def counterfactual_table(dataset: str, runs: dict) -> list[str]:
              ""] + md_table(["run", "form", "weight", "warm-up steps", "denominator min – max"], rows))
 
 
+OVERLAP = (("clean_with_true_class", "clean image, own class"),
+           ("fooled_with_adversarial_class", "fooled image, adversarial class"),
+           ("fooled_with_true_class", "fooled image, true class"),
+           ("attacked_with_other_classes", "attacked image, other classes"))
+
+
+def overlap_table(dataset: str, runs: dict) -> list[str]:
+    """Figure 1 (right): top-k feature dims an image shares with each class's clean images."""
+    rows = []
+    for base, label in (("trades", "TRADES"), ("nfi", "nfi")):
+        seeds = [r["feature_overlap"] for r in _seeds(runs, base) if r.get("feature_overlap")]
+        if seeds:
+            k = seeds[0].get("k")
+            rows.append([label, str(len(seeds))] + [
+                f"{np.mean([o['summary'][key] for o in seeds]):.2f}" for key, _ in OVERLAP])
+    if not rows:
+        return []
+    return ([f"### {dataset}: Figure 1 (right), top-{k} feature dims shared (mean over seeds)", ""]
+            + md_table(["model", "seeds"] + [t for _, t in OVERLAP], rows))
+
+
+def synthesis_table(dataset: str, results_dir: str) -> list[str]:
+    """Figure 5: mean target-class probability at the seed and after each synthesis stage."""
+    path = os.path.join(results_dir, dataset, "nfi_seed0", "synthesis", "summary.json")
+    if not os.path.exists(path):
+        return []
+    probs = json.load(open(path))["mean_target_prob"]
+    stages = (("seed", "seed"), ("stage_one", "after stage 1 (robust part)"),
+              ("stage_two", "after stage 2 (non-robust part)"))
+    outputs_ = sorted(probs["seed"])
+    rows = [[title] + [f"{probs[key][o]:.3f}" for o in outputs_] for key, title in stages]
+    return ([f"### {dataset}: two-stage synthesis (nfi seed 0), mean target-class probability", ""]
+            + md_table(["images"] + outputs_, rows))
+
+
 def ablation_table(dataset: str, runs: dict) -> list[str]:
     names = [n for n in runs if n.startswith("ablation")]
     if not names:
@@ -295,7 +330,8 @@ def write_tables(results_dir: str, records: list[dict], paper_table1: dict, pape
                       verdict_table(f"### {dataset}: the route guard, not the paper's method "
                                     "(McNemar, seeds pooled)", guard),
                       adaptive_table(dataset, runs), route_table(dataset, runs),
-                      counterfactual_table(dataset, runs), ablation_table(dataset, runs),
+                      counterfactual_table(dataset, runs), overlap_table(dataset, runs),
+                      synthesis_table(dataset, results_dir), ablation_table(dataset, runs),
                       verdict_table(f"### {dataset}: ablation verdicts (McNemar, one seed)", ablation)):
             if block:
                 lines += block + [""]
