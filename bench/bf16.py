@@ -24,6 +24,8 @@ import statistics
 import sys
 import time
 
+from bench import isolated
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 PRECISIONS = ("off", "mixed_bfloat16")
@@ -109,19 +111,7 @@ def _serve(spec: dict, batches: list[int], repeats: int) -> dict:
 
 def run_isolated(spec: dict, timeout: float = 1800) -> dict:
     """`run(spec)` in a fresh Python process."""
-    import subprocess
-
-    try:
-        proc = subprocess.run([sys.executable, "-m", "bench.bf16", json.dumps(spec)],
-                              capture_output=True, text=True, timeout=timeout,
-                              cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    except subprocess.TimeoutExpired:
-        return {"spec": spec, "error": f"timed out after {timeout:.0f} s"}
-    for line in proc.stdout.splitlines():
-        if line.startswith("RESULT "):
-            return json.loads(line[len("RESULT "):])
-    tail = "\n".join(proc.stderr.strip().splitlines()[-5:])
-    return {"spec": spec, "error": f"exit {proc.returncode}: {tail}"}
+    return isolated.run_module("bench.bf16", spec, timeout)
 
 
 def run_bf16(tiny: bool, log=print) -> dict:
@@ -151,7 +141,7 @@ def describe(r: dict) -> str:
 
 def main(argv: list[str]) -> None:
     spec = json.loads(argv[1]) if len(argv) > 1 else {}
-    print("RESULT " + json.dumps(run(spec)), flush=True)
+    isolated.print_result(run(spec))
 
 
 if __name__ == "__main__":

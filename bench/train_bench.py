@@ -26,6 +26,8 @@ import statistics
 import sys
 import time
 
+from bench import isolated
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 DEFAULTS = {
@@ -218,25 +220,13 @@ def _forward_timing(classifier, x, forward_per_image: int, repeats: int = 10) ->
 
 def main(argv: list[str]) -> None:
     spec = json.loads(argv[1]) if len(argv) > 1 else {}
-    print("RESULT " + json.dumps(run(spec)), flush=True)
+    isolated.print_result(run(spec))
 
 
 
 def run_isolated(spec: dict, timeout: float = 900) -> dict:
     """`run(spec)` in a fresh Python process (its own peak RSS and thread pools)."""
-    import subprocess
-
-    try:
-        proc = subprocess.run([sys.executable, "-m", "bench.train_bench", json.dumps(spec)],
-                              capture_output=True, text=True, timeout=timeout,
-                              cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    except subprocess.TimeoutExpired:
-        return {"spec": {**DEFAULTS, **spec}, "error": f"timed out after {timeout:.0f} s"}
-    for line in proc.stdout.splitlines():
-        if line.startswith("RESULT "):
-            return json.loads(line[len("RESULT "):])
-    tail = "\n".join(proc.stderr.strip().splitlines()[-5:])
-    return {"spec": {**DEFAULTS, **spec}, "error": f"exit {proc.returncode}: {tail}"}
+    return isolated.run_module("bench.train_bench", spec, timeout, error_spec={**DEFAULTS, **spec})
 
 
 def run_many(specs: list[dict], isolated: bool, log=print) -> list[dict]:
