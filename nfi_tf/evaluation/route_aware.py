@@ -63,7 +63,9 @@ def route_target(classifier, route: str):
         out = classifier(x, training=False)
         agree = ("tradeoff", "rob", "nr", "benign") if route == "benign" else (
             "tradeoff", "rob", "adversarial")
-        total = tf.add_n([_capped(_margin_to(out[name], t)) for name in agree])
+        # The training step's route guard steers with the same objective (benign route).
+        total = losses.agreement_loss_fn(t, tf.concat([out[name] for name in agree], axis=-1),
+                                         num_scores=len(agree), cap=CAP)
         if route == "adversarial":  # the non-robust part must disagree for route 1
             total += _capped(-_margin_to(out["nr"], t))
         return total, out["routed"]
