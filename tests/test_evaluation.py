@@ -371,6 +371,24 @@ def test_report_files_exist_and_parse_with_the_rows_and_columns(nfi_eval):
     assert not [n for n in os.listdir(model_dir) if n.startswith(".")]  # no temporary leftovers
 
 
+def test_every_attacks_time_is_recorded_and_summed_by_family(nfi_eval):
+    r = nfi_eval.report
+    times = r["seconds_by_attack"]
+    assert set(times) == {k for k in r["attack_keys"] if k != wc.CLEAN}
+    assert all(v > 0 for v in times.values())
+    assert sum(times.values()) <= r["seconds"]  # the whole evaluation also loads and scores clean
+    by_family = report.seconds_by_family(r)
+    assert sum(by_family.values()) == pytest.approx(sum(times.values()))
+    assert "AutoAttack square" in by_family and "route" in by_family and "pgd" in by_family
+    assert "Time by attack family" in report.markdown(r)
+    # Hand-made: suite keys go to their own AutoAttack entry, variants and targets add up.
+    made = {"suite_keys": ["apgd_ce@routed:hard"],
+            "seconds_by_attack": {"pgd@routed:hard": 1.0, "pgd@routed:st": 2.0, "apgd_ce@routed:hard": 4.0,
+                                  "route@routed:benign_route#1": 8.0, "route@routed:benign_route#2": 16.0}}
+    assert report.seconds_by_family(made) == {"pgd": 3.0, "AutoAttack apgd_ce": 4.0, "route": 24.0}
+    assert report.seconds_by_family({}) == {}
+
+
 def test_reports_name_only_the_attacks_that_ran_and_the_trade_off_heads_gap(nfi_eval, trained_mnist_dir,
                                                                            tmp_path):
     summary = nfi_eval.report["routed_adaptive"]

@@ -187,8 +187,24 @@ def markdown(result: dict) -> str:
                   f"Matrices: `{overlap['json']}`, heatmap: `{overlap['png']}`."]
     if result.get("notes"):
         lines += ["", "Notes: " + "; ".join(result["notes"]) + "."]
+    by_family = seconds_by_family(result)
+    if by_family:
+        lines += ["", "Time by attack family (attacking + scoring, s): " + ", ".join(
+            f"{name} {secs:.0f}" for name, secs in by_family.items()) + "."]
     lines += ["", f"Per-example records: `{result['records']}` ({result['seconds']} s)", ""]
     return "\n".join(lines)
+
+
+def seconds_by_family(result: dict) -> dict[str, float]:
+    """Wall seconds per attack family, AutoAttack's suite apart, in the order they ran (empty for
+    an evaluation made before the times were recorded)."""
+    suite = set(result.get("suite_keys", []))
+    out: dict[str, float] = {}
+    for key, secs in result.get("seconds_by_attack", {}).items():
+        family = key.split("@")[0]
+        name = f"AutoAttack {family}" if key in suite else family
+        out[name] = out.get(name, 0.0) + secs
+    return out
 
 
 def write(model_dir: str, result: dict) -> None:

@@ -167,6 +167,7 @@ def _run(s: _Setup) -> _Recorder:
         clean, batch_correct = recorder.record(wc.CLEAN, x, x, y)
         bar.add(1)
         for p in s.planned:
+            started = time.perf_counter()
             todo = np.ones(len(y), bool)
             if p.suite:  # AutoAttack: only the points the suite so far left robust on this output
                 suite = [k for k in batch_correct[p.target] if k == wc.CLEAN or (
@@ -181,6 +182,9 @@ def _run(s: _Setup) -> _Recorder:
             _, new = recorder.record(p.key, x, x_adv, y)
             for row, v in new.items():
                 batch_correct[row][p.key] = v
+            # Wall time per attack (attacking + scoring), so a user can see where an evaluation's
+            # time goes and budget the next one (suite attacks only run on what is still robust).
+            recorder.seconds[p.key] = recorder.seconds.get(p.key, 0.0) + time.perf_counter() - started
             bar.add(1)
         if s.onnx:
             x_adv = s.runners[ONNX_SQUARE](x, y, attack_factory.int_seed(s.seed, ONNX_SQUARE, b), clean)
@@ -204,6 +208,7 @@ class _Recorder:
         self.keep_inputs = keep_inputs
         self.inputs: dict[str, list[np.ndarray]] = {}
         self.max_linf: dict[str, float] = {}
+        self.seconds: dict[str, float] = {}
         self.pixel_range: dict[str, tuple[float, float]] = {}
         self.clean_features, self.adv_features, self.adv_predictions = [], [], []
 
@@ -316,6 +321,7 @@ def _report(s: _Setup, recorder: _Recorder) -> dict:
         "accuracy_by_attack": {row: {k: float(v.mean()) for k, v in sorted(correct[row].items())}
                                for row in recorder.all_rows},
         "checks": {"max_linf": recorder.max_linf, "pixel_range": recorder.pixel_range},
+        "seconds_by_attack": {k: round(v, 2) for k, v in recorder.seconds.items()},
         "notes": s.notes,
         "records": report.EVAL_NPZ,
     }
