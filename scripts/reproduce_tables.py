@@ -27,6 +27,7 @@ TITLES = {"clean": "clean", "pgd": "PGD", "cw": "CW-Linf", "autoattack": "AutoAt
           "route_aware": "route-aware", "worst_case": "worst case"}
 TABLE_FILE = "results_table.md"
 VERDICTS_FILE = "verdicts.json"
+INDEPENDENT_FILE = "independent_attack.json"  # scripts/independent_attack.py --out
 _SEEDED = re.compile(r"^(?P<base>.+)_seed(?P<seed>\d+)$")
 
 # (claim id, text, (run, row, column) claimed higher, (run, row, column) claimed lower).
@@ -88,7 +89,8 @@ def load_run(results_dir: str, dataset: str, run: str) -> dict | None:
     if not os.path.exists(os.path.join(d, "eval.json")):
         return None
     result = json.load(open(os.path.join(d, "eval.json")))
-    for name, key in (("run.json", "_run"), ("history.json", "_history"), ("config.json", "_config")):
+    for name, key in (("run.json", "_run"), ("history.json", "_history"), ("config.json", "_config"),
+                      (INDEPENDENT_FILE, "_independent")):
         if os.path.exists(os.path.join(d, name)):
             result[key] = json.load(open(os.path.join(d, name)))
     result["_dir"] = d
@@ -247,6 +249,35 @@ def synthesis_table(dataset: str, results_dir: str) -> list[str]:
             + md_table(["images"] + outputs_, rows))
 
 
+def independent_checks(runs: dict) -> list[dict]:
+    """Per run: the evaluation's worst case for the served output beside what the independent
+    attack (outside the project's attack code) leaves; reported above independent = a bug."""
+    out = []
+    for base in sorted(runs):
+        for seed, r in sorted(runs[base].items(), key=lambda kv: (kv[0] is None, kv[0] or 0)):
+            ind = r.get("_independent")
+            if not ind:
+                continue
+            reported = _cell(r, ind["output"], "worst_case")
+            out.append({"run": base if seed is None else f"{base}_seed{seed}", "output": ind["output"],
+                        "examples": ind["examples"], "reported_worst_case": reported,
+                        "independent_attack": ind["accuracy_under_attack"],
+                        "ok": reported is not None and reported <= ind["accuracy_under_attack"] + 1e-9})
+    return out
+
+
+def independent_table(dataset: str, checks: list[dict]) -> list[str]:
+    if not checks:
+        return []
+    rows = [[c["run"], c["output"], str(c["examples"]), _mean_sd([c["reported_worst_case"]]),
+             _mean_sd([c["independent_attack"]]), "yes" if c["ok"] else "NO: a bug in our evaluation"]
+            for c in checks]
+    return ([f"### {dataset}: independent check (scripts/independent_attack.py: CW-margin PGD summed "
+             "over the heads, 100 steps, 2 restarts), accuracy %", ""]
+            + md_table(["run", "output", "images", "our worst case", "independent attack",
+                        "ours at or below it"], rows))
+
+
 def ablation_table(dataset: str, runs: dict) -> list[str]:
     names = [n for n in runs if n.startswith("ablation")]
     if not names:
@@ -323,7 +354,9 @@ def write_tables(results_dir: str, records: list[dict], paper_table1: dict, pape
         paper = dataset == "cifar10"  # the paper's tables are CIFAR-10 (WRN-34-10)
         main, ablation = verdicts(runs), verdicts(runs, ABLATION_CLAIMS)
         guard = verdicts(runs, GUARD_CLAIMS)
-        all_verdicts[dataset] = {"main": main, "route_guard": guard, "ablations": ablation}
+        checks = independent_checks(runs)
+        all_verdicts[dataset] = {"main": main, "route_guard": guard, "ablations": ablation,
+                                 "independent_check": checks}
         for block in (main_table(dataset, runs, paper_table2 if paper else None),
                       parts_table(dataset, runs, paper_table1 if paper else None),
                       verdict_table(f"### {dataset}: verdicts (McNemar, seeds pooled)", main),
@@ -332,7 +365,8 @@ def write_tables(results_dir: str, records: list[dict], paper_table1: dict, pape
                       adaptive_table(dataset, runs), route_table(dataset, runs),
                       counterfactual_table(dataset, runs), overlap_table(dataset, runs),
                       synthesis_table(dataset, results_dir), ablation_table(dataset, runs),
-                      verdict_table(f"### {dataset}: ablation verdicts (McNemar, one seed)", ablation)):
+                      verdict_table(f"### {dataset}: ablation verdicts (McNemar, one seed)", ablation),
+                      independent_table(dataset, checks)):
             if block:
                 lines += block + [""]
     text = "\n".join(lines)

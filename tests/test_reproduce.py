@@ -62,6 +62,36 @@ def test_tables_pool_seeds_and_give_paired_verdicts(tmp_path):
     assert "### mnist: verdicts (McNemar, seeds pooled)" in text
 
 
+def test_independent_check_flags_a_reported_worst_case_above_the_outside_attack(tmp_path):
+    # nfi_seed0's routed worst case is 0.5 (its PGD cell), TRADES' 0.8.
+    _fake_run(tmp_path, "trades_seed0", {"tradeoff": {"clean": 0.9, "pgd": 0.8}}, "trades")
+    _fake_run(tmp_path, "nfi_seed0", {"routed": {"clean": 1.0, "pgd": 0.5}}, "nfi")
+    for run, output, found in (("trades_seed0", "tradeoff", 0.7), ("nfi_seed0", "routed", 0.6)):
+        (tmp_path / "mnist" / run / reproduce_tables.INDEPENDENT_FILE).write_text(json.dumps(
+            {"output": output, "examples": 40, "accuracy_under_attack": found}))
+    records_ = [{"dataset": "mnist", "run": r} for r in ("trades_seed0", "nfi_seed0")]
+    text = reproduce_tables.write_tables(str(tmp_path), records_, {}, {})
+    checks = {c["run"]: c for c in json.load(open(tmp_path / "verdicts.json"))["mnist"]["independent_check"]}
+    assert checks["nfi_seed0"]["ok"] and checks["nfi_seed0"]["reported_worst_case"] == 0.5
+    assert not checks["trades_seed0"]["ok"]  # we report 80% where an outside attack leaves 70%
+    assert "| trades_seed0 | tradeoff | 40 | 80.0 | 70.0 | NO: a bug in our evaluation |" in text
+
+
+def test_independent_attack_script_attacks_the_served_output(trained_mnist_dir, trained_mnist_trades_dir,
+                                                             tmp_path):
+    for model_dir, output in ((trained_mnist_dir, "routed"), (trained_mnist_trades_dir, "tradeoff")):
+        out = tmp_path / f"{output}.json"
+        run = subprocess.run([sys.executable, os.path.join(REPO, "scripts", "independent_attack.py"),
+                              f"--model_dir={model_dir}", "--examples=64", "--steps=10", "--restarts=1",
+                              f"--out={out}"], capture_output=True, text=True, timeout=600)
+        assert run.returncode == 0, run.stderr[-2000:]
+        result = json.load(open(out))
+        assert result["output"] == output and result["examples"] == 64
+        assert json.loads(run.stdout.strip().splitlines()[-1]) == result
+        # eps 0.3 on a briefly trained model: the attack must find many errors the clean pass did not.
+        assert result["accuracy_under_attack"] < result["clean"] - 0.1
+
+
 def test_plan_gives_trades_and_nfi_the_same_budget_and_seeds():
     for dataset in ("mnist", "cifar10"):
         runs = {name: c for d, name, c, _ in reproduce.plan(False) if d == dataset}
@@ -105,6 +135,11 @@ def test_quick_pipeline_end_to_end_and_reuse(tmp_path):
         run = json.load(open(results / dataset / name / "run.json"))
         assert run["train_seconds"] > 0
         assert (results / dataset / name / "eval.npz").exists()  # the paired tests' records
+        independent = json.load(open(results / dataset / name / reproduce.INDEPENDENT_FILE))
+        assert independent["examples"] == result["examples"]
+        # Same model, same test images: the same clean accuracy (the quick budgets are too small
+        # for the worst-case comparison to mean anything; the full plan's table makes it).
+        assert independent["clean"] == pytest.approx(result["table"][independent["output"]]["clean"])
     for dataset in ("mnist", "cifar10"):  # Figure 5: synthesis from the first nfi seed
         synthesis = results / dataset / reproduce.SYNTHESIS_RUN / "synthesis"
         summary = json.load(open(synthesis / "summary.json"))
@@ -115,4 +150,5 @@ def test_quick_pipeline_end_to_end_and_reuse(tmp_path):
     again = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600, env=env)
     assert again.returncode == 0, again.stderr[-3000:]
     assert again.stdout.count("reusing finished run") == len(reproduce.plan(True))
-    assert "training" not in again.stdout and "synthesis" not in again.stdout
+    for step in ("training", "synthesis", "independent attack"):
+        assert step not in again.stdout, step
