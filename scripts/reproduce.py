@@ -298,8 +298,10 @@ def main(argv=None) -> int:
                         help="checkpoints and full model dirs (not for git)")
     parser.add_argument("--results_dir", default=None,
                         help="small outputs (default: results/, or results_quick/ with --quick)")
-    parser.add_argument("--datasets", default="mnist,cifar10")
-    parser.add_argument("--runs", default="", help="comma list of run names (default: all)")
+    parser.add_argument("--datasets", default="mnist,cifar10",
+                        help="run only these datasets' runs (the tables still cover every finished run)")
+    parser.add_argument("--runs", default="", help="comma list of run names to run, e.g. "
+                        "nfi_route_guard_seed0 (default: all; the tables still cover every finished run)")
     parser.add_argument("--stage", choices=("all", "train", "tables"), default="all",
                         help="train: only train the runs (evaluate and tabulate later); tables: "
                              "only rebuild the tables from the runs already finished")
@@ -309,24 +311,29 @@ def main(argv=None) -> int:
     work_dir = args.work_dir + ("_quick" if args.quick else "")
     wanted = set(filter(None, args.runs.split(",")))
     datasets = set(args.datasets.split(","))
-    records = []
-    for dataset, name, config, n_eval in plan(args.quick):
-        if dataset not in datasets or (wanted and name not in wanted):
+    known = plan(args.quick)
+    for asked, valid, flag in ((wanted, {n for _, n, _, _ in known}, "runs"),
+                               (datasets, {d for d, _, _, _ in known}, "datasets")):
+        if asked - valid:
+            parser.error(f"unknown {flag}: {','.join(sorted(asked - valid))}; "
+                         f"the plan has: {','.join(sorted(valid))}")
+    for dataset, name, config, n_eval in known:
+        if args.stage == "tables" or dataset not in datasets or (wanted and name not in wanted):
             continue
         if args.stage == "train":
             train_one(dataset, name, config, work_dir)
             continue
-        if args.stage == "tables":
-            if _finished(os.path.join(results_dir, dataset, name), config,
-                         eval_args(dataset, name, config, args.quick)):
-                records.append({"dataset": dataset, "run": name})
-            continue
-        records.append(run_one(dataset, name, config, n_eval, work_dir, results_dir,
-                               eval_args(dataset, name, config, args.quick)))
+        run_one(dataset, name, config, n_eval, work_dir, results_dir,
+                eval_args(dataset, name, config, args.quick))
         independent_check(dataset, name, n_eval, work_dir, results_dir, args.quick)
         synthesize(dataset, name, config, work_dir, results_dir, args.quick)
     if args.stage == "train":
         return 0
+    # The tables always cover every finished run of the plan, whichever runs this call made (a
+    # call limited by --runs or --datasets must not leave tables of just those runs).
+    records = [{"dataset": dataset, "run": name} for dataset, name, config, _ in known
+               if _finished(os.path.join(results_dir, dataset, name), config,
+                            eval_args(dataset, name, config, args.quick))]
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from reproduce_tables import write_tables  # sibling module (scripts/ is not a package)
 

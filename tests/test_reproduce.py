@@ -117,6 +117,16 @@ def test_plan_gives_trades_and_nfi_the_same_budget_and_seeds():
         "--attack_outputs=routed,tradeoff,robust_part,nonrobust_part")
 
 
+def test_unknown_run_or_dataset_is_a_one_line_error(capsys):
+    for flag, bad, valid in (("--runs", "nfi_seed9", "nfi_route_guard_seed0"),
+                             ("--datasets", "svhn", "cifar10,mnist")):
+        with pytest.raises(SystemExit) as e:
+            reproduce.main([f"{flag}={bad}", "--stage=tables"])
+        assert e.value.code == 2
+        err = capsys.readouterr().err.strip().splitlines()[-1]
+        assert f"unknown {flag[2:]}: {bad}; the plan has:" in err and valid in err
+
+
 @pytest.mark.large
 def test_quick_pipeline_end_to_end_and_reuse(tmp_path):
     """`scripts/reproduce.sh --quick`: trains and evaluates every quick run on real data, writes
@@ -147,8 +157,15 @@ def test_quick_pipeline_end_to_end_and_reuse(tmp_path):
     table = (results / "results_table.md").read_text()
     assert "### mnist: Table 2" in table and "### cifar10: Table 2" in table
     assert "paper: ours (routed) (WRN-34-10)" in table
+    (results / "results_table.md").unlink()
     again = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600, env=env)
     assert again.returncode == 0, again.stderr[-3000:]
     assert again.stdout.count("reusing finished run") == len(reproduce.plan(True))
+    # A call limited to one run still writes the tables of every finished run.
+    one = subprocess.run(cmd + ["--runs=nfi_seed0", "--datasets=mnist"], cwd=REPO, capture_output=True,
+                         text=True, timeout=600, env=env)
+    assert one.returncode == 0 and one.stdout.count("reusing finished run") == 1, one.stderr[-3000:]
+    table = (results / "results_table.md").read_text()
+    assert "### mnist: Table 2" in table and "### cifar10: Table 2" in table
     for step in ("training", "synthesis", "independent attack"):
         assert step not in again.stdout, step
