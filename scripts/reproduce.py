@@ -43,8 +43,9 @@ def _merge(*dicts):
 
 # Budgets: the same for TRADES and nfi on a dataset (same seeds, epochs, attack, data).
 # Sized for 2 CPU cores (see RESULTS.md for the deviations from the paper's setup):
-# MNIST ~8 min per main model, CIFAR-10 (WRN-10-1) ~15 min; ablations are shorter runs
-# compared against an nfi reference and a TRADES run trained on the same short budget.
+# measured, MNIST 14-18 min of training and 21-26 min of evaluation per main model, CIFAR-10
+# (WRN-10-1) 23-37 min and 6-9 min; ablations are shorter runs compared against an nfi
+# reference and a TRADES run trained on the same short budget.
 # Main runs are repeated over SEEDS (the verdicts pair the seeds' runs on the same test images).
 _MNIST_ABLATION = {"data": {"train_examples": 8192}, "train": {"epochs": 2, "lr_decay_epochs": ()}}
 _CIFAR_ABLATION = {"data": {"train_examples": 10_000}, "train": {"epochs": 2, "lr_decay_epochs": ()}}
