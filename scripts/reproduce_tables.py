@@ -109,6 +109,16 @@ def _mean_sd(values: list[float]) -> str:
     return f"{mean:.1f}" if len(values) == 1 else f"{mean:.1f} ± {100 * float(np.std(values, ddof=1)):.1f}"
 
 
+def train_seconds(result: dict) -> float:
+    """A run's training time: the sum of its epochs' times when its history has them (true
+    across a stop and resume), else the time the reproduction's process measured (which after a
+    resume counts only the time since it)."""
+    history = result.get("_history") or []
+    if history and all(h.get("seconds") is not None for h in history):
+        return float(sum(h["seconds"] for h in history))
+    return float(result.get("_run", {}).get("train_seconds", 0))
+
+
 def _seeds(runs: dict, base: str) -> list[dict]:
     """The finished seeds of a main run, in seed order."""
     return [r for _, r in sorted((runs.get(base) or {}).items())]
@@ -125,7 +135,7 @@ def main_table(dataset: str, runs: dict, paper_table2: dict | None) -> list[str]
         seeds = _seeds(runs, base)
         if not seeds:
             continue
-        minutes = [r.get("_run", {}).get("train_seconds", 0) / 60 for r in seeds]
+        minutes = [train_seconds(r) / 60 for r in seeds]
         rows.append([label, str(len(seeds))] + [_mean_sd([_cell(r, row_key, c) for r in seeds])
                                                  for c in COLUMNS] + [f"{np.mean(minutes):.0f}"])
     if paper_table2:

@@ -62,6 +62,14 @@ def test_tables_pool_seeds_and_give_paired_verdicts(tmp_path):
     assert "### mnist: verdicts (McNemar, seeds pooled)" in text
 
 
+def test_training_time_sums_the_epochs_when_the_history_has_them():
+    resumed = {"_run": {"train_seconds": 831.0},  # the process that finished it saw only this
+               "_history": [{"epoch": 1, "seconds": 500.0}, {"epoch": 2, "seconds": 520.5}]}
+    assert reproduce_tables.train_seconds(resumed) == 1020.5
+    older = {"_run": {"train_seconds": 831.0}, "_history": [{"epoch": 1}, {"epoch": 2, "seconds": 1.0}]}
+    assert reproduce_tables.train_seconds(older) == 831.0
+
+
 def test_independent_check_flags_a_reported_worst_case_above_the_outside_attack(tmp_path):
     # nfi_seed0's routed worst case is 0.5 (its PGD cell), TRADES' 0.8.
     _fake_run(tmp_path, "trades_seed0", {"tradeoff": {"clean": 0.9, "pgd": 0.8}}, "trades")

@@ -116,4 +116,5 @@ def test_cli_end_to_end_writes_every_artifact(tmp_path):
     assert config["attack"]["num_steps"] == 3 and config["attack"]["epsilon"] == 0.3
     history = json.load(open(os.path.join(model_dir, "history.json")))
     assert [h["epoch"] for h in history] == [1, 2]
+    assert all(h["seconds"] > 0 for h in history)  # each epoch's wall time
     assert os.listdir(os.path.join(model_dir, "logs"))  # TensorBoard events

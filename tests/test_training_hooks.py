@@ -152,10 +152,13 @@ def test_history_resumes_up_to_the_restored_epoch_and_rewrites_the_file(tmp_path
     # The checkpoint restored is at step 4 (end of epoch 2): epoch 3's entry is redone.
     history = hooks.History.resume(path, path, epochs_done=2)
     assert [h["epoch"] for h in history.entries] == [1, 2]
+    history.clock = iter([10.0, 12.5, 20.0, 27.25]).__next__  # begin/end of epochs 3 and 4
     fake_run([1.0, 3.0] * 4, [hooks.EpochMeans(), history], steps_per_epoch=2, start_step=4)
     written = json.load(open(path))
     assert [(h["epoch"], h["step"]) for h in written] == [(1, 2), (2, 4), (3, 6), (4, 8)]
     assert written[2]["train"] == {"loss": 2.0} and written == history.entries
+    # Each new epoch's own wall time; the entries kept from before the resume keep theirs.
+    assert [h.get("seconds") for h in written] == [None, None, 2.5, 7.25]
 
 
 def _scalars(log_dir):
@@ -201,5 +204,6 @@ def test_the_run_hooks_keep_history_and_checkpoints_consistent_on_a_nan(tmp_path
     with pytest.raises(TrainingDivergedError, match="at step 3 \\(epoch 2\\)"):
         fake_run([1.0, 2.0, np.float32("nan"), 1.0], run_hooks, steps_per_epoch=2)
     assert saved == [1, 2]
-    assert json.load(open(tmp_path / "history.json")) == [
-        {"epoch": 1, "step": 2, "train": {"loss": 1.5}}]
+    written = json.load(open(tmp_path / "history.json"))
+    assert written == [{"epoch": 1, "step": 2, "seconds": written[0]["seconds"], "train": {"loss": 1.5}}]
+    assert written[0]["seconds"] >= 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import time
 from collections.abc import Callable, Iterable
 
 from nfi_tf import io_utils, outputs
@@ -153,12 +154,20 @@ class TensorBoard(Hook):
 
 
 class History(Hook):
-    """One entry per finished epoch (`{"epoch", "step", **logs}`), rewritten atomically to
-    `path` after each epoch; `entries` starts with what a resumed run already had."""
+    """One entry per finished epoch (`{"epoch", "step", "seconds", **logs}`), rewritten atomically
+    to `path` after each epoch; `entries` starts with what a resumed run already had.
 
-    def __init__(self, path: str | None, entries: list[dict] | None = None):
+    `seconds` is the epoch's wall time from its first step to its evaluation's end (the hooks
+    before this one), so a run's training time is the sum over its entries even when it was
+    stopped and resumed (a process's own clock only sees the time since the resume).
+    """
+
+    def __init__(self, path: str | None, entries: list[dict] | None = None,
+                 clock: Callable[[], float] = time.perf_counter):
         self.path = path
         self.entries = list(entries or [])
+        self.clock = clock
+        self._started: float | None = None
 
     @classmethod
     def resume(cls, read_path: str, write_path: str, epochs_done: int) -> History:
@@ -170,8 +179,12 @@ class History(Hook):
                 entries = json.load(f)
         return cls(write_path, entries[:epochs_done])
 
+    def on_epoch_begin(self, state: LoopState) -> None:
+        self._started = self.clock()
+
     def on_epoch_end(self, state: LoopState, logs: dict) -> None:
-        self.entries.append({"epoch": state.epoch + 1, "step": state.step, **logs})
+        seconds = round(self.clock() - self._started, 3) if self._started is not None else None
+        self.entries.append({"epoch": state.epoch + 1, "step": state.step, "seconds": seconds, **logs})
         if self.path:
             io_utils.atomic_write_json(self.path, self.entries)
 
