@@ -336,9 +336,11 @@ def main(argv=None) -> int:
                if _finished(os.path.join(results_dir, dataset, name), config,
                             eval_args(dataset, name, config, args.quick))]
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from reproduce_tables import write_tables  # sibling module (scripts/ is not a package)
+    from reproduce_tables import update_doc, write_tables  # sibling module (scripts/ is not a package)
 
-    write_tables(results_dir, records, PAPER_TABLE1, PAPER_TABLE2)
+    text = write_tables(results_dir, records, PAPER_TABLE1, PAPER_TABLE2)
+    if os.path.abspath(results_dir) == os.path.join(REPO, "results"):  # the committed results
+        update_doc(os.path.join(REPO, "RESULTS.md"), text)
     print(f"[reproduce] done: {len(records)} runs; tables in "
           f"{os.path.join(results_dir, 'results_table.md')}")
     return 0
