@@ -165,18 +165,22 @@ def parts_table(dataset: str, runs: dict, paper_table1: dict | None) -> list[str
 
 
 def route_table(dataset: str, runs: dict) -> list[str]:
-    seeds = [r for r in _seeds(runs, "nfi") if r.get("route_stats")]
-    if not seeds:
+    """Which route clean and worst-case adversarial inputs take, nfi and (if run) the guard."""
+    models = [(label, [r for r in _seeds(runs, base) if r.get("route_stats")])
+              for base, label in (("nfi", "nfi"), ("nfi_route_guard", "nfi + route guard"))]
+    models = [(label, seeds) for label, seeds in models if seeds]
+    if not models:
         return []
-    routes = list(seeds[0]["route_stats"]["clean"])
-    header = ["inputs"] + [f"{k}: share / accuracy" for k in routes]
+    routes = list(models[0][1][0]["route_stats"]["clean"])
+    header = ["model", "inputs"] + [f"{k}: share / accuracy" for k in routes]
     rows = []
-    for key, label in (("clean", "clean"), ("worst_case_adversarial", "worst-case adversarial")):
-        if all(key in r["route_stats"] for r in seeds):
-            rows.append([label] + [
-                f"{_mean_sd([r['route_stats'][key][k]['share'] for r in seeds])} / "
-                f"{_mean_sd([r['route_stats'][key][k]['accuracy'] for r in seeds])}" for k in routes])
-    return [f"### {dataset}: routes of the nfi model, % (mean over seeds)", ""] + md_table(header, rows)
+    for label, seeds in models:
+        for key, title in (("clean", "clean"), ("worst_case_adversarial", "worst-case adversarial")):
+            if all(key in r["route_stats"] for r in seeds):
+                rows.append([label, title] + [
+                    f"{_mean_sd([r['route_stats'][key][k]['share'] for r in seeds])} / "
+                    f"{_mean_sd([r['route_stats'][key][k]['accuracy'] for r in seeds])}" for k in routes])
+    return [f"### {dataset}: routes of the routed models, % (mean over seeds)", ""] + md_table(header, rows)
 
 
 def adaptive_table(dataset: str, runs: dict) -> list[str]:

@@ -62,6 +62,18 @@ def test_tables_pool_seeds_and_give_paired_verdicts(tmp_path):
     assert "### mnist: verdicts (McNemar, seeds pooled)" in text
 
 
+def test_route_table_shows_nfi_and_the_guard_side_by_side():
+    def stats(benign_share):
+        route = lambda share: {"share": share, "accuracy": 0.5}
+        both = {"benign": route(benign_share), "adversarial": route(1 - benign_share)}
+        return {"route_stats": {"clean": both, "worst_case_adversarial": both}}
+    runs = {"nfi": {0: stats(0.4), 1: stats(0.6)}, "nfi_route_guard": {0: stats(0.02)}}
+    text = "\n".join(reproduce_tables.route_table("cifar10", runs))
+    assert "| nfi | clean | 50.0 ± 14.1 / 50.0 ± 0.0 | 50.0 ± 14.1 / 50.0 ± 0.0 |" in text
+    assert "| nfi + route guard | worst-case adversarial | 2.0 / 50.0 | 98.0 / 50.0 |" in text
+    assert reproduce_tables.route_table("mnist", {"trades": {0: {}}}) == []
+
+
 def test_training_time_sums_the_epochs_when_the_history_has_them():
     resumed = {"_run": {"train_seconds": 831.0},  # the process that finished it saw only this
                "_history": [{"epoch": 1, "seconds": 500.0}, {"epoch": 2, "seconds": 520.5}]}
