@@ -60,6 +60,11 @@ def test_tables_pool_seeds_and_give_paired_verdicts(tmp_path):
     assert v["table1_robust_part_more_robust"]["verdict"] == "reproduced"  # 30 vs 10 per seed
     assert v["table1_robust_part_less_accurate"]["per_seed_difference"] == pytest.approx([0.1, 0.1])
     assert "### mnist: verdicts (McNemar, seeds pooled)" in text
+    mech = json.load(open(tmp_path / "verdicts.json"))["mnist"]["mechanism"]
+    # Routed worst case 20 right per seed, its own trade-off head 32: the routing costs 24 images.
+    assert (mech["routing_helps"]["a_only"], mech["routing_helps"]["b_only"]) == (0, 24)
+    assert mech["routing_helps"]["verdict"] == "not reproduced"
+    assert mech["nfi_backbone_above_trades"]["verdict"] == "inconclusive"  # identical cells
 
 
 def test_route_table_shows_nfi_and_the_guard_side_by_side():
