@@ -137,6 +137,10 @@ def test_plan_gives_trades_and_nfi_the_same_budget_and_seeds():
     # Seed 0 of every dataset comes before any seed 1.
     order = [(d, n) for d, n, _, _ in reproduce.plan(False)]
     assert order.index(("cifar10", "nfi_seed0")) < order.index(("mnist", "trades_seed1"))
+    # Every main run, then every ablation, then the route guard (an option, not a claim).
+    kinds = [0 if n.startswith(("trades_", "nfi_seed")) else 1 if n.startswith("ablation_")
+             else 2 for _, n in order]
+    assert kinds == sorted(kinds) and set(kinds) == {0, 1, 2}
     nfi = [c for d, n, c, _ in reproduce.plan(False) if n == "nfi_seed0"][0]
     assert reproduce.eval_args("mnist", "nfi_seed0", nfi, False)[-1] == (
         "--attack_outputs=routed,tradeoff,robust_part,nonrobust_part")
