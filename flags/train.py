@@ -87,7 +87,9 @@ def define_train_flags() -> None:
     f.DEFINE_integer("eval_attack_steps", None, "Evaluation PGD iterations (MNIST 40, CIFAR 20).")
     # losses
     f.DEFINE_float("beta", None, "TRADES KL weight (MNIST 1, CIFAR 6).")
-    f.DEFINE_float("tradeoff_weight", None, "Weight of the trade-off loss, eq. 7 (default 1).")
+    f.DEFINE_float("tradeoff_weight", None, "Weight of the trade-off loss, eq. 7 (default 1); "
+                   "with --method=trades it scales TRADES' loss (the ablations' loss-weight "
+                   "control).")
     f.DEFINE_float("benign_weight", None, "Weight of the benign-head loss, eq. 9 (default 1).")
     f.DEFINE_float("adversarial_weight", None, "Weight of the adversarial-head loss, eq. 11.")
     f.DEFINE_float("counterfactual_weight", None, "Weight of the counterfactual loss, eq. 5 (default 0.1).")

@@ -141,6 +141,8 @@ def nfi_loss(clean: dict, adv: dict, labels, cfg: LossConfig, running=None,
 
 
 def trades_loss(clean: dict, adv: dict, labels, cfg: LossConfig) -> dict[str, tf.Tensor]:
-    """The TRADES baseline: the trade-off loss alone."""
+    """The TRADES baseline: the trade-off loss alone, times --tradeoff_weight (1 by default;
+    the reproduction's loss-weight control sets it to nfi's total loss weight)."""
     lt, ce, kl = tradeoff_loss(clean["tradeoff"], adv["tradeoff"], labels, cfg.beta)
-    return {"loss": lt, "loss_tradeoff": lt, "loss_natural": ce, "loss_robust_kl": kl}
+    return {"loss": cfg.tradeoff_weight * lt, "loss_tradeoff": lt, "loss_natural": ce,
+            "loss_robust_kl": kl}

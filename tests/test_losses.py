@@ -42,6 +42,18 @@ def test_trades_loss_by_hand():
     assert total.numpy() == pytest.approx(_ce(CLEAN, LABELS) + 6.0 * _kl(CLEAN, ADV), rel=1e-5)
 
 
+def test_trades_baseline_loss_carries_its_weight():
+    # The loss-weight control of the ablations is TRADES with tradeoff_weight = 3.1; a TRADES
+    # loss that ignored the weight made that control a copy of plain TRADES.
+    clean, adv = {"tradeoff": CLEAN}, {"tradeoff": ADV}
+    one = losses.trades_loss(clean, adv, LABELS, LossConfig(beta=6.0))
+    heavy = losses.trades_loss(clean, adv, LABELS, LossConfig(beta=6.0, tradeoff_weight=3.1))
+    expected = _ce(CLEAN, LABELS) + 6.0 * _kl(CLEAN, ADV)
+    assert one["loss"].numpy() == pytest.approx(expected, rel=1e-5)
+    assert heavy["loss"].numpy() == pytest.approx(3.1 * expected, rel=1e-5)
+    assert heavy["loss_tradeoff"].numpy() == pytest.approx(expected, rel=1e-5)
+
+
 def test_benign_and_adversarial_head_losses_by_hand():
     assert losses.benign_loss(CLEAN, LABELS).numpy() == pytest.approx(_ce(CLEAN, LABELS), rel=1e-5)
     assert losses.adversarial_head_loss(ADV, LABELS).numpy() == pytest.approx(
