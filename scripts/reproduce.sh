@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Reproduce the paper's claims at CPU scale on real data (RESULTS.md): trains and evaluates
 # TRADES and nfi on MNIST and CIFAR-10 plus the ablations, then writes the tables.
-#   bash scripts/reproduce.sh           # full plan: 29 runs, about 15 h on 2 CPU cores (resumable)
+#   bash scripts/reproduce.sh           # full plan: 34 runs, about 17 h on 2 CPU cores (resumable)
 #   bash scripts/reproduce.sh --quick   # the same pipeline on a tiny budget (minutes)
 set -euo pipefail
 cd "$(dirname "$0")/.."

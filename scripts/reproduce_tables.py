@@ -69,6 +69,16 @@ MECHANISM_CLAIMS = (
      ("nfi", "routed", "worst_case"), ("nfi", "tradeoff", "worst_case")),
     ("nfi_backbone_above_trades", "nfi's trade-off head alone more robust than TRADES (worst case)",
      ("nfi", "tradeoff", "worst_case"), ("trades", "tradeoff", "worst_case")),
+    # The control: TRADES whose loss carries nfi's total loss weight (3.1), same budget and seeds.
+    ("nfi_backbone_above_loss_weight_control",
+     "... and than TRADES with nfi's total loss weight (worst case)",
+     ("nfi", "tradeoff", "worst_case"), ("trades_loss_weight", "tradeoff", "worst_case")),
+    ("routed_above_loss_weight_control",
+     "routed nfi more robust than TRADES with nfi's total loss weight (worst case)",
+     ("nfi", "routed", "worst_case"), ("trades_loss_weight", "tradeoff", "worst_case")),
+    ("loss_weight_helps_trades", "TRADES with nfi's total loss weight more robust than TRADES "
+     "(worst case)", ("trades_loss_weight", "tradeoff", "worst_case"),
+     ("trades", "tradeoff", "worst_case")),
 )
 # Ablation claims: one seed each, paired on the same images, within the ablation budget.
 ABLATION_CLAIMS = (
@@ -138,6 +148,8 @@ def main_table(dataset: str, runs: dict, paper_table2: dict | None) -> list[str]
     header = ["model", "seeds"] + [TITLES[c] for c in COLUMNS] + ["train min"]
     rows = []
     for base, row_key, label in (("trades", "tradeoff", "TRADES (ours, same budget)"),
+                                 ("trades_loss_weight", "tradeoff",
+                                  "TRADES × nfi's total loss weight 3.1 (control)"),
                                  ("nfi", "routed", "nfi routed (ours)"),
                                  ("nfi", "tradeoff", "nfi trade-off head alone (ours)"),
                                  ("nfi_route_guard", "routed", "nfi + route guard, routed (not the paper)")):

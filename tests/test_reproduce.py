@@ -1,5 +1,6 @@
 """The reproduction pipeline (scripts/reproduce.sh --quick) and its tables."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -47,7 +48,10 @@ def test_tables_pool_seeds_and_give_paired_verdicts(tmp_path):
             "robust_part": {"clean": 0.8, "pgd": 0.75},
             "nonrobust_part": {"clean": 0.9, "pgd": 0.25},
         }, "nfi")
-    records_ = [{"dataset": "mnist", "run": f"{b}_seed{s}"} for s in (0, 1) for b in ("trades", "nfi")]
+        _fake_run(tmp_path, f"trades_loss_weight_seed{seed}",
+                  {"tradeoff": {"clean": 0.95, "pgd": 0.9}}, "trades")
+    records_ = [{"dataset": "mnist", "run": f"{b}_seed{s}"} for s in (0, 1)
+                for b in ("trades", "nfi", "trades_loss_weight")]
     text = reproduce_tables.write_tables(str(tmp_path), records_, {}, {})
     assert "| TRADES (ours, same budget) | 2 | 90.0 ± 0.0 | 80.0 ± 0.0 |" in text
     assert "| nfi routed (ours) | 2 | 100.0 ± 0.0 | 50.0 ± 0.0 |" in text
@@ -65,6 +69,13 @@ def test_tables_pool_seeds_and_give_paired_verdicts(tmp_path):
     assert (mech["routing_helps"]["a_only"], mech["routing_helps"]["b_only"]) == (0, 24)
     assert mech["routing_helps"]["verdict"] == "not reproduced"
     assert mech["nfi_backbone_above_trades"]["verdict"] == "inconclusive"  # identical cells
+    # The loss-weight control: 36 right in the worst case per seed against nfi's head's 32 and
+    # TRADES' 32, so it beats both (4 images per seed, 8 pooled).
+    assert "| TRADES × nfi's total loss weight 3.1 (control) | 2 | 95.0 ± 0.0 | 90.0 ± 0.0 |" in text
+    control = mech["nfi_backbone_above_loss_weight_control"]
+    assert (control["a_only"], control["b_only"], control["verdict"]) == (0, 8, "not reproduced")
+    assert mech["loss_weight_helps_trades"]["verdict"] == "reproduced"
+    assert mech["routed_above_loss_weight_control"]["difference"] == pytest.approx(-0.4)
 
 
 def test_route_table_shows_nfi_and_the_guard_side_by_side():
@@ -132,15 +143,24 @@ def test_plan_gives_trades_and_nfi_the_same_budget_and_seeds():
         control = runs["ablation_trades_loss_weight"]
         assert trades.train == ref.train and trades.data == ref.data and control.train == ref.train
         lo = ref.loss
-        assert control.loss.tradeoff_weight == pytest.approx(
-            lo.tradeoff_weight + lo.benign_weight + lo.adversarial_weight + lo.counterfactual_weight)
+        total = lo.tradeoff_weight + lo.benign_weight + lo.adversarial_weight + lo.counterfactual_weight
+        assert control.loss.tradeoff_weight == pytest.approx(total)
+        # The same control at the main budget: TRADES' config but for the loss weight, per seed.
+        for seed in reproduce.SEEDS[dataset]:
+            main, trades = runs[f"trades_loss_weight_seed{seed}"], runs[f"trades_seed{seed}"]
+            assert main.loss.tradeoff_weight == pytest.approx(total)
+            assert dataclasses.replace(main.loss, tradeoff_weight=1.0) == trades.loss
+            assert (main.model, main.train, main.data, main.attack) == (
+                trades.model, trades.train, trades.data, trades.attack)
     # Seed 0 of every dataset comes before any seed 1.
     order = [(d, n) for d, n, _, _ in reproduce.plan(False)]
     assert order.index(("cifar10", "nfi_seed0")) < order.index(("mnist", "trades_seed1"))
-    # Every main run, then every ablation, then the route guard (an option, not a claim).
-    kinds = [0 if n.startswith(("trades_", "nfi_seed")) else 1 if n.startswith("ablation_")
-             else 2 for _, n in order]
-    assert kinds == sorted(kinds) and set(kinds) == {0, 1, 2}
+    # Every main run, then the main-budget control, every ablation, and the route guard last
+    # (an option, not a claim).
+    kinds = [0 if n.startswith(("trades_seed", "nfi_seed")) else
+             1 if n.startswith("trades_loss_weight_") else
+             2 if n.startswith("ablation_") else 3 for _, n in order]
+    assert kinds == sorted(kinds) and set(kinds) == {0, 1, 2, 3}
     nfi = [c for d, n, c, _ in reproduce.plan(False) if n == "nfi_seed0"][0]
     assert reproduce.eval_args("mnist", "nfi_seed0", nfi, False)[-1] == (
         "--attack_outputs=routed,tradeoff,robust_part,nonrobust_part")
