@@ -330,7 +330,11 @@ def ablation_table(dataset: str, runs: dict) -> list[str]:
                      f"{_mean_sd([_cell(r, 'robust_part', 'pgd')])}",
                      f"{_mean_sd([_cell(r, 'nonrobust_part', 'clean')])} / "
                      f"{_mean_sd([_cell(r, 'nonrobust_part', 'pgd')])}"])
-    return ([f"### {dataset}: ablations (one seed, shorter runs, same budget within the set), "
+    # Name the attacks behind "worst case" from the runs themselves (eval.json), not the plan.
+    attacks = sorted({a for n in names for a in runs[n][None].get("settings", {}).get("attacks", [])
+                      if a != "clean"})
+    behind = f"; worst case over {', '.join(attacks)}" if attacks else ""
+    return ([f"### {dataset}: ablations (one seed, shorter runs, same budget within the set{behind}), "
              "accuracy %", ""] + md_table(header, rows))
 
 

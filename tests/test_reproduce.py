@@ -264,3 +264,11 @@ def test_every_ablation_changes_training(dataset):
         assert [w.shape for w in weights] == [w.shape for w in ref_weights], name
         moved = max(float(np.max(np.abs(a - b))) for a, b in zip(weights, ref_weights))
         assert moved > 1e-6, f"{name} trains exactly like {against}"
+
+
+def test_ablation_table_names_the_attacks_behind_its_worst_case():
+    run = {"table": {"tradeoff": {"clean": 0.9, "worst_case": 0.5}},
+           "settings": {"attacks": ["clean", "pgd", "autoattack"]}}
+    lines = reproduce_tables.ablation_table("mnist", {"ablation_trades": {None: run}})
+    assert "worst case over autoattack, pgd)" in lines[0]
+    assert lines[-1].startswith("| trades | — | — | 90.0 | 50.0 |")
