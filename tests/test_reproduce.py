@@ -222,8 +222,6 @@ def test_quick_pipeline_end_to_end_and_reuse(tmp_path):
 
 def _one_step(config, x, y):
     """The weights after one training step of `config` from its seed's initial weights."""
-    import dataclasses
-
     import tensorflow as tf
 
     from nfi_tf.models import build_classifier
