@@ -199,11 +199,44 @@ def test_the_run_hooks_keep_history_and_checkpoints_consistent_on_a_nan(tmp_path
     # The order train_and_evaluate uses: a NaN in epoch 2 leaves epoch 1's history and checkpoint.
     saved = []
     history = hooks.History(str(tmp_path / "history.json"))
-    run_hooks = [hooks.NanGuard(), hooks.CheckpointPolicy(saved.append, every_steps=1),
-                 hooks.EpochMeans(), history]
+    run_hooks = hooks.in_run_order(nan_guard=hooks.NanGuard(), means=hooks.EpochMeans(),
+                                   checkpoint=hooks.CheckpointPolicy(saved.append, every_steps=1),
+                                   history=history)
     with pytest.raises(TrainingDivergedError, match="at step 3 \\(epoch 2\\)"):
         fake_run([1.0, 2.0, np.float32("nan"), 1.0], run_hooks, steps_per_epoch=2)
     assert saved == [1, 2]
     written = json.load(open(tmp_path / "history.json"))
     assert written == [{"epoch": 1, "step": 2, "seconds": written[0]["seconds"], "train": {"loss": 1.5}}]
     assert written[0]["seconds"] >= 0
+
+
+class Killed(Exception):
+    """Stands for the process being killed."""
+
+
+def test_a_run_killed_in_the_epoch_end_evaluation_resumes_and_redoes_that_epoch(tmp_path):
+    # A run killed while evaluating epoch 2 must not leave a checkpoint after epoch 2 whose
+    # history lacks epoch 2: the resumed run would never write that epoch's entry.
+    path = str(tmp_path / "history.json")
+    saved, calls = [], []
+
+    def evaluate():
+        calls.append(1)
+        if len(calls) == 2:
+            raise Killed
+        return {"clean_routed": 0.5}
+
+    def run_hooks(history):
+        return hooks.in_run_order(
+            nan_guard=hooks.NanGuard(), means=hooks.EpochMeans(),
+            evaluation=hooks.EpochEvaluation("test", evaluate), history=history,
+            checkpoint=hooks.CheckpointPolicy(saved.append, every_steps=1))
+
+    with pytest.raises(Killed):
+        fake_run([1.0] * 6, run_hooks(hooks.History(path)), steps_per_epoch=2)
+    assert saved == [1, 2, 3]  # step 4 (epoch 2's end) is saved only after its history entry
+    assert [h["epoch"] for h in json.load(open(path))] == [1]
+    resumed = hooks.History.resume(path, path, epochs_done=saved[-1] // 2)
+    fake_run([1.0] * 6, run_hooks(resumed), steps_per_epoch=2, start_step=saved[-1])
+    assert [(h["epoch"], h["step"]) for h in json.load(open(path))] == [(1, 2), (2, 4), (3, 6)]
+    assert saved[3:] == [4, 5, 6]

@@ -1,9 +1,11 @@
 """The hooks `train_and_evaluate` puts around the loop, one concern each (see controller.py).
 
-Their order in the list is the order they run in: `NanGuard` first (a diverged step is neither
-saved nor logged), then `StopAfter` and `CheckpointPolicy`, `EpochMeans` and
-`EpochEvaluation` (which fill the epoch's logs), and last the writers of those logs
-(`TensorBoard`, `History`, `Progress`).
+Their order in the list is the order they run in (`in_run_order`): `NanGuard` first (a
+diverged step is neither saved nor logged), then `StopAfter`, `EpochMeans` and
+`EpochEvaluation` (which fill the epoch's logs), the writers of those logs (`TensorBoard`,
+`History`), then `CheckpointPolicy`, then `Progress`. The epoch-end checkpoint comes after the
+history is written: a run killed during the epoch-end evaluation then resumes from before the
+epoch's end and redoes it, instead of resuming after an epoch its history never recorded.
 """
 
 from __future__ import annotations
@@ -53,7 +55,10 @@ class StopAfter(Hook):
 
 class CheckpointPolicy(Hook):
     """Saves at every epoch end, every `every_steps` steps (0: epoch ends only) and where a run
-    ends early, so a stopped run resumes from exactly its last step. `save(step)` writes."""
+    ends early, so a stopped run resumes from exactly its last step. `save(step)` writes.
+
+    An epoch's last step is saved at `on_epoch_end` only (after the hooks before this one have
+    logged the epoch), never at its `on_step_end`."""
 
     def __init__(self, save: Callable[[int], object], every_steps: int = 0):
         self.save = save
@@ -69,7 +74,8 @@ class CheckpointPolicy(Hook):
         self.last_saved = state.step  # what was restored is on disk already
 
     def on_step_end(self, state: LoopState, metrics: dict[str, float]) -> None:
-        if self.every_steps and state.step % self.every_steps == 0:
+        epoch_end = state.step % state.steps_per_epoch == 0
+        if self.every_steps and state.step % self.every_steps == 0 and not epoch_end:
             self._save(state.step)
 
     def on_epoch_end(self, state: LoopState, logs: dict) -> None:
@@ -231,3 +237,12 @@ def epoch_line(epoch: int, result: dict, split: str = "test") -> str:
             parts.append(f"{name} clean {100 * result[f'clean_{name}']:.1f}% "
                          f"pgd {100 * result[f'pgd_{name}']:.1f}%")
     return " | ".join(parts)
+
+
+def in_run_order(*, checkpoint: CheckpointPolicy, history: History,
+                 nan_guard: NanGuard | None = None, stop_after: StopAfter | None = None,
+                 means: EpochMeans | None = None, evaluation: EpochEvaluation | None = None,
+                 board: TensorBoard | None = None, progress: Progress | None = None) -> list[Hook]:
+    """The hooks given, in the order `train_and_evaluate` runs them (see the module docstring)."""
+    ordered = (nan_guard, stop_after, means, evaluation, board, history, checkpoint, progress)
+    return [h for h in ordered if h is not None]

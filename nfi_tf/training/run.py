@@ -89,16 +89,17 @@ def train_and_evaluate(config: Config, model_dir: str, *, download: bool = True,
     banner = (f"nfi_tf: {config.model.method} on {info.name} ({stream.num_examples} train images, "
               f"{steps_per_epoch} steps/epoch, {t.epochs} epochs), {config.model.backbone}, "
               f"{strategy.num_replicas_in_sync} replica(s)")
-    run_hooks = [
-        hooks.NanGuard(state.latest_checkpoint),
-        *([hooks.StopAfter(stop_after_steps)] if stop_after_steps is not None else []),
-        hooks.CheckpointPolicy(state.save, t.checkpoint_every_steps),
-        hooks.EpochMeans(ranges=("cf_denominator",)),
-        hooks.EpochEvaluation(eval_name, lambda: epoch_eval.evaluate(eval_step, eval_ds)),
-        hooks.TensorBoard(os.path.join(write_dir, "logs"), epoch_groups=(eval_name,)),
-        history,
-        hooks.Progress(banner, eval_name, verbose),
-    ]
+    run_hooks = hooks.in_run_order(
+        nan_guard=hooks.NanGuard(state.latest_checkpoint),
+        stop_after=hooks.StopAfter(stop_after_steps) if stop_after_steps is not None else None,
+        means=hooks.EpochMeans(ranges=("cf_denominator",)),
+        evaluation=hooks.EpochEvaluation(eval_name,
+                                         lambda: epoch_eval.evaluate(eval_step, eval_ds)),
+        board=hooks.TensorBoard(os.path.join(write_dir, "logs"), epoch_groups=(eval_name,)),
+        history=history,
+        checkpoint=hooks.CheckpointPolicy(state.save, t.checkpoint_every_steps),
+        progress=hooks.Progress(banner, eval_name, verbose),
+    )
 
     def epoch_batches(epoch: int, skip: int):
         ds = stream.epoch(epoch, skip)
