@@ -9,6 +9,10 @@ import platform
 # arithmetic here: without them bfloat16 and int8 run through conversions to fp32.
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 INT8_DOT_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
+# TensorFlow's x86 Linux builds turn their oneDNN ops (convolutions, fused matmuls...) on by
+# default only on CPUs with one of these; elsewhere (an AVX2-only AMD, say) its own Eigen
+# kernels run, which compute different last bits. TF_ENABLE_ONEDNN_OPTS overrides the choice.
+ONEDNN_DEFAULT_FLAGS = ("avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile", "amx_int8", "amx_bf16")
 
 
 def _cpuinfo_field(name: str) -> str | None:
@@ -38,6 +42,19 @@ def precision_support(flags: set[str] | None = None) -> dict[str, list[str]]:
             "int8_dot": [f for f in INT8_DOT_FLAGS if f in flags]}
 
 
+def onednn_ops_expected(env=None, flags: set[str] | None = None) -> tuple[bool, str]:
+    """Whether TensorFlow should run its oneDNN ops here, and why (the setting or the CPU)."""
+    env = os.environ if env is None else env
+    setting = env.get("TF_ENABLE_ONEDNN_OPTS")
+    if setting is not None:
+        return setting.strip().lower() in ("1", "true"), f"TF_ENABLE_ONEDNN_OPTS={setting}"
+    flags = cpu_flags() if flags is None else flags
+    found = [f for f in ONEDNN_DEFAULT_FLAGS if f in flags]
+    if found:
+        return True, f"TensorFlow's default on a CPU with {', '.join(found)}"
+    return False, "TensorFlow's default on a CPU without AVX512-VNNI, AVX512-BF16, AVX-VNNI or AMX"
+
+
 def machine() -> dict:
     import numpy as np
 
@@ -47,6 +64,7 @@ def machine() -> dict:
     if flags:
         info["vector_extensions"] = sorted(f for f in flags if f.startswith(("avx", "fma", "amx")))
     info["precision_support"] = precision_support(flags)
+    info["onednn_ops"], info["onednn_ops_reason"] = onednn_ops_expected(flags=flags)
     for module in ("tensorflow", "keras", "onnxruntime"):
         try:
             info[module] = __import__(module).__version__

@@ -6,11 +6,16 @@ Imported by tests (and the scripts under tests/scripts) only; production code ne
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TESTS = os.path.join(REPO, "tests")
+FIXTURES = os.path.join(TESTS, "fixtures")
+# What tests read from a trained model dir; checkpoints and TensorBoard logs are not kept.
+FIXTURE_FILES = ("config.json", "model.keras", "summary.json", "history.json")
 
 
 def run_cli(module: str, *args: str, timeout: float = 600, env: dict | None = None):
@@ -34,3 +39,20 @@ def tiny_mnist_config(method: str = "nfi", **overrides):
     for group, values in overrides.items():
         groups.setdefault(group, {}).update(values)
     return make_config("mnist", groups)
+
+
+def fixture_dir(method: str, seed: int) -> str:
+    """Where the committed briefly trained MNIST model of `method` and `seed` lives."""
+    return os.path.join(FIXTURES, f"mnist_{method}_seed{seed}")
+
+
+def train_fixture(method: str, seed: int, out_dir: str) -> str:
+    """Train the test-scale model (tiny_mnist_config) into `out_dir`, keeping FIXTURE_FILES."""
+    from nfi_tf.training import train_and_evaluate
+
+    with tempfile.TemporaryDirectory() as scratch:
+        train_and_evaluate(tiny_mnist_config(method, train={"seed": seed}), scratch, verbose=0)
+        os.makedirs(out_dir, exist_ok=True)
+        for name in FIXTURE_FILES:
+            shutil.copy(os.path.join(scratch, name), os.path.join(out_dir, name))
+    return out_dir

@@ -150,3 +150,15 @@ def test_onednn_verbose_lines_are_counted_by_algorithm():
                                          "backward_data: jit_wino:avx512_core": 1}
     assert parsed["winograd_seen"] and not parsed["fft_seen"]
     assert not parse_onednn_verbose(lines[:1] + lines[3:])["winograd_seen"]
+
+
+def test_onednn_rule_follows_the_setting_then_the_cpu_flags():
+    from bench.machine import onednn_ops_expected
+
+    amd, xeon = {"avx", "avx2", "fma"}, {"avx2", "avx512f", "avx512_vnni", "avx512_bf16"}
+    assert onednn_ops_expected({}, amd)[0] is False
+    on, reason = onednn_ops_expected({}, xeon)
+    assert on is True and "avx512_vnni" in reason
+    assert onednn_ops_expected({"TF_ENABLE_ONEDNN_OPTS": "1"}, amd) == (True, "TF_ENABLE_ONEDNN_OPTS=1")
+    assert onednn_ops_expected({"TF_ENABLE_ONEDNN_OPTS": "false"}, xeon)[0] is False
+    assert onednn_ops_expected({"TF_ENABLE_ONEDNN_OPTS": "True"}, amd)[0] is True

@@ -74,6 +74,78 @@ def test_projection_stays_in_ball_and_box():
     assert dist.max() <= 1.5 + 1e-4
 
 
+# === The stages' mechanism, on a hand-built model with known weights ===
+
+
+class LinearParts:
+    """A classifier with known weights: robust_part = x.A, nonrobust_part = x.B, routed = the
+    sum. Each part's CE gradient has a closed form, and changing one part's weights cannot
+    change what the other part's stage does."""
+
+    def __init__(self, a: np.ndarray, b: np.ndarray):
+        self.a, self.b = tf.constant(a, tf.float32), tf.constant(b, tf.float32)
+
+    def __call__(self, x, training=False):
+        flat = tf.reshape(x, (tf.shape(x)[0], -1))
+        robust, nonrobust = flat @ self.a, flat @ self.b
+        return {"robust_part": robust, "nonrobust_part": nonrobust, "routed": robust + nonrobust}
+
+
+def _weights(seed, shape=(4, 4, 1), classes=3, scale=0.5):
+    rng = np.random.default_rng(seed)
+    return (scale * rng.normal(size=(int(np.prod(shape)), classes))).astype(np.float32)
+
+
+def test_one_step_moves_along_the_optimized_parts_normalized_gradient_alone():
+    rng = np.random.default_rng(0)
+    x0 = rng.uniform(0.4, 0.6, (6, 4, 4, 1)).astype(np.float32)  # inside the box: no clipping
+    target = np.array([0, 1, 2, 0, 1, 2], np.int32)
+    a, b = _weights(1), _weights(2)
+    model = LinearParts(a, b)
+    for stage, part in (("stage_one", a), ("stage_two", b)):
+        got = synthesis.descend(synthesis.make_step(model, synthesis.STAGE_OUTPUTS[stage]), x0, x0,
+                                target, radius=1.0, steps=1, step_size=0.05)
+        # d CE(y) / dx of linear logits x.W is W (softmax(x.W) - onehot(y)).
+        logits = x0.reshape(6, -1) @ part
+        p = np.exp(logits - logits.max(1, keepdims=True))
+        p /= p.sum(1, keepdims=True)
+        grad = (p - np.eye(3)[target]) @ part.T
+        expected = x0.reshape(6, -1) - 0.05 * grad / np.linalg.norm(grad, axis=1, keepdims=True)
+        np.testing.assert_allclose(got.reshape(6, -1), expected, atol=1e-6)
+
+
+def test_each_stage_ignores_the_other_parts_weights():
+    rng = np.random.default_rng(1)
+    x0 = rng.uniform(0, 1, (6, 4, 4, 1)).astype(np.float32)
+    target = np.array([0, 1, 2, 0, 1, 2], np.int32)
+    a, b = _weights(1), _weights(2)
+    for stage, changed in (("stage_one", LinearParts(a, _weights(3))),
+                           ("stage_two", LinearParts(_weights(4), b))):
+        output = synthesis.STAGE_OUTPUTS[stage]
+        runs = [synthesis.descend(synthesis.make_step(m, output), x0, x0, target, 1.0, 10, 0.1)
+                for m in (LinearParts(a, b), changed)]
+        np.testing.assert_array_equal(runs[0], runs[1])
+        assert np.abs(runs[0] - x0).max() > 0.01  # it did move
+
+
+def test_synthesis_raises_each_stages_own_part_towards_the_target():
+    rng = np.random.default_rng(2)
+    classes = 3
+    pool = rng.uniform(0.2, 0.8, (60, 4, 4, 1)).astype(np.float32)
+    labels = np.repeat(np.arange(classes), 20)
+    model = LinearParts(_weights(5), _weights(6))
+    config = SynthesisConfig(classes=(0, 1, 2), per_class=4, radius=1.0, steps=20, step_size=0.05,
+                             components=2, fit_examples=60)
+    results = synthesis.synthesize(model, pool, labels, ("a", "b", "c"), config)
+
+    def probs(stage, output):
+        return np.array([q for r in results for q in r.predictions[stage][output]["target_prob"]])
+
+    # Small steps on a convex CE: every image's own part gains target probability at its stage.
+    assert np.all(probs("stage_one", "robust_part") > probs("seed", "robust_part"))
+    assert np.all(probs("stage_two", "nonrobust_part") > probs("stage_one", "nonrobust_part"))
+
+
 # === On the briefly trained real-MNIST model ===
 
 
@@ -110,18 +182,21 @@ def test_images_in_box_and_in_ball_of_the_seed(mnist_results):
             assert dist.max() <= RADIUS + 1e-4, (stage, dist.max())
 
 
-def test_target_share_rises_from_seed_to_final_stage(mnist_results):
-    share = {s: synthesis.target_share(mnist_results, s) for s in STAGES}
-    robust = {s: synthesis.target_share(mnist_results, s, "robust_part") for s in STAGES}
-    assert share["stage_two"] > share["seed"], share
-    assert share["stage_two"] >= 0.9, share
-    # Stage one optimizes the robust part alone; that is the part that must have moved.
-    assert robust["stage_one"] > robust["seed"], robust
-    # ... and stage two the non-robust part alone.
-    nonrobust = {s: synthesis.target_share(mnist_results, s, "nonrobust_part") for s in STAGES}
-    assert nonrobust["stage_two"] > nonrobust["seed"], nonrobust
-    prob = {s: synthesis.mean_target_prob(mnist_results, s) for s in STAGES}
-    assert prob["stage_two"] > prob["seed"] + 0.1, prob
+def test_each_stage_raises_its_own_parts_target_probability(mnist_results):
+    """What the stages optimize, on the real model: stage one the robust part's CE, stage two
+    the non-robust part's (the mechanism itself is tested exactly on LinearParts above).
+
+    Not asserted: that the routed output's target share rises from seed to stage two. On the
+    seed-0 fixture it falls in stage two (0.92 seed, 0.98 stage one, 0.84 stage two), where a
+    model trained with oneDNN's kernels gave 1.0 / 1.0 / 0.98: a property of the weights, not of
+    the method (RESULTS.md, "Synthesis on the test fixture").
+    """
+    robust = {s: synthesis.mean_target_prob(mnist_results, s, "robust_part") for s in STAGES}
+    nonrobust = {s: synthesis.mean_target_prob(mnist_results, s, "nonrobust_part") for s in STAGES}
+    # Margins: seed 0 moves the robust part 0.23 -> 0.45 and the non-robust part 0.195 -> 0.211
+    # (identical to 3 decimals with oneDNN's kernels and with one thread).
+    assert robust["stage_one"] > robust["seed"] + 0.1, robust
+    assert nonrobust["stage_two"] > nonrobust["stage_one"], nonrobust
 
 
 def test_same_seed_same_images(mnist_model_and_data, mnist_results):
