@@ -6,10 +6,12 @@ import dataclasses
 import os
 from dataclasses import dataclass
 
+from export import providers as providers_lib
 from nfi_tf.errors import check
 
 # Priority order: the first one that this machine can actually create wins.
 DEFAULT_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
+PRECISIONS = ("fp32", "fp16")  # int8 is --quantize (it needs calibration images)
 GRAPH_OPTIMIZATIONS = ("disable", "basic", "extended", "all")
 EXECUTION_MODES = ("sequential", "parallel")
 
@@ -18,6 +20,8 @@ EXECUTION_MODES = ("sequential", "parallel")
 class SessionConfig:
     """ONNX Runtime session settings; the defaults are the fast ones on CPU, no flags needed."""
 
+    # Each entry a provider name, optionally with options: "CUDAExecutionProvider:device_id=1",
+    # "TensorrtExecutionProvider:trt_fp16_enable=1,trt_engine_cache_enable=1" (export.providers).
     providers: tuple[str, ...] = DEFAULT_PROVIDERS
     graph_optimization: str = "all"  # constant folding and node fusions (conv + activation...)
     # 0: one thread per physical core this process may use (`export.serve.resolve_session`).
@@ -32,6 +36,15 @@ class SessionConfig:
     # once (`Predictor._run_bound`): at batch 1 the call is a fraction of a millisecond and
     # ORT's per-call output allocation is a visible part of it. Larger batches never bind.
     io_binding_batch1: bool = True
+    # > 0: the largest batch this session will see. TensorRT then gets one optimization profile
+    # for batches 1..max_batch (built once) instead of rebuilding its engine for each new size.
+    max_batch: int = 0
+    # On a GPU provider every request runs through an IO binding: the input is copied to the
+    # device once and the outputs are allocated there (`Predictor.run_on_device` keeps them there).
+    device_io_binding: bool = True
+
+    def provider_specs(self) -> tuple[providers_lib.ProviderSpec, ...]:
+        return providers_lib.parse_all(self.providers)
 
 
 @dataclass(frozen=True)
@@ -45,6 +58,14 @@ class ExportConfig:
     calibration_examples: int = 512  # real training images for int8 calibration
     quantization_eval_examples: int = 1000  # real test images for the fp32 vs int8 comparison
     batch_size: int = 64
+    # "fp16" also writes model.fp16.onnx (float16 compute, float32 inputs/outputs unless fp16_io)
+    precision: str = "fp32"
+    fp16_io: bool = False
+    # fp16 and mixed-precision parity is judged on probabilities (bounded, so one tolerance fits
+    # every model): fp16 rounds at 2^-11 relative, bfloat16 at 2^-8.
+    fp16_atol: float = 1e-2
+    as_trained_atol: float = 5e-2  # ONNX fp32 vs the model as trained in mixed precision
+    data_dir: str | None = None  # None: the model's own data dir, then serving_examples.npz
 
     @property
     def export_dir(self) -> str:
@@ -62,6 +83,9 @@ class PredictConfig:
 
 def validate_session(c: SessionConfig) -> SessionConfig:
     check(len(c.providers) > 0, "providers must name at least one ONNX Runtime provider")
+    c.provider_specs()  # raises on a malformed entry or an unknown option
+    check(c.max_batch >= 0, f"max_batch must be >= 0 (0: no TensorRT profile). "
+                            f"Received: max_batch={c.max_batch}")
     check(c.graph_optimization in GRAPH_OPTIMIZATIONS,
           f"graph_optimization must be one of {GRAPH_OPTIMIZATIONS}. "
           f"Received: {c.graph_optimization!r}")
@@ -84,6 +108,13 @@ def validate_export(c: ExportConfig) -> ExportConfig:
     check(c.quantization_eval_examples >= 1,
           f"quantization_eval_examples must be >= 1. Received: {c.quantization_eval_examples}")
     check(c.batch_size >= 1, f"batch_size must be >= 1. Received: batch_size={c.batch_size}")
+    check(c.precision in PRECISIONS, f"precision must be one of {PRECISIONS} (int8: --quantize). "
+                                     f"Received: precision={c.precision!r}")
+    check(not c.fp16_io or c.precision == "fp16",
+          f"fp16_io needs precision=fp16. Received: precision={c.precision!r}, fp16_io=True")
+    for name in ("fp16_atol", "as_trained_atol"):
+        check(0 < getattr(c, name) < 1,
+              f"{name} must be in (0, 1). Received: {name}={getattr(c, name)}")
     # --output names the export *directory* (model.onnx, saved_model/, metadata go inside); a
     # path ending in .onnx would silently become a directory of that name.
     out = (c.output_dir or "").rstrip("/")

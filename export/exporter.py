@@ -1,5 +1,9 @@
-"""`export_model`: a trained model dir -> SavedModel + ONNX (+ int8), committed only after
-parity with the Keras model holds on real test images.
+"""`export_model`: a trained model dir -> SavedModel + ONNX (+ int8, + fp16), committed only
+after parity with the Keras model holds on real test images.
+
+The exported graph is float32 whatever precision training used (`export.precision`); a model
+trained in mixed precision is also compared with itself as trained. The real images come from
+the dataset or, without it, from the model dir (`export.image_source`).
 
 Every file is built under a temporary name beside its target (nfi_tf.io_utils) and swapped in
 only when all checks pass, so a failed export (conversion error, parity mismatch, crash)
@@ -16,17 +20,20 @@ from collections.abc import Callable
 
 import numpy as np
 
+from export import fp16, image_source, onnx_export, parity, precision, quantize, signature
 from export import metadata as metadata_lib
-from export import onnx_export, parity, quantize, signature
 from export.config import ExportConfig, SessionConfig, validate_export
 from export.saved_model import LoadedSavedModel, write_saved_model
 from export.serve import CPU, Predictor
-from nfi_tf import data, io_utils, model_io
+from nfi_tf import io_utils, model_io
 from nfi_tf import outputs as output_names
+from nfi_tf.config import Config
+from nfi_tf.errors import NfiError
 
 SAVED_MODEL_DIR = "saved_model"
 ONNX_FILE = "model.onnx"
 INT8_FILE = "model.int8.onnx"
+FP16_FILE = "model.fp16.onnx"
 REPORT_FILE = "export_report.json"
 
 
@@ -39,14 +46,27 @@ class ExportResult:
     quantization: quantize.QuantizationReport | None
     report: str
     notes: list[str]
+    fp16: str | None = None
+    fp16_report: fp16.Fp16Report | None = None
+    # ONNX fp32 vs the Keras model under its training dtype policy (mixed precision only)
+    as_trained: parity.ParityReport | None = None
+    trained_precision: str = "off"
 
     def lines(self) -> list[str]:
         out = [f"SavedModel: {self.saved_model}", f"ONNX:       {self.onnx}"]
         if self.int8:
             out.append(f"int8 ONNX:  {self.int8}")
+        if self.fp16:
+            out.append(f"fp16 ONNX:  {self.fp16}")
         out += self.parity.lines()
+        if self.as_trained:
+            out.append(f"trained in {self.trained_precision}, exported as a float32 graph; "
+                       f"against the model as trained:")
+            out += self.as_trained.lines()[1:]
         if self.quantization:
             out += self.quantization.lines()
+        if self.fp16_report:
+            out += self.fp16_report.lines()
         return out + self.notes + [f"report:     {self.report}"]
 
 
@@ -64,7 +84,18 @@ def export_model(config: ExportConfig, *, download: bool = True,
     say = log or (lambda _: None)
     config = validate_export(config)
     start = time.time()
-    trained = model_io.load_trained(config.model_dir, download)
+    if not os.path.isdir(config.model_dir):
+        raise NfiError(f"model dir {config.model_dir} does not exist")
+    trained_config = Config.load(os.path.join(config.model_dir, "config.json"))
+    source = image_source.open_source(config.model_dir, trained_config.data, config.data_dir,
+                                      download)
+    if config.quantize and not source.has_training_images:
+        # Before anything is converted: the user learns at once, not after the parity check.
+        raise NfiError(image_source.calibration_error(trained_config.data.dataset))
+    trained_precision = trained_config.train.mixed_precision
+    classifier, as_trained = precision.load_for_export(
+        os.path.join(config.model_dir, "model.keras"), trained_precision)
+    trained = model_io.TrainedModel(trained_config, classifier, source.info, config.model_dir)
     image_shape = trained.info.image_shape
     serve = signature.serving_function(trained.classifier, image_shape)
     outputs = signature.serving_outputs(trained.classifier)
@@ -74,15 +105,19 @@ def export_model(config: ExportConfig, *, download: bool = True,
     sm_path = os.path.join(out_dir, SAVED_MODEL_DIR)
     onnx_path = os.path.join(out_dir, ONNX_FILE)
     int8_path = os.path.join(out_dir, INT8_FILE)
-    images, _ = data.load_arrays(trained.config.data, "test", config.parity_examples, download)
-    images = data.uint8_to_float(images)
+    fp16_path = os.path.join(out_dir, FP16_FILE)
+    images, _ = source.test_images(config.parity_examples)
+    notes = []
+    if len(images) < config.parity_examples:
+        notes.append(f"parity on the {len(images)} images of {source.description} "
+                     f"(fewer than --parity_examples={config.parity_examples})")
     bs = config.batch_size
     reference = parity.in_batches(_keras_runtime(trained.classifier), images, bs)
     cpu_only = SessionConfig(providers=(CPU,))
-    quant_report = None
+    quant_report = fp16_report = as_trained_report = None
 
     with contextlib.ExitStack() as stack:
-        # Entered in this order, committed in reverse: int8, then ONNX, then the SavedModel.
+        # Entered in this order, committed in reverse: fp16, int8, then ONNX, then the SavedModel.
         sm_tmp = stack.enter_context(io_utils.atomic_dir(sm_path))
         onnx_tmp = stack.enter_context(io_utils.atomic_path(onnx_path, suffix=".onnx"))
         say(f"writing the SavedModel ({', '.join(outputs)})")
@@ -92,47 +127,69 @@ def export_model(config: ExportConfig, *, download: bool = True,
         metadata_lib.attach(model, meta)
         onnx_export.save(model, onnx_tmp)
 
-        say(f"checking parity on {len(images)} real test images")
+        say(f"checking parity on {len(images)} real test images ({source.description})")
+        onnx_out = parity.in_batches(Predictor(onnx_tmp, cpu_only).run, images, bs)
         runtimes = {
             "saved_model": parity.in_batches(LoadedSavedModel(sm_tmp), images, bs),
-            "onnx_runtime": parity.in_batches(Predictor(onnx_tmp, cpu_only).run, images, bs),
+            "onnx_runtime": onnx_out,
         }
         report = parity.check(reference, runtimes, config.atol)
+        if as_trained is not None:
+            say(f"comparing with the model as trained ({trained_precision})")
+            as_trained_report = parity.check_as_trained(
+                parity.in_batches(_keras_runtime(as_trained), images, bs), onnx_out,
+                config.as_trained_atol)
 
         if config.quantize:
             int8_tmp = stack.enter_context(io_utils.atomic_path(int8_path, suffix=".onnx"))
-            calib, _ = data.load_arrays(trained.config.data, "train",
-                                        config.calibration_examples, download)
+            calib = source.training_images(config.calibration_examples)
             say(f"quantizing to int8 (calibration: {len(calib)} real training images)")
-            quantize.quantize_int8(onnx_tmp, int8_tmp, data.uint8_to_float(calib), signature.INPUT_NAME,
-                                   bs, meta)
-            test_x, test_y = data.load_arrays(trained.config.data, "test",
-                                              config.quantization_eval_examples, download)
-            test_x = data.uint8_to_float(test_x)
+            quantize.quantize_int8(onnx_tmp, int8_tmp, calib, signature.INPUT_NAME, bs, meta)
+            test_x, test_y = source.test_images(config.quantization_eval_examples)
             fp32 = parity.in_batches(Predictor(onnx_tmp, cpu_only).run, test_x, bs)
             int8 = parity.in_batches(Predictor(int8_tmp, cpu_only).run, test_x, bs)
             quant_report = quantize.compare(fp32, int8, test_y, len(calib))
 
-    notes = []
-    if not config.quantize and os.path.exists(int8_path):
-        # An int8 model quantized from the previous fp32 export would no longer match it.
-        os.remove(int8_path)
-        notes.append(f"removed the stale {INT8_FILE} of an earlier export (use --quantize)")
+        if config.precision == "fp16":
+            fp16_tmp = stack.enter_context(io_utils.atomic_path(fp16_path, suffix=".onnx"))
+            say("converting to float16" + (" (float16 inputs and outputs)" if config.fp16_io
+                                           else ""))
+            fp16.convert_fp16(onnx_tmp, fp16_tmp, meta, config.fp16_io)
+            test_x, test_y = source.test_images(config.quantization_eval_examples)
+            fp32 = parity.in_batches(Predictor(onnx_tmp, cpu_only).run, test_x, bs)
+            half = parity.in_batches(Predictor(fp16_tmp, cpu_only).run, test_x, bs)
+            fp16_report = fp16.compare(fp32, half, test_y, config.fp16_atol, source.description)
+
+    for wanted, path, flag in ((config.quantize, int8_path, "--quantize"),
+                               (config.precision == "fp16", fp16_path, "--precision=fp16")):
+        if not wanted and os.path.exists(path):
+            # A model converted from the previous fp32 export would no longer match it.
+            os.remove(path)
+            notes.append(f"removed the stale {os.path.basename(path)} of an earlier export "
+                         f"(use {flag})")
     report_path = os.path.join(out_dir, REPORT_FILE)
     io_utils.atomic_write_json(report_path, {
         "model_dir": os.path.abspath(config.model_dir),
         "config": dataclasses.asdict(config),
         "metadata": meta,
         "files": {"saved_model": sm_path, "onnx": onnx_path,
-                  "int8": int8_path if config.quantize else None},
+                  "int8": int8_path if config.quantize else None,
+                  "fp16": fp16_path if config.precision == "fp16" else None},
+        "images": source.description,
+        "trained_precision": trained_precision,
         "parity": report.to_dict(),
+        "as_trained_parity": as_trained_report.to_dict() if as_trained_report else None,
         "quantization": quant_report.to_dict() if quant_report else None,
+        "fp16": fp16_report.to_dict() if fp16_report else None,
         "versions": _versions(),
         "seconds": round(time.time() - start, 1),
     })
     return ExportResult(saved_model=sm_path, onnx=onnx_path,
                         int8=int8_path if config.quantize else None, parity=report,
-                        quantization=quant_report, report=report_path, notes=notes)
+                        quantization=quant_report, report=report_path, notes=notes,
+                        fp16=fp16_path if config.precision == "fp16" else None,
+                        fp16_report=fp16_report, as_trained=as_trained_report,
+                        trained_precision=trained_precision)
 
 
 def _versions() -> dict[str, str]:

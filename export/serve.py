@@ -8,6 +8,11 @@ predictions.
 Session defaults are the fast CPU settings, no flags needed: one intra-op thread per physical
 core (see `physical_cores`), all graph optimizations (ORT_ENABLE_ALL), sequential execution,
 spinning workers, and single-image requests through an IO binding with preallocated outputs.
+
+Providers may carry options (`export.providers`); the session reports which providers it really
+runs on, and a GPU provider asked for that could not be created is a one-line warning (logged
+on `export.serve`), not a silent run on the CPU. On a GPU provider requests go through a
+device IO binding (input copied once, outputs allocated on the device).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import io
+import logging
 import os
 import threading
 from collections.abc import Iterator
@@ -22,12 +28,17 @@ from collections.abc import Iterator
 import numpy as np
 import onnxruntime as ort
 
-from export.config import SessionConfig, validate_session
+from export import providers as providers_lib
+from export.config import DEFAULT_PROVIDERS, SessionConfig, validate_session
 from export.metadata import ServingMetadata
 from nfi_tf import outputs as output_names
 from nfi_tf.errors import NfiError
 
-CPU = "CPUExecutionProvider"
+CPU = providers_lib.CPU
+# Providers whose outputs ORT can keep in CUDA device memory for an IO binding.
+_CUDA_DEVICE_PROVIDERS = (providers_lib.TENSORRT, providers_lib.CUDA)
+_INPUT_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
+log = logging.getLogger(__name__)
 _OPTIMIZATION = {
     "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
     "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
@@ -98,34 +109,73 @@ def _quiet_provider_probe() -> Iterator[None]:
         ort.set_default_logger_severity(_ORT_DEFAULT_LOG_SEVERITY)
 
 
+def _model_input(model: str | bytes) -> tuple[str, tuple[int, ...]]:
+    """The graph input's name and its per-image dims (read without the weights)."""
+    import onnx
+
+    proto = (onnx.load(model, load_external_data=False) if isinstance(model, str)
+             else onnx.load_model_from_string(model))
+    inp = proto.graph.input[0]
+    return inp.name, tuple(d.dim_value for d in inp.type.tensor_type.shape.dim[1:])
+
+
+def provider_options(spec: providers_lib.ProviderSpec, cfg: SessionConfig,
+                     model: str | bytes) -> dict[str, str]:
+    """`spec`'s options, plus TensorRT batch profiles from `cfg.max_batch` unless given."""
+    options = spec.option_dict()
+    if (spec.name == providers_lib.TENSORRT and cfg.max_batch
+            and not any(k in options for k in providers_lib.PROFILE_OPTIONS)):
+        name, dims = _model_input(model)
+        options.update(providers_lib.tensorrt_profiles(name, dims, cfg.max_batch))
+    return options
+
+
 def open_session(model: str | bytes, cfg: SessionConfig) -> tuple[ort.InferenceSession, list[str]]:
     """A session on the first provider of `cfg.providers` that works here (CPU last resort),
     and notes on the requested providers it could not use."""
     available = ort.get_available_providers()
-    chain = [p for p in cfg.providers if p in available]
-    notes = [f"{p} is not in this onnxruntime build" for p in cfg.providers if p not in available]
-    if CPU not in chain:
-        chain.append(CPU)
+    specs = cfg.provider_specs()
+    chain = [s for s in specs if s.name in available]
+    notes = [f"{s.name} is not in this onnxruntime build" for s in specs if s.name not in available]
+    if CPU not in [s.name for s in chain]:
+        chain.append(providers_lib.ProviderSpec(CPU))
+    names = [s.name for s in chain]
+    options = [provider_options(s, cfg, model) for s in chain]
     opts = session_options(cfg)
     try:
         with _quiet_provider_probe():
-            session = ort.InferenceSession(model, sess_options=opts, providers=chain)
+            session = ort.InferenceSession(model, sess_options=opts, providers=names,
+                                           provider_options=options)
     except Exception as first:  # ORT raises its own pybind types; any failure -> try CPU alone
-        if chain == [CPU]:
+        if names == [CPU]:
             raise _open_error(model, first) from first
         try:
             session = ort.InferenceSession(model, sess_options=opts, providers=[CPU])
         except Exception as e:
             raise _open_error(model, e) from e
-        gpus = ", ".join(p for p in chain if p != CPU)
+        gpus = ", ".join(p for p in names if p != CPU)
         notes.append(f"{gpus} failed ({_first_line(first)}); using CPU only")
         return session, notes
-    unusable = [p for p in chain if p not in session.get_providers()]
+    unusable = [p for p in names if p not in session.get_providers()]
     if unusable:
         # ORT's own explanation (printed, or logged process-wide) is a multi-line dump.
         notes.append(f"{', '.join(unusable)} unavailable here (no usable GPU, or missing "
                      f"CUDA/cuDNN/TensorRT libraries)")
     return session, notes
+
+
+def gpu_fallback(cfg: SessionConfig, running: list[str], available: list[str]) -> list[str]:
+    """The GPU providers asked for when the session ended up on the CPU anyway.
+
+    Counted when named explicitly, or (in the default chain) when this onnxruntime build has
+    them, i.e. onnxruntime-gpu is installed and the GPU or its libraries are not usable: the
+    "my GPU session silently ran on the CPU" case. The default chain on a CPU-only build is not
+    a fallback, it is the CPU asked for."""
+    if running and running[0] != CPU:
+        return []
+    explicit = tuple(cfg.providers) != DEFAULT_PROVIDERS
+    return [s.name for s in cfg.provider_specs()
+            if s.is_gpu and (explicit or s.name in available)]
 
 
 def _first_line(e: Exception) -> str:
@@ -182,11 +232,18 @@ class Predictor:
                            f"python -m export.to_onnx --model_dir=...")
         self.model_path = model_path
         self.session, self.provider_notes = open_session(model_path, cfg)
+        self.fallen_back = gpu_fallback(cfg, self.providers, ort.get_available_providers())
+        if self.fallen_back:
+            log.warning("%s asked for %s but runs on %s (%s); pass --providers=%s to ask for the "
+                        "CPU", os.path.basename(model_path), ", ".join(self.fallen_back), CPU,
+                        "; ".join(self.provider_notes) or "no reason given", CPU)
         inputs = self.session.get_inputs()
-        if len(inputs) != 1 or inputs[0].type != "tensor(float)":
-            raise NfiError(f"{model_path} must take one float32 image tensor. Received inputs: "
-                           f"{[(i.name, i.type, i.shape) for i in inputs]}")
+        if len(inputs) != 1 or inputs[0].type not in _INPUT_DTYPES:
+            raise NfiError(f"{model_path} must take one float32 (or float16) image tensor. "
+                           f"Received inputs: {[(i.name, i.type, i.shape) for i in inputs]}")
         self.input_name = inputs[0].name
+        # float16 only for a model exported with --fp16_io; requests are validated as float32.
+        self.input_dtype = _INPUT_DTYPES[inputs[0].type]
         self.output_names = tuple(o.name for o in self.session.get_outputs())
         self._bindings = threading.local()
         props = self.session.get_modelmeta().custom_metadata_map
@@ -203,6 +260,14 @@ class Predictor:
     @property
     def provider(self) -> str:
         return self.providers[0]
+
+    @property
+    def device(self) -> tuple[str, int]:
+        """Where a device IO binding puts tensors: ("cuda", device_id) on CUDA/TensorRT."""
+        if self.provider in _CUDA_DEVICE_PROVIDERS:
+            spec = next(s for s in self.session_config.provider_specs() if s.name == self.provider)
+            return "cuda", int(spec.option_dict().get("device_id", 0))
+        return "cpu", 0
 
     def describe(self) -> str:
         notes = "; ".join(self.provider_notes)
@@ -254,14 +319,45 @@ class Predictor:
     def binds_single_images(self) -> bool:
         return self.session_config.io_binding_batch1 and self.provider == CPU
 
+    @property
+    def binds_device_memory(self) -> bool:
+        return self.session_config.device_io_binding and self.device[0] != "cpu"
+
     def run(self, images, outputs: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
         """All (or the named) raw outputs for a validated batch."""
         names = tuple(outputs or self.output_names)
-        x = self.validate(images)
+        x = self._as_input(self.validate(images))
+        if self.binds_device_memory:
+            binding = self._run_bound_on_device(x, names)
+            return dict(zip(names, binding.copy_outputs_to_cpu(), strict=True))
         if x.shape[0] == 1 and self.binds_single_images:
             return self._run_bound(x, names)
         values = self.session.run(list(names), {self.input_name: x})
         return dict(zip(names, values, strict=True))
+
+    def run_on_device(self, images, outputs: tuple[str, ...] | None = None
+                      ) -> dict[str, ort.OrtValue]:
+        """The outputs as OrtValues left where the session computed them (GPU memory on
+        CUDA/TensorRT), for a pipeline whose next stage reads them there; `.numpy()` copies one
+        to the host. The input is copied to the device once."""
+        names = tuple(outputs or self.output_names)
+        binding = self._run_bound_on_device(self._as_input(self.validate(images)), names)
+        return dict(zip(names, binding.get_outputs(), strict=True))
+
+    def _as_input(self, x: np.ndarray) -> np.ndarray:
+        return x if self.input_dtype == np.float32 else x.astype(self.input_dtype)
+
+    def _run_bound_on_device(self, x: np.ndarray, names: tuple[str, ...]) -> ort.IOBinding:
+        # A fresh binding per call: output shapes follow the batch, ORT allocates them on the
+        # device, and nothing is shared between threads. bind_cpu_input copies the host array to
+        # the session's device once (no copy at all on the CPU).
+        device, device_id = self.device
+        binding = self.session.io_binding()
+        binding.bind_cpu_input(self.input_name, x)
+        for name in names:
+            binding.bind_output(name, device, device_id)
+        self.session.run_with_iobinding(binding)
+        return binding
 
     def _run_bound(self, x: np.ndarray, names: tuple[str, ...]) -> dict[str, np.ndarray]:
         """One image through this thread's IO binding for `names`; the first call of a thread

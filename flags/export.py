@@ -3,8 +3,10 @@
 
 from absl import flags
 
+from export import providers as providers_lib
 from export.config import (
     DEFAULT_PROVIDERS,
+    PRECISIONS,
     ExportConfig,
     PredictConfig,
     SessionConfig,
@@ -20,7 +22,8 @@ _S = SessionConfig.__dataclass_fields__
 def define_export_flags() -> None:
     common.define_model_dir(help_text="A model dir written by python -m nfi_tf.train.")
     flags.DEFINE_string("output", None, "Export directory (default: <model_dir>/export); it "
-                        "receives saved_model/, model.onnx, model.int8.onnx, export_report.json.")
+                        "receives saved_model/, model.onnx, model.int8.onnx, model.fp16.onnx, "
+                        "export_report.json.")
     flags.DEFINE_integer("opset", _E["opset"].default, "ONNX opset (13-18).")
     flags.DEFINE_bool("quantize", False, "Also write model.int8.onnx (static int8 quantization "
                       "calibrated on training images) and report its accuracy change.")
@@ -31,7 +34,20 @@ def define_export_flags() -> None:
     flags.DEFINE_integer("calibration_examples", _E["calibration_examples"].default,
                          "Training images for int8 calibration.")
     flags.DEFINE_integer("quantization_eval_examples", _E["quantization_eval_examples"].default,
-                         "Test images for the fp32 vs int8 comparison.")
+                         "Test images for the fp32 vs int8 (and fp16) comparison.")
+    flags.DEFINE_enum("precision", _E["precision"].default, list(PRECISIONS),
+                      "fp16: also write model.fp16.onnx (float16 weights and compute, float32 "
+                      "inputs/outputs) and report its parity and accuracy change.")
+    flags.DEFINE_bool("fp16_io", False, "With --precision=fp16: float16 inputs and outputs too.")
+    flags.DEFINE_float("fp16_atol", _E["fp16_atol"].default, "Largest allowed |difference| of "
+                       "probabilities between the fp16 and fp32 ONNX models.")
+    flags.DEFINE_float("as_trained_atol", _E["as_trained_atol"].default, "For a model trained "
+                       "in mixed precision: largest allowed |difference| of probabilities "
+                       "between the float32 export and the model as trained.")
+    flags.DEFINE_string("data_dir", None, "tensorflow-datasets data dir holding the model's "
+                        "dataset. Default: the model's own, else the real test images training "
+                        "kept in the model dir (serving_examples.npz); --quantize needs the "
+                        "dataset.")
     flags.DEFINE_bool("download", True, "Download the dataset when it is not in the data dir.")
 
 
@@ -45,12 +61,22 @@ def export_config_from_flags(values: flags.FlagValues) -> ExportConfig:
         atol=values["atol"].value,
         calibration_examples=values["calibration_examples"].value,
         quantization_eval_examples=values["quantization_eval_examples"].value,
+        precision=values["precision"].value,
+        fp16_io=values["fp16_io"].value,
+        fp16_atol=values["fp16_atol"].value,
+        as_trained_atol=values["as_trained_atol"].value,
+        data_dir=values["data_dir"].value,
     ))
 
 
 def define_session_flags() -> None:
     flags.DEFINE_list("providers", list(DEFAULT_PROVIDERS), "ONNX Runtime execution providers in "
-                      "priority order; the first this machine can create is used, CPU last.")
+                      "priority order; the first this machine can create is used, CPU last. "
+                      "Options follow a provider after ':', e.g. CUDAExecutionProvider:device_id=1"
+                      " or TensorrtExecutionProvider:trt_fp16_enable=1,trt_engine_cache_enable=1,"
+                      "trt_engine_cache_path=/tmp/trt (see docs/serving.md).")
+    flags.DEFINE_integer("max_batch", 0, "Largest batch the session will see; TensorRT gets one "
+                         "optimization profile for batches 1..max_batch (0: none).")
     flags.DEFINE_string("graph_optimization", _S["graph_optimization"].default,
                         "ONNX Runtime graph optimization: disable, basic, extended, all.")
     flags.DEFINE_integer("intra_op_threads", 0, "Threads inside an op (0: one per physical core).")
@@ -60,11 +86,12 @@ def define_session_flags() -> None:
 
 def session_config_from_flags(values: flags.FlagValues) -> SessionConfig:
     return SessionConfig(
-        providers=tuple(values["providers"].value),
+        providers=providers_lib.group_flag_tokens(values["providers"].value),
         graph_optimization=values["graph_optimization"].value,
         intra_op_threads=values["intra_op_threads"].value,
         inter_op_threads=values["inter_op_threads"].value,
         execution_mode=values["execution_mode"].value,
+        max_batch=values["max_batch"].value,
     )
 
 

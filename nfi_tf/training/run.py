@@ -9,6 +9,7 @@ Model dir layout (everything written atomically):
     history.json       per-epoch train metrics and test-subset (or validation-split) evaluation
     logs/              TensorBoard
     model.keras        the trained classifier
+    serving_examples.npz  a few real test images for export parity without the dataset
     summary.json       final metrics, time, steps
 
 Resume: rerunning the same command finds the latest checkpoint and continues from its step.
@@ -31,7 +32,7 @@ import keras
 import tensorflow as tf
 from tensorflow.python.framework import config as tf_config  # disable_op_determinism is not public
 
-from nfi_tf import data, io_utils
+from nfi_tf import data, io_utils, serving_examples
 from nfi_tf.config import Config
 from nfi_tf.distribute import build_strategy, distribute_dataset, is_chief
 from nfi_tf.training import epoch_eval, hooks
@@ -114,6 +115,7 @@ def train_and_evaluate(config: Config, model_dir: str, *, download: bool = True,
     if loop.finished:
         with io_utils.atomic_path(os.path.join(write_dir, "model.keras"), suffix=".keras") as tmp:
             state.classifier.save(tmp)
+        serving_examples.save(write_dir, config.data, info, download=download)
         io_utils.atomic_write_json(os.path.join(write_dir, "summary.json"), summary)
     return summary
 
