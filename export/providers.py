@@ -141,7 +141,7 @@ def _hint(key: str, known: dict) -> str:
 
     if not known:
         return " (it takes no options)"
-    match = difflib.get_close_matches(key, list(known), n=1, cutoff=0.75)
+    match = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
     return f" (did you mean {match[0]!r}?)" if match else " (docs/serving.md lists the known ones)"
 
 
