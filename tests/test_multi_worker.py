@@ -34,7 +34,7 @@ TIMEOUT = 400
 # gradient sum differs (and the PGD sign steps it can flip).
 ATOL = 5e-3
 MODEL_DIR_ENTRIES = ["checkpoints", "config.json", "history.json", "logs", "model.keras",
-                     "summary.json"]
+                     "serving_examples.npz", "summary.json"]
 
 
 def _train_cmd(model_dir, *extra):
