@@ -1,4 +1,4 @@
-"""Serving benchmark on CPU: ONNX Runtime vs the TF SavedModel, fp32 and int8.
+"""Serving benchmark on CPU: ONNX Runtime vs the TF SavedModel, fp32, fp16 and int8.
 
 Latency: batch 1, median (and p90) of `repeats` timed calls after `warmup` calls.
 Throughput: batch `throughput_batch` (256) images per second, from the median of its calls.
@@ -6,6 +6,9 @@ Throughput: batch `throughput_batch` (256) images per second, from the median of
 The targets (`serve_targets`) are judged on the *defaults*, what a user gets without flags:
 `Predictor(model.onnx)` with no session settings, through its validated `run` (the path of
 `python -m export.predict`), for fp32 and int8, against the SavedModel's `serving_default`.
+The fp16 model is measured the same way beside them (no target: on a CPU fp16 is a size and
+GPU option, ORT computes most of it through casts to float32), and `precisions` puts the three
+default Predictors side by side with the accuracy each export measured on the whole test split.
 The session settings tried besides (graph optimization level, intra/inter op threads,
 execution mode, IO binding; raw `session.run`, no request validation) are measured too, so
 the JSON records whether any of them beats the defaults, and by how much. Inputs are real test
@@ -28,7 +31,14 @@ import onnxruntime as ort
 
 from bench.machine import precision_support
 from export.config import ExportConfig, SessionConfig
-from export.exporter import INT8_FILE, ONNX_FILE, REPORT_FILE, SAVED_MODEL_DIR, export_model
+from export.exporter import (
+    FP16_FILE,
+    INT8_FILE,
+    ONNX_FILE,
+    REPORT_FILE,
+    SAVED_MODEL_DIR,
+    export_model,
+)
 from export.serve import CPU, Predictor
 from nfi_tf import data, io_utils
 from nfi_tf.config import Config
@@ -90,15 +100,17 @@ def _ort_calls(path: str, cfg: SessionConfig, one: np.ndarray, many: np.ndarray,
 
 
 def _ensure_export(model_dir: str, export_dir: str, export_if_missing: bool, test_size: int) -> None:
-    needed = [os.path.join(export_dir, f) for f in (SAVED_MODEL_DIR, ONNX_FILE, INT8_FILE)]
+    needed = [os.path.join(export_dir, f)
+              for f in (SAVED_MODEL_DIR, ONNX_FILE, INT8_FILE, FP16_FILE)]
     if all(os.path.exists(p) for p in needed):
         return
     if not export_if_missing:
         raise NfiError(f"no complete export in {export_dir} (needs {needed}): run "
-                       f"python -m export.to_onnx --model_dir={model_dir} --quantize")
-    # The int8 accuracy change on the whole test split (the export's default is 1000 images).
+                       f"python -m export.to_onnx --model_dir={model_dir} --quantize "
+                       f"--precision=fp16")
+    # The int8 and fp16 accuracy changes on the whole test split (the export's default is 1000).
     export_model(ExportConfig(model_dir=model_dir, output_dir=export_dir, quantize=True,
-                              quantization_eval_examples=test_size))
+                              precision="fp16", quantization_eval_examples=test_size))
 
 
 def run_serve_bench(model_dir: str, *, export_dir: str | None = None, repeats: int = 200,
@@ -119,6 +131,7 @@ def run_serve_bench(model_dir: str, *, export_dir: str | None = None, repeats: i
     many = images.astype(np.float32) / np.float32(255)
     one = np.ascontiguousarray(many[:1])
     fp32, int8 = os.path.join(export_dir, ONNX_FILE), os.path.join(export_dir, INT8_FILE)
+    fp16 = os.path.join(export_dir, FP16_FILE)
     measure = lambda o, m: _measure(o, m, throughput_batch, warmup, repeats, throughput_repeats)
     load_before = os.getloadavg()
 
@@ -126,7 +139,8 @@ def run_serve_bench(model_dir: str, *, export_dir: str | None = None, repeats: i
     saved = LoadedSavedModel(os.path.join(export_dir, SAVED_MODEL_DIR))
     results["tf_saved_model_fp32"] = measure(lambda: saved(one), lambda: saved(many))
     # The defaults, no session settings at all: what the targets are judged on.
-    for name, path in (("ort_fp32_predictor_default", fp32), ("ort_int8_predictor_default", int8)):
+    for name, path in (("ort_fp32_predictor_default", fp32), ("ort_int8_predictor_default", int8),
+                       ("ort_fp16_predictor_default", fp16)):
         results[name] = _measure_predictor(Predictor(path), one, many, measure)
 
     base = SessionConfig(providers=(CPU,))
@@ -143,6 +157,8 @@ def run_serve_bench(model_dir: str, *, export_dir: str | None = None, repeats: i
         "ort_int8": (int8, base, False),
         "ort_int8_intra1": (int8, dataclasses.replace(base, intra_op_threads=1), False),
         "ort_int8_iobinding": (int8, base, True),
+        "ort_fp16": (fp16, base, False),
+        "ort_fp16_iobinding": (fp16, base, True),
     }
     provider = None
     for name, (path, cfg, binding) in variants.items():
@@ -164,10 +180,11 @@ def run_serve_bench(model_dir: str, *, export_dir: str | None = None, repeats: i
                       "throughput_speedup_vs_tf": r[thr] / tf_ref[thr]}
                for name, r in results.items() if name != "tf_saved_model_fp32"}
     export_report = os.path.join(export_dir, REPORT_FILE)
-    quantization = None
+    quantization = fp16_report = None
     if os.path.exists(export_report):
         with open(export_report) as f:
-            quantization = json.load(f).get("quantization")
+            exported = json.load(f)
+        quantization, fp16_report = exported.get("quantization"), exported.get("fp16")
     report = {
         "model_dir": os.path.abspath(model_dir),
         "dataset": config.data.dataset,
@@ -187,14 +204,36 @@ def run_serve_bench(model_dir: str, *, export_dir: str | None = None, repeats: i
         "results": results,
         "speedup_vs_tf_saved_model": summary,
         "quantization": quantization,
+        "fp16": fp16_report,
+        "precisions": precisions_side_by_side(results, quantization, fp16_report, thr),
         "note": "TF has no int8 path here (the int8 model is ONNX Runtime QDQ); 0 threads "
-                "means one per physical core (export.serve.resolve_session)",
+                "means one per physical core (export.serve.resolve_session); fp16 on a CPU runs "
+                "mostly through casts to float32 (a GPU format, measured here for reference)",
     }
     report["targets"] = serve_targets(report)
     path = output or os.path.join(export_dir, "serve_bench.json")
     io_utils.atomic_write_json(path, report)
     report["output"] = path
     return report
+
+
+def precisions_side_by_side(results: dict, quantization: dict | None, fp16_report: dict | None,
+                            thr: str) -> dict:
+    """fp32, fp16 and int8 default Predictors in one table: speed from this run, accuracy from
+    the export's comparison on the test split (None when the export did not record it)."""
+    accuracy = {"fp32": (quantization or fp16_report or {}).get("fp32_accuracy"),
+                "fp16": (fp16_report or {}).get("fp16_accuracy"),
+                "int8": (quantization or {}).get("int8_accuracy")}
+    fp32 = results["ort_fp32_predictor_default"]
+    out = {}
+    for precision in ("fp32", "fp16", "int8"):
+        r = results[f"ort_{precision}_predictor_default"]
+        out[precision] = {"latency_b1_ms_median": r["latency_b1_ms_median"], thr: r[thr],
+                          "latency_vs_fp32": fp32["latency_b1_ms_median"]
+                          / r["latency_b1_ms_median"],
+                          "throughput_vs_fp32": r[thr] / fp32[thr],
+                          "accuracy": accuracy[precision]}
+    return out
 
 
 def _measure_predictor(predictor: Predictor, one: np.ndarray, many: np.ndarray, measure) -> dict:
@@ -256,6 +295,10 @@ def format_report(report: dict) -> list[str]:
         lines.append(f"{name:32s} {r['latency_b1_ms_median']:15.3f} ms "
                      f"{r['latency_b1_ms_p90']:6.3f} ms {r[thr]:28.0f} img/s")
     env = report["environment"]
+    for precision, p in report.get("precisions", {}).items():
+        acc = "" if p["accuracy"] is None else f", accuracy {100 * p['accuracy']:.2f}%"
+        lines.append(f"{precision}: latency x{p['latency_vs_fp32']:.2f}, throughput "
+                     f"x{p['throughput_vs_fp32']:.2f} vs fp32 (default Predictor){acc}")
     for name, t in report["targets"].items():
         lines.append(f"target {name}: {t['measured']:.3f} ({'met' if t['met'] else 'NOT met'})")
     if not env["precision_support"]["int8_dot"]:

@@ -1,5 +1,7 @@
 """The serve suite: `python -m bench.serve_bench` (in its own process) on a given model dir, or
-on an nfi SmallCNN trained here for a few minutes; its report (targets included) as written."""
+on an nfi SmallCNN trained here for a few minutes; its report (targets included) as written.
+The bench exports fp32, int8 and fp16 models when the export is incomplete, so one run measures
+all three (`precisions` in the report)."""
 
 from __future__ import annotations
 

@@ -254,3 +254,23 @@ def test_export_cli_without_the_dataset(bf16_dir, tmp_path):
     errors = [line for line in proc.stderr.splitlines() if line.startswith("export.to_onnx:")]
     assert len(errors) == 1 and "int8 calibration (--quantize) needs real" in errors[0]
     assert not os.path.exists(os.path.join(out, INT8_FILE))
+
+
+def test_the_serve_bench_puts_fp32_fp16_and_int8_side_by_side():
+    from bench.serve_bench import precisions_side_by_side
+
+    thr = "throughput_b256_images_per_s"
+    row = lambda ms, ips: {"latency_b1_ms_median": ms, thr: ips}
+    results = {"ort_fp32_predictor_default": row(0.2, 10000.0),
+               "ort_fp16_predictor_default": row(0.4, 4000.0),
+               "ort_int8_predictor_default": row(0.25, 20000.0)}
+    table = precisions_side_by_side(
+        results, {"fp32_accuracy": 0.9432, "int8_accuracy": 0.9426},
+        {"fp32_accuracy": 0.9432, "fp16_accuracy": 0.9431}, thr)
+    assert list(table) == ["fp32", "fp16", "int8"]
+    assert table["fp16"]["latency_vs_fp32"] == pytest.approx(0.5)
+    assert table["fp16"]["throughput_vs_fp32"] == pytest.approx(0.4)
+    assert table["int8"]["throughput_vs_fp32"] == pytest.approx(2.0)
+    assert [table[p]["accuracy"] for p in table] == [0.9432, 0.9431, 0.9426]
+    # An export without fp16 (or int8) leaves that accuracy unknown, not made up.
+    assert precisions_side_by_side(results, None, None, thr)["fp16"]["accuracy"] is None
