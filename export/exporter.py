@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import os
 import time
 from collections.abc import Callable
@@ -87,11 +88,10 @@ def export_model(config: ExportConfig, *, download: bool = True,
     if not os.path.isdir(config.model_dir):
         raise NfiError(f"model dir {config.model_dir} does not exist")
     trained_config = Config.load(os.path.join(config.model_dir, "config.json"))
+    # Opened first, so that a missing dataset (int8 calibration needs the training split) is
+    # reported before anything is converted, not after the parity check.
     source = image_source.open_source(config.model_dir, trained_config.data, config.data_dir,
-                                      download)
-    if config.quantize and not source.has_training_images:
-        # Before anything is converted: the user learns at once, not after the parity check.
-        raise NfiError(image_source.calibration_error(trained_config.data.dataset))
+                                      download, need_training_images=config.quantize)
     trained_precision = trained_config.train.mixed_precision
     classifier, as_trained = precision.load_for_export(
         os.path.join(config.model_dir, "model.keras"), trained_precision)
@@ -140,13 +140,19 @@ def export_model(config: ExportConfig, *, download: bool = True,
                 parity.in_batches(_keras_runtime(as_trained), images, bs), onnx_out,
                 config.as_trained_atol)
 
+        @functools.cache
+        def fp32_on_test_images():
+            # The test images of the int8 and fp16 comparisons, with the fp32 model's outputs
+            # (computed once when both are asked for).
+            test_x, test_y = source.test_images(config.quantization_eval_examples)
+            return test_x, test_y, parity.in_batches(Predictor(onnx_tmp, cpu_only).run, test_x, bs)
+
         if config.quantize:
             int8_tmp = stack.enter_context(io_utils.atomic_path(int8_path, suffix=".onnx"))
             calib = source.training_images(config.calibration_examples)
             say(f"quantizing to int8 (calibration: {len(calib)} real training images)")
             quantize.quantize_int8(onnx_tmp, int8_tmp, calib, signature.INPUT_NAME, bs, meta)
-            test_x, test_y = source.test_images(config.quantization_eval_examples)
-            fp32 = parity.in_batches(Predictor(onnx_tmp, cpu_only).run, test_x, bs)
+            test_x, test_y, fp32 = fp32_on_test_images()
             int8 = parity.in_batches(Predictor(int8_tmp, cpu_only).run, test_x, bs)
             quant_report = quantize.compare(fp32, int8, test_y, len(calib))
 
@@ -155,8 +161,7 @@ def export_model(config: ExportConfig, *, download: bool = True,
             say("converting to float16" + (" (float16 inputs and outputs)" if config.fp16_io
                                            else ""))
             fp16.convert_fp16(onnx_tmp, fp16_tmp, meta, config.fp16_io)
-            test_x, test_y = source.test_images(config.quantization_eval_examples)
-            fp32 = parity.in_batches(Predictor(onnx_tmp, cpu_only).run, test_x, bs)
+            test_x, test_y, fp32 = fp32_on_test_images()
             half = parity.in_batches(Predictor(fp16_tmp, cpu_only).run, test_x, bs)
             fp16_report = fp16.compare(fp32, half, test_y, config.fp16_atol, source.description)
 

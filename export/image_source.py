@@ -5,7 +5,7 @@ images. In order:
 1. `--data_dir`: the dataset there (an error if it is not).
 2. The dataset where the model's config (or TFDS_DATA_DIR) says, if it is on disk.
 3. `serving_examples.npz` in the model dir, written by training (`nfi_tf.serving_examples`):
-   test images only, so no int8 calibration.
+   test images only, so not when int8 calibration is asked for.
 4. Otherwise the dataset, downloaded when allowed (the previous behaviour).
 """
 
@@ -60,8 +60,8 @@ def calibration_error(dataset: str) -> str:
             f"--data_dir=<folder with the prepared tfds dataset>, or export without --quantize")
 
 
-def open_source(model_dir: str, cfg: DataConfig, data_dir: str | None,
-                download: bool) -> ImageSource:
+def open_source(model_dir: str, cfg: DataConfig, data_dir: str | None, download: bool,
+                need_training_images: bool = False) -> ImageSource:
     if data_dir:
         return ImageSource(dataclasses.replace(cfg, data_dir=data_dir), download)
     try:
@@ -69,10 +69,12 @@ def open_source(model_dir: str, cfg: DataConfig, data_dir: str | None,
     except DataUnavailableError:
         pass
     examples = serving_examples.load(model_dir)
-    if examples is not None:
+    if examples is not None and not need_training_images:
         return ImageSource(cfg, download, examples)
     try:
-        return ImageSource(cfg, download)
+        return ImageSource(cfg, download)  # int8 calibration: download rather than give up
     except DataUnavailableError as e:
+        if examples is not None:
+            raise NfiError(calibration_error(cfg.dataset)) from e
         raise DataUnavailableError(f"{e}; or keep the {serving_examples.FILE} that training "
                                    f"writes in the model dir") from e
