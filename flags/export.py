@@ -35,9 +35,11 @@ def define_export_flags() -> None:
                          "Training images for int8 calibration.")
     flags.DEFINE_integer("quantization_eval_examples", _E["quantization_eval_examples"].default,
                          "Test images for the fp32 vs int8 (and fp16) comparison.")
-    flags.DEFINE_enum("precision", _E["precision"].default, list(PRECISIONS),
-                      "fp16: also write model.fp16.onnx (float16 weights and compute, float32 "
-                      "inputs/outputs) and report its parity and accuracy change.")
+    # A string checked by validate_export (not DEFINE_enum): a bad value is then the commands'
+    # one-line error with exit 2, not absl's two-line parse failure.
+    flags.DEFINE_string("precision", _E["precision"].default, f"{' or '.join(PRECISIONS)}. fp16: "
+                        "also write model.fp16.onnx (float16 weights and compute, float32 "
+                        "inputs/outputs) and report its parity and accuracy change.")
     flags.DEFINE_bool("fp16_io", False, "With --precision=fp16: float16 inputs and outputs too.")
     flags.DEFINE_float("fp16_atol", _E["fp16_atol"].default, "Largest allowed |difference| of "
                        "probabilities between the fp16 and fp32 ONNX models.")

@@ -274,3 +274,12 @@ def test_the_serve_bench_puts_fp32_fp16_and_int8_side_by_side():
     assert [table[p]["accuracy"] for p in table] == [0.9432, 0.9431, 0.9426]
     # An export without fp16 (or int8) leaves that accuracy unknown, not made up.
     assert precisions_side_by_side(results, None, None, thr)["fp16"]["accuracy"] is None
+
+
+@pytest.mark.large
+def test_export_cli_rejects_a_bad_precision_in_one_line(tmp_path):
+    proc = run_cli("export.to_onnx", f"--model_dir={tmp_path}", "--precision=int8", timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "export.to_onnx: error: precision must be one of ('fp32', 'fp16') (int8: --quantize). "
+        "Received: precision='int8'")
