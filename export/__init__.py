@@ -1,3 +1,4 @@
-"""Export and serving: SavedModel + ONNX from one tf.function, parity checks, an ONNX Runtime
-predictor, optional int8 quantization. Entry points: `python -m export.to_onnx` and
-`python -m export.predict`."""
+"""Export and serving: SavedModel + ONNX from one tf.function (float32 whatever the training
+precision), parity checks, optional int8 and fp16 models, an ONNX Runtime predictor with
+provider options and a GPU-fallback report. Entry points: `python -m export.to_onnx` and
+`python -m export.predict`; docs/serving.md for GPUs."""

@@ -119,7 +119,7 @@ def predict_config_from_flags(values: flags.FlagValues, images: list[str]) -> Pr
 def define_serve_bench_flags() -> None:
     common.define_model_dir(help_text="A model dir written by python -m nfi_tf.train.")
     flags.DEFINE_string("export_dir", None, "Its export (default: <model_dir>/export); exported "
-                        "with --quantize first when incomplete.")
+                        "with --quantize --precision=fp16 first when incomplete.")
     flags.DEFINE_integer("repeats", 200, "Timed batch-1 calls (after --warmup calls).")
     flags.DEFINE_integer("warmup", 20, "Untimed calls before timing.")
     flags.DEFINE_integer("throughput_batch", 256, "Batch size of the throughput measurement.")
