@@ -265,7 +265,8 @@ class Predictor:
     def device(self) -> tuple[str, int]:
         """Where a device IO binding puts tensors: ("cuda", device_id) on CUDA/TensorRT."""
         if self.provider in _CUDA_DEVICE_PROVIDERS:
-            spec = next(s for s in self.session_config.provider_specs() if s.name == self.provider)
+            spec = next((s for s in self.session_config.provider_specs()
+                         if s.name == self.provider), providers_lib.ProviderSpec(self.provider))
             return "cuda", int(spec.option_dict().get("device_id", 0))
         return "cpu", 0
 
