@@ -4,8 +4,9 @@ The export commits a model only after Keras, the SavedModel and ONNX Runtime agr
 images (`export.parity`); on a serving machine the dataset is usually absent. Training therefore
 writes the first `DEFAULT_EXAMPLES` test images (uint8, as tfds stores them), their labels and
 the dataset info the export needs (image shape, class names) to `serving_examples.npz`
-(compressed: 44 KB for MNIST, 0.73 MB for CIFAR-10). Test images, not training ones: parity is judged on data
-the model did not fit. Too few for int8 calibration (which needs training images), by design.
+(compressed: 44 KB for MNIST, 0.73 MB for CIFAR-10). Test images, not training ones: parity is
+judged on data the model did not fit. Too few for int8 calibration (which needs training
+images), by design.
 """
 
 from __future__ import annotations
