@@ -190,6 +190,23 @@ def test_training_keeps_real_test_images_in_the_model_dir(bf16_dir, mnist_test_a
     assert kept.info.image_shape == (28, 28, 1) and kept.info.test_size == 10000
 
 
+
+def test_a_corrupt_or_inconsistent_kept_file_is_a_one_line_error(tmp_path):
+    path = tmp_path / serving_examples.FILE
+    path.write_bytes(b"not an npz")
+    with pytest.raises(NfiError, match=r"serving_examples.npz is corrupt .*pass --data_dir") as info:
+        serving_examples.load(str(tmp_path))
+    assert "\n" not in str(info.value)
+    info_json = np.array(json.dumps({"name": "mnist", "image_shape": [28, 28, 1],
+                                     "num_classes": 10, "class_names": list("0123456789"),
+                                     "train_size": 60000, "test_size": 10000}))
+    with open(path, "wb") as f:  # float images where uint8 belong
+        np.savez(f, images=np.zeros((2, 28, 28, 1), np.float32), labels=np.zeros(2), info=info_json)
+    with pytest.raises(NfiError, match=r"does not hold uint8 \(28, 28, 1\) images .* "
+                                       r"Received: images float32 \(2, 28, 28, 1\)"):
+        serving_examples.load(str(tmp_path))
+    assert serving_examples.load(str(tmp_path / "elsewhere")) is None
+
 def test_export_without_the_dataset_uses_the_kept_images(bf16_dir, tmp_path, no_dataset):
     model_dir = str(tmp_path / "model")
     shutil.copytree(bf16_dir, model_dir)
