@@ -76,9 +76,10 @@ def test_a_mixed_precision_model_exports_a_float32_graph_compared_with_itself_as
     assert precision.compute_dtypes(float32_model) == {"float32"}
     assert {"float32", policy.split("_")[1]} == precision.compute_dtypes(as_trained)
 
-    # The as-trained comparison measures a real half-precision difference, within tolerance.
+    # The as-trained comparison measures a real half-precision difference (float32 against
+    # float32 differs by ~1e-7 here; measured 1.9e-3 for bf16, 1.9e-4 for fp16), within tolerance.
     diffs = result.as_trained.max_abs_diff["onnx_runtime"]
-    assert 1e-4 < diffs["routed"] and diffs["probabilities"] <= 0.05
+    assert 1e-5 < diffs["routed"] and diffs["probabilities"] <= 0.05
     assert result.as_trained.route_agreement["onnx_runtime"] >= 0.95
     with open(result.report) as f:
         report = json.load(f)
