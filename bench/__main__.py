@@ -8,7 +8,7 @@ Suites (comma-separated lists work too, e.g. `--suite=peak,train`):
                (bench/train_suite.py)
   scaling      ms/step vs batch 32..512 and PGD steps 1..40, peak RSS vs batch, PNG plot
   serve        ONNX Runtime vs TF SavedModel serving, default Predictor and the settings tried,
-               fp32 and int8 (bench/serve_bench.py) on a SmallCNN trained here for a few minutes
+               fp32, fp16 and int8 (bench/serve_bench.py) on a SmallCNN trained here for a few minutes
                (or the model dir given by --serve_model_dir)
   flops        the analytic FLOP count against TensorFlow's own, and oneDNN's convolution
                algorithms (bench/flops_suite.py)
