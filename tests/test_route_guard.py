@@ -68,7 +68,8 @@ def test_route_guard_examples_steer_the_switch_within_the_ball(trained_mnist_dir
 
     # On the clean images no example has its four deciding scores on t; after the PGD some do.
     assert all_on_target(x).mean() == 0.0
-    assert all_on_target(x_rg).mean() > 0.1  # 17% at 5 steps on this robust fixture
+    # 9 of 64 (14%) at 5 steps on both committed fixtures, with oneDNN's kernels on and off.
+    assert all_on_target(x_rg).mean() > 0.1
 
 
 def test_training_step_adds_the_guard_only_when_asked():
