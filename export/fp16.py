@@ -22,6 +22,7 @@ import numpy as np
 import onnx
 
 from export import metadata as metadata_lib
+from export.parity import argmax_margins
 from nfi_tf import outputs
 from nfi_tf.errors import NfiError
 
@@ -56,11 +57,13 @@ class Fp16Report:
     fp16_accuracy: float
     prediction_agreement: float
     route_agreement: float
-    max_abs_diff: dict[str, float]  # output -> max |fp16 - fp32 ONNX|
+    max_abs_diff: dict[str, float]  # output -> max |fp16 - fp32 ONNX| on the images whose route agrees
+    near_tie_route_flips: int = 0  # routes that flipped where the fp32 argmax margin is a rounding's width
+    unexplained_route_flips: tuple = ()  # indices of flips no rounding explains (a conversion bug)
 
     @property
     def ok(self) -> bool:
-        return self.max_abs_diff[outputs.PROBABILITIES] <= self.atol
+        return self.max_abs_diff[outputs.PROBABILITIES] <= self.atol and not self.unexplained_route_flips
 
     def lines(self) -> list[str]:
         change = 100 * (self.fp16_accuracy - self.fp32_accuracy)
@@ -68,9 +71,10 @@ class Fp16Report:
         return [f"fp16 on {self.examples} real test images ({self.source}): accuracy fp32 "
                 f"{100 * self.fp32_accuracy:.2f}% -> fp16 {100 * self.fp16_accuracy:.2f}% "
                 f"({change:+.2f} points); same class {100 * self.prediction_agreement:.2f}%, "
-                f"same route {100 * self.route_agreement:.2f}%",
-                f"  fp16 vs fp32 ONNX: max abs diff {diffs} (atol {self.atol:g} on "
-                f"{outputs.PROBABILITIES})"]
+                f"same route {100 * self.route_agreement:.2f}% ({self.near_tie_route_flips} flips "
+                f"on near-ties, {len(self.unexplained_route_flips)} unexplained)",
+                f"  fp16 vs fp32 ONNX, images with the same route: max abs diff {diffs} (atol "
+                f"{self.atol:g} on {outputs.PROBABILITIES})"]
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -86,13 +90,26 @@ def compare(fp32: dict[str, np.ndarray], fp16: dict[str, np.ndarray], labels: np
         raise Fp16Error(f"the fp16 model gives non-finite {', '.join(bad)} (float16 overflows "
                         f"above 65504); keep the fp32 model")
     p32, p16 = np.argmax(fp32[outputs.ROUTED], -1), np.argmax(fp16[outputs.ROUTED], -1)
+    # Half precision moves logits by ~1e-3: where two of the argmaxes routing reads are that
+    # close, the route (and so the routed output) may flip. Such a flip is rounding, judged as
+    # in `export.parity.check_as_trained` (margin within twice the largest head-logit
+    # difference); the outputs are compared on the images whose route agrees.
+    same = fp32[outputs.ROUTE] == fp16[outputs.ROUTE]
+    heads = [k for k in floats if k not in (outputs.ROUTED, outputs.PROBABILITIES)]
+    head_diff = max((float(np.max(np.abs(fp16[k].astype(np.float64) - fp32[k]))) for k in heads),
+                    default=0.0)
+    flips = np.flatnonzero(~same)
+    margins = argmax_margins(fp32)
+    unexplained = tuple(int(i) for i in flips if margins[i] > 2 * head_diff)
+    kept = same if same.any() else np.ones_like(same)
     report = Fp16Report(
         examples=len(labels), source=source, atol=atol,
         fp32_accuracy=float(np.mean(p32 == labels)), fp16_accuracy=float(np.mean(p16 == labels)),
         prediction_agreement=float(np.mean(p32 == p16)),
         route_agreement=float(np.mean(fp32[outputs.ROUTE] == fp16[outputs.ROUTE])),
-        max_abs_diff={k: float(np.max(np.abs(fp16[k].astype(np.float64) - fp32[k])))
-                      for k in floats})
+        max_abs_diff={k: float(np.max(np.abs(fp16[k][kept].astype(np.float64) - fp32[k][kept])))
+                      for k in floats},
+        near_tie_route_flips=len(flips) - len(unexplained), unexplained_route_flips=unexplained)
     if not report.ok:
         raise Fp16Error("fp16 parity failed: " + " | ".join(report.lines()))
     return report

@@ -301,3 +301,29 @@ def test_export_cli_rejects_a_bad_precision_in_one_line(tmp_path):
     assert proc.stderr.strip().splitlines()[-1] == (
         "export.to_onnx: error: precision must be one of ('fp32', 'fp16') (int8: --quantize). "
         "Received: precision='int8'")
+
+
+def test_fp16_route_flip_on_a_near_tie_passes_and_a_clear_one_fails():
+    from export import fp16
+    from nfi_tf import outputs
+
+    def served(tradeoff, route):
+        t = np.array(tradeoff, np.float32)
+        heads = {outputs.TRADEOFF: t, outputs.BENIGN: t + 1.0, outputs.ADVERSARIAL: t - 1.0}
+        names = (outputs.BENIGN, outputs.ADVERSARIAL, outputs.TRADEOFF)
+        routed = np.stack([heads[names[r]][i] for i, r in enumerate(route)])
+        probs = np.exp(routed) / np.exp(routed).sum(1, keepdims=True)
+        return {**heads, outputs.ROUTED: routed, outputs.PROBABILITIES: probs,
+                outputs.ROUTE: np.array(route)}
+
+    labels = np.array([0, 1])
+    fp32 = served([[2.0, 1.9995, 0.0], [0.0, 3.0, 0.0]], [0, 0])
+    # Image 0's top two trade-off logits are 5e-4 apart: fp16's 1e-3 wobble may flip its route.
+    near = served([[2.0005, 2.0, 0.0], [0.0, 3.0, 0.0]], [1, 0])
+    report = fp16.compare(fp32, near, labels, atol=0.01, source="hand-made")
+    assert report.ok and report.near_tie_route_flips == 1 and report.route_agreement == 0.5
+    assert report.max_abs_diff[outputs.PROBABILITIES] < 0.01  # judged on the agreeing image
+    # Image 1's margin is 3: a flipped route there is no rounding.
+    clear = served([[2.0, 1.9995, 0.0], [0.0, 3.0005, 0.0]], [0, 1])
+    with pytest.raises(fp16.Fp16Error, match="1 unexplained"):
+        fp16.compare(fp32, clear, labels, atol=0.01, source="hand-made")
