@@ -163,7 +163,10 @@ def export_model(config: ExportConfig, *, download: bool = True,
             fp16.convert_fp16(onnx_tmp, fp16_tmp, meta, config.fp16_io)
             test_x, test_y, fp32 = fp32_on_test_images()
             half = parity.in_batches(Predictor(fp16_tmp, cpu_only).run, test_x, bs)
-            fp16_report = fp16.compare(fp32, half, test_y, config.fp16_atol, source.description)
+            fp16_report = fp16.check(onnx_tmp, fp32, half, test_x, test_y,
+                                     atol=config.fp16_atol, source=source.description,
+                                     batch_size=bs, fp16_io=config.fp16_io,
+                                     runner=lambda path: Predictor(path, cpu_only))
 
     for wanted, path, flag in ((config.quantize, int8_path, "--quantize"),
                                (config.precision == "fp16", fp16_path, "--precision=fp16")):

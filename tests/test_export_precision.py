@@ -306,27 +306,105 @@ def test_export_cli_rejects_a_bad_precision_in_one_line(tmp_path):
         "Received: precision='int8'")
 
 
-def test_fp16_route_flip_on_a_near_tie_passes_and_a_clear_one_fails():
+def _served(tradeoff, rob, nr):
+    """Served outputs and routing scores of a hand-made routed model: the route from the three
+    argmaxes (`fp16.route_of`, the rule of nfi_tf.models.heads.routes), heads offset from the
+    trade-off logits."""
     from export import fp16
     from nfi_tf import outputs
 
-    def served(tradeoff, route):
-        t = np.array(tradeoff, np.float32)
-        heads = {outputs.TRADEOFF: t, outputs.BENIGN: t + 1.0, outputs.ADVERSARIAL: t - 1.0}
-        names = (outputs.BENIGN, outputs.ADVERSARIAL, outputs.TRADEOFF)
-        routed = np.stack([heads[names[r]][i] for i, r in enumerate(route)])
-        probs = np.exp(routed) / np.exp(routed).sum(1, keepdims=True)
-        return {**heads, outputs.ROUTED: routed, outputs.PROBABILITIES: probs,
-                outputs.ROUTE: np.array(route)}
+    t, r, n = (np.array(a, np.float32) for a in (tradeoff, rob, nr))
+    route = fp16.route_of(t, r, n)
+    heads = {outputs.TRADEOFF: t, outputs.BENIGN: t + 1.0, outputs.ADVERSARIAL: t - 1.0}
+    routed = np.stack([heads[outputs.ROUTE_NAMES[k]][i] for i, k in enumerate(route)])
+    probs = np.exp(routed) / np.exp(routed).sum(1, keepdims=True)
+    served = {**heads, outputs.ROUTED: routed, outputs.PROBABILITIES: probs,
+              outputs.ROUTE: route.astype(np.int32)}
+    return served, {outputs.TRADEOFF: t, outputs.ROB: r, outputs.NR: n}
+
+
+def test_fp16_route_flip_judged_on_the_routing_scores_near_tie_passes_clear_fails():
+    from export import fp16
 
     labels = np.array([0, 1])
-    fp32 = served([[2.0, 1.9995, 0.0], [0.0, 3.0, 0.0]], [0, 0])
-    # Image 0's top two trade-off logits are 5e-4 apart: fp16's 1e-3 wobble may flip its route.
-    near = served([[2.0005, 2.0, 0.0], [0.0, 3.0, 0.0]], [1, 0])
-    report = fp16.compare(fp32, near, labels, atol=0.01, source="hand-made")
-    assert report.ok and report.near_tie_route_flips == 1 and report.route_agreement == 0.5
-    assert report.max_abs_diff[outputs.PROBABILITIES] < 0.01  # judged on the agreeing image
-    # Image 1's margin is 3: a flipped route there is no rounding.
-    clear = served([[2.0, 1.9995, 0.0], [0.0, 3.0005, 0.0]], [0, 1])
-    with pytest.raises(fp16.Fp16Error, match="1 unexplained"):
-        fp16.compare(fp32, clear, labels, atol=0.01, source="hand-made")
+    # Image 0 is routed benign in fp32 (all three argmaxes 0), but its nr scores are 4e-4 apart;
+    # image 1 (class 1 everywhere) is far from any tie.
+    t32 = [[3.0, 1.0, 0.0], [0.0, 3.0, 0.0]]
+    r32 = [[2.0, 0.5, 0.0], [0.0, 2.0, 0.0]]
+    n32 = [[1.0, 0.9996, 0.0], [0.0, 1.0, 0.0]]
+    fp32, s32 = _served(t32, r32, n32)
+    assert list(fp32["route"]) == [0, 0]
+    # fp16 moves every score by <= 3e-4: image 1 shows that width with its route unchanged, and
+    # image 0's nr argmax crosses over (route 0 -> 1, the adversarial head answers).
+    t16 = [[3.0002, 1.0, 0.0], [0.0, 3.0003, 0.0]]
+    r16 = [[2.0, 0.5, 0.0], [0.0, 2.0, -0.0003]]
+    n16 = [[0.9998, 0.9999, 0.0], [0.0, 1.0, 0.0]]
+    near, s16 = _served(t16, r16, n16)
+    assert list(near["route"]) == [1, 0]
+
+    report = fp16.compare(fp32, near, labels, atol=0.01, source="hand-made", scores=(s32, s16))
+    assert report.ok and report.near_tie_route_flips == 1 and report.unexplained_route_flips == ()
+    assert report.route_agreement == 0.5 and report.routing_scores == ("tradeoff", "rob", "nr")
+    assert report.routing_score_change == pytest.approx(3e-4, abs=1e-6)  # image 1's change
+    [flip] = report.route_flips
+    assert flip["index"] == 0 and (flip["route_fp32"], flip["route_fp16"]) == (0, 1)
+    assert flip["score"] == "nr" and flip["margin"] == pytest.approx(4e-4, abs=1e-6)
+    assert report.max_abs_diff["probabilities"] < 1e-3  # judged on the agreeing image only
+    assert report.to_dict()["route_flips"][0]["score"] == "nr"  # kept in the export report
+    # The served outputs alone (the old check: tradeoff is the only routing score served) see
+    # no argmax change behind this flip and cannot call it rounding.
+    with pytest.raises(fp16.Fp16Error, match=r"0 flips on near-ties, 1 unexplained"):
+        fp16.compare(fp32, near, labels, atol=0.01, source="hand-made")
+
+    # The same flip with an nr margin of 0.5 (> 2 x 3e-4): a clear flip, a one-line error.
+    n32_clear = [[1.0, 0.5, 0.0], [0.0, 1.0, 0.0]]
+    fp32_clear, s32_clear = _served(t32, r32, n32_clear)
+    n16_clear = [[0.4, 0.5, 0.0], [0.0, 1.0, 0.0]]
+    clear, s16_clear = _served(t16, r16, n16_clear)
+    with pytest.raises(fp16.Fp16Error) as err:
+        fp16.compare(fp32_clear, clear, labels, atol=0.01, source="hand-made",
+                     scores=(s32_clear, s16_clear))
+    message = str(err.value)
+    assert "\n" not in message and "0 flips on near-ties, 1 unexplained" in message
+    assert "image 0 route 0->1 (nr margin 5.00e-01)" in message and "2 x 3.00e-04" in message
+
+
+def test_fp16_route_flip_the_scores_do_not_reproduce_is_unexplained():
+    from export import fp16
+
+    fp32, s32 = _served([[3.0, 1.0], [0.0, 3.0]], [[2.0, 0.0], [0.0, 2.0]],
+                        [[1.0, 0.0], [0.0, 1.0]])
+    half = {k: v.copy() for k, v in fp32.items()}
+    half["route"] = np.array([2, 0], np.int32)  # flipped while every argmax kept its class
+    judged = fp16.judge_route_flips(s32, s32, fp32["route"], half["route"])
+    assert judged.unexplained == (0,) and judged.near_ties == ()
+    assert judged.flips[0]["score"] is None and not judged.flips[0]["scores_reproduce_routes"]
+
+
+def test_fp16_check_graph_exposes_the_scores_the_route_reads(trained_mnist_dir, tmp_path,
+                                                          mnist_test_arrays):
+    """The check-only graphs give Keras' own tradeoff/rob/nr (fp32) and reproduce the served
+    fp16 model's routes (fp16), while the served files keep their outputs."""
+    from export import fp16
+    from nfi_tf import outputs
+
+    result = export_model(ExportConfig(model_dir=trained_mnist_dir, output_dir=str(tmp_path),
+                                       parity_examples=32, precision="fp16",
+                                       quantization_eval_examples=200))
+    images, _ = mnist_test_arrays
+    s32, s16 = fp16.routing_scores(result.onnx, images, 64, False,
+                                   lambda path: Predictor(path, CPU_ONLY))
+    classifier, _ = precision.load_for_export(os.path.join(trained_mnist_dir, "model.keras"),
+                                              "off")
+    keras_out = classifier(images, training=False)
+    for name in outputs.ROUTING_EVIDENCE:
+        np.testing.assert_allclose(s32[name], np.asarray(keras_out[name]), atol=1e-4)
+        assert 0 < np.max(np.abs(s16[name] - s32[name])) < 0.05  # really float16
+    served16 = Predictor(result.fp16, CPU_ONLY).run(images)
+    np.testing.assert_array_equal(fp16.route_of(*(s16[k] for k in outputs.ROUTING_EVIDENCE)),
+                                  served16[outputs.ROUTE])
+    np.testing.assert_array_equal(fp16.route_of(*(s32[k] for k in outputs.ROUTING_EVIDENCE)),
+                                  np.asarray(keras_out[outputs.ROUTE]))
+    for path in (result.onnx, result.fp16):
+        assert [o.name for o in onnx.load(path).graph.output if o.name.startswith(
+            "routing_score")] == []
