@@ -24,8 +24,15 @@ import tensorflow as tf
 from nfi_tf import data, flops, model_io
 from nfi_tf.attacks.threat import ThreatModel
 from nfi_tf.config import make_config
-from nfi_tf.evaluation import attack_factory, plan
+from nfi_tf import outputs
+from nfi_tf.evaluation import suite
 from nfi_tf.evaluation.config import EvalConfig
+from nfi_tf.evaluation.keys import AttackKey
+from nfi_tf.evaluation.suite.budgets import Budgets
+from nfi_tf.evaluation.suite.nfi_targets import target_for
+
+
+_REPORTED = ("apgd_steps", "apgd_targets", "fab_steps", "fab_targets", "square_queries", "route_steps")
 
 
 class CountingModel:
@@ -65,37 +72,37 @@ def run(model_dir: str, examples: int, log=print) -> dict:
     x, y = data.uint8_to_float(images), labels
     preset = make_config(trained.config.data.dataset).eval_attack
     cfg = EvalConfig(model_dir=model_dir, batch_size=examples)  # AutoAttack's standard budgets
-    budgets = attack_factory.Budgets.of(cfg, preset, trained.info.num_classes)
+    budgets = Budgets.of(cfg, preset, trained.info.num_classes)
     threat = ThreatModel("linf", preset.epsilon)
     counting = CountingModel(trained.classifier)
     forward_flops = flops.forward_flops(trained.classifier)
-    clean = {k: v.numpy() for k, v in trained.classifier(x, training=False).items()}
-    planned = [plan.PlannedAttack(f, "routed", None if f == "square" else "hard")
-               for f in ("apgd_ce", "apgd_t", "fab_t", "square")]
-    planned += [plan.PlannedAttack("route", "routed", "all_heads"),
-                plan.PlannedAttack("route", "routed", "benign_route", aux=1)]
+    routed = outputs.ROUTED
+    planned = [AttackKey(f, routed, "" if not suite.get(f).routed_variants else "hard")
+               for f in suite.autoattack()]
+    planned += [AttackKey("route", routed, "all_heads"), AttackKey("route", routed, "benign_route", aux=1)]
     from bench.quiet import wait_for_quiet
 
     rows = []
-    for p in planned:
-        runner = attack_factory.build(p, counting, budgets, threat)
+    for key in planned:
+        attack = suite.get(key.family).build(budgets, threat)
+        target = target_for(counting, key)
         quiet = wait_for_quiet(log=log)
-        runner(x[:2], y[:2], 0, {k: v[:2] for k, v in clean.items()})  # compile outside the clock
+        attack.run(x[:2], y[:2], 0, target)  # compile outside the clock
         counting.reset()
         load_before = os.getloadavg()[0]
         start = time.perf_counter()
-        x_adv = runner(x, y, 1, clean)
+        x_adv = attack.run(x, y, 1, target)
         seconds = time.perf_counter() - start
         fwd, bwd = int(counting.forward.numpy()), int(counting.backward.numpy())
-        robust = float(np.mean(np.argmax(trained.classifier(x_adv, training=False)["routed"], 1) == y))
-        rows.append({"attack": p.key, "seconds": seconds, "seconds_per_image": seconds / examples,
+        robust = float(np.mean(np.argmax(trained.classifier(x_adv, training=False)[routed], 1) == y))
+        rows.append({"attack": str(key), "seconds": seconds, "seconds_per_image": seconds / examples,
                      "images_forwarded": fwd, "images_backpropagated": bwd,
                      "gflop": forward_flops * (fwd + bwd) / 1e9,
                      "gflop_per_s": forward_flops * (fwd + bwd) / seconds / 1e9,
                      "routed_accuracy": robust, "load_before": load_before,
                      "others_busy_share_before": quiet["busy_share"],
                      "load_after": os.getloadavg()[0]})
-        log(f"{p.key:28s} {seconds / examples:7.3f} s/image  {rows[-1]['gflop_per_s']:6.1f} GFLOP/s  "
+        log(f"{str(key):28s} {seconds / examples:7.3f} s/image  {rows[-1]['gflop_per_s']:6.1f} GFLOP/s  "
             f"routed acc {robust:.3f}  load {load_before:.2f}->{rows[-1]['load_after']:.2f}")
     from bench.machine import cpu_model
     from bench.peak import measure_peak
@@ -103,13 +110,11 @@ def run(model_dir: str, examples: int, log=print) -> dict:
     peak = measure_peak()
     for r in rows:
         r["fraction_of_peak"] = r["gflop_per_s"] / peak["gflop_per_s_best"]
-    suite = [r for r in rows if not r["attack"].startswith("route@")]
+    in_suite = [r for k, r in zip(planned, rows) if k.family in suite.autoattack()]
     return {"model_dir": os.path.abspath(model_dir), "examples": examples,
             "forward_flops_per_image": forward_flops, "peak": peak,
-            "budgets": {"apgd_steps": budgets.apgd_steps, "apgd_targets": budgets.apgd_targets,
-                        "fab_steps": budgets.fab_steps, "fab_targets": budgets.fab_targets,
-                        "square_queries": budgets.square_queries, "route_steps": budgets.route_steps},
-            "standard_suite_seconds_per_image_all_points": sum(r["seconds_per_image"] for r in suite),
+            "budgets": {k: v for k, v in budgets.values.items() if k in _REPORTED},
+            "standard_suite_seconds_per_image_all_points": sum(r["seconds_per_image"] for r in in_suite),
             "attacks": rows, "cpu": cpu_model()}
 
 

@@ -10,6 +10,7 @@ fixture stays untouched.
 import json
 import os
 import shutil
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -22,6 +23,9 @@ from nfi_tf.errors import NfiError
 from nfi_tf.evaluation import feature_overlap, plan, records, report, route_aware
 from nfi_tf.evaluation import worst_case as wc
 from nfi_tf.evaluation.config import EvalConfig, parse_attacks, validate
+from nfi_tf.evaluation.eval_report import VERSION as EVAL_JSON_VERSION
+from nfi_tf.evaluation.eval_report import EvalReport
+from nfi_tf.evaluation.keys import AttackKey, parse_record_key
 from nfi_tf.evaluation.runner import ONNX_ROW, evaluate_model, merge_evaluations
 from nfi_tf.model_io import load_classifier
 
@@ -56,9 +60,10 @@ def classifier(trained_mnist_dir):
 
 
 def test_every_attack_stays_in_the_eps_ball_and_pixel_range(nfi_eval):
-    keys = {k for k in nfi_eval.report["attack_keys"] if k != wc.CLEAN}
+    typed = [k for k in nfi_eval.report.attack_keys if k != wc.CLEAN]
+    keys = {str(k) for k in typed}
     assert keys == set(nfi_eval.max_linf)
-    families = {k.split("@")[0] for k in keys}
+    families = {k.family for k in typed}
     assert families == {"pgd", "cw", "apgd_ce", "apgd_t", "fab_t", "square", "route"}
     for key, linf in nfi_eval.max_linf.items():
         assert linf <= EPS + 1e-6, key
@@ -69,7 +74,7 @@ def test_every_attack_stays_in_the_eps_ball_and_pixel_range(nfi_eval):
 
 
 def test_attacks_lower_accuracy_well_below_clean(nfi_eval):
-    table = nfi_eval.report["table"]
+    table = nfi_eval.report.table
     for row in ("routed", "tradeoff", "benign", "adversarial", "robust_part"):
         clean = table[row]["clean"]
         assert clean > 0.7, row  # the briefly trained model does classify MNIST
@@ -119,10 +124,11 @@ def test_route_aware_attacks_are_at_least_as_strong_as_naive_pgd_through_the_har
     r = evaluate_model(cfg, log=lambda m: None)
     routed = r.correct["routed"]
     naive = routed["pgd@routed:hard"].mean()
-    route_cols = plan.keys_of_column(routed, "route", "routed")
+    planned = plan.planned_from_keys([parse_record_key(k) for k in routed], r.report.suite_keys)
+    route_cols = [str(k) for k in plan.column_keys(planned, "route_aware", "routed")]
     assert len(route_cols) == 1 + 2 * 1 + 2 * 1  # all heads, 2 routes x 1 class, st and soft x 1 temp
     route_acc = wc.all_correct({k: routed[k] for k in route_cols}).mean()
-    assert r.report["table"]["routed"]["clean"] > 0.7
+    assert r.report.table["routed"]["clean"] > 0.7
     assert route_acc <= naive, (route_acc, naive)
     # All heads wrong at once makes the route irrelevant: that attack alone beats naive PGD here.
     assert routed["route@routed:all_heads"].mean() <= naive
@@ -171,17 +177,17 @@ def test_route_targeted_objective_rises_when_the_deciding_scores_agree_on_the_ta
 
 
 def test_autoattack_runs_each_attack_only_on_points_still_robust(nfi_eval):
-    cum = nfi_eval.report["autoattack_cumulative"]
+    cum = nfi_eval.report.autoattack_cumulative
     for row, steps in cum.items():
         values = [steps[f] for f in ("apgd_ce", "apgd_t", "fab_t", "square")]
         assert values == sorted(values, reverse=True), row  # robust accuracy never rises
-        assert values[-1] == pytest.approx(nfi_eval.report["table"][row]["autoattack"]), row
+        assert values[-1] == pytest.approx(nfi_eval.report.table[row]["autoattack"]), row
     # A suite attack never attacks an image the suite had already broken: there its input is x.
     corr = nfi_eval.correct["tradeoff"]
     skipped = ~(corr["clean"] & corr["apgd_ce@tradeoff"])
     assert skipped.sum() > 10
     np.testing.assert_array_equal(corr["apgd_t@tradeoff"][skipped], corr["clean"][skipped])
-    deviations = nfi_eval.report["settings"]["autoattack_deviations"]
+    deviations = nfi_eval.report.settings["autoattack_deviations"]
     assert "APGD 5 iterations (standard: 100)" in deviations
     assert "Square 40 queries (standard: 5,000)" in deviations
 
@@ -190,13 +196,13 @@ def test_autoattack_runs_each_attack_only_on_points_still_robust(nfi_eval):
 
 
 def test_worst_case_is_never_above_any_single_attack_example_by_example(nfi_eval):
-    table = nfi_eval.report["table"]
+    table = nfi_eval.report.table
     for row, by_key in nfi_eval.correct.items():
         worst = nfi_eval.worst[row]
-        assert len(by_key) == len(nfi_eval.report["attack_keys"])
+        assert len(by_key) == len(nfi_eval.report.attack_keys)
         for key, correct in by_key.items():
             assert not np.any(worst & ~correct), (row, key)
-        for column in nfi_eval.report["columns"]:
+        for column in nfi_eval.report.columns:
             if table[row][column] is not None:
                 assert table[row]["worst_case"] <= table[row][column] + 1e-12, (row, column)
     # The routed model's robust accuracy takes transfers from the heads into account.
@@ -218,8 +224,11 @@ def test_worst_case_aggregator_and_column_keys_on_a_hand_made_table():
     np.testing.assert_array_equal(wc.all_correct(correct), [0, 0, 0, 0, 0])
     del correct["route@routedx"]
     np.testing.assert_array_equal(wc.all_correct(correct), [1, 0, 0, 0, 0])
-    assert plan.keys_of_column(correct, "route", "routed") == ["route@routed:benign_route#1",
-                                                               "route@routed:all_heads"]
+    planned = plan.planned_from_keys([parse_record_key(k) for k in correct], [])
+    assert [str(k) for k in plan.column_keys(planned, "route_aware", "routed")] == [
+        "route@routed:benign_route#1", "route@routed:all_heads"]
+    assert [str(k) for k in plan.column_keys(planned, "pgd", "tradeoff")] == ["pgd@tradeoff"]
+    assert plan.column_keys(planned, "pgd", "routed") == []
     with pytest.raises(ValueError):
         wc.all_correct({})
     logits = np.array([[3.0, 1.0, 2.0], [0.0, 5.0, 1.0]])
@@ -229,22 +238,24 @@ def test_worst_case_aggregator_and_column_keys_on_a_hand_made_table():
 
 
 def test_attack_plan():
-    nfi = plan.plan("nfi", ("clean", "pgd", "route_aware"), route_targets=2, temperatures=(1.0, 5.0))
-    keys = [p.key for p in nfi]
+    cfg = lambda attacks, **kw: EvalConfig(model_dir="x", attacks=attacks, **kw)  # noqa: E731
+    nfi = plan.plan("nfi", cfg(("clean", "pgd", "route_aware"), route_targets=2, route_temperatures=(1.0, 5.0)))
+    keys = [str(p.key) for p in nfi]
     assert {"pgd@routed:hard", "pgd@routed:st", "pgd@routed:soft", "pgd@tradeoff"} <= set(keys)
-    route = [k for k in keys if k.startswith("route@")]
+    route = [str(p.key) for p in nfi if p.family == "route"]
     assert route == ["route@routed:all_heads", "route@routed:benign_route#1", "route@routed:benign_route#2",
                      "route@routed:adversarial_route#1", "route@routed:adversarial_route#2",
                      "route@routed:st_T1", "route@routed:st_T5", "route@routed:soft_T1",
                      "route@routed:soft_T5"]
-    limited = plan.plan("nfi", ("pgd",), outputs=("routed", "tradeoff"))
+    limited = plan.plan("nfi", cfg(("pgd",), attack_outputs=("routed", "tradeoff")))
     assert {p.target for p in limited} == {"routed", "tradeoff"}
     with pytest.raises(NfiError, match="Received: attack_outputs=routed,feature"):
-        plan.plan("nfi", ("pgd",), outputs=("routed", "feature"))
-    aa = plan.plan("nfi", ("autoattack", "apgd_ce"))
+        plan.plan("nfi", cfg(("pgd",), attack_outputs=("routed", "feature")))
+    aa = plan.plan("nfi", cfg(("autoattack", "apgd_ce")))
     assert all(p.suite for p in aa)  # apgd_ce inside autoattack is not run twice
-    assert [p.key for p in aa if p.target == "routed"][-1] == "square@routed"  # Square: hard output only
-    trades = plan.plan("trades", ("pgd", "apgd_t", "route_aware"))
+    assert [str(p.key) for p in aa if p.target == "routed"][-1] == "square@routed"  # Square: hard output only
+    assert [p.family for p in aa if p.target == "tradeoff"] == ["apgd_ce", "apgd_t", "fab_t", "square"]
+    trades = plan.plan("trades", cfg(("pgd", "apgd_t", "route_aware")))
     assert {p.target for p in trades} == {"tradeoff", "robust_part", "nonrobust_part"}
     assert not any(p.family == "route" for p in trades)
 
@@ -254,7 +265,7 @@ def test_attack_plan():
 
 def test_records_round_trip_and_merge_is_the_per_example_worst_case(trained_mnist_dir, tmp_path, nfi_eval,
                                                                     mnist_test_arrays):
-    saved = records.load(os.path.join(nfi_eval.report["model_dir"], report.EVAL_NPZ))
+    saved = records.load(os.path.join(nfi_eval.report.model_dir, report.EVAL_NPZ))
     np.testing.assert_array_equal(saved["labels"], nfi_eval.labels)
     for row, by_key in nfi_eval.correct.items():
         for key, v in by_key.items():
@@ -303,7 +314,7 @@ def test_the_exported_onnx_model_is_scored_and_attacked_through_onnx_runtime(tra
     # The exported model answers as the Keras one (parity), so it scores the same inputs the same.
     for key in ("clean", "pgd@tradeoff", "pgd@routed:hard"):
         assert np.mean(onnx_row[key] == keras_row[key]) > 0.98, key
-    summary = r.report["onnx"]
+    summary = r.report.onnx
     assert summary["square_onnx"] < summary["clean"]  # Square through ONNX Runtime does bite
     assert summary["worst_case"] <= summary["transfer_of_every_keras_attack"]
     assert "exported ONNX" in report.text_table(r.report)
@@ -315,14 +326,14 @@ def test_the_exported_onnx_model_is_scored_and_attacked_through_onnx_runtime(tra
 
 
 def test_route_statistics(nfi_eval):
-    stats = nfi_eval.report["route_stats"]
+    stats = nfi_eval.report.route_stats
     for name in ("clean", "worst_case_adversarial"):
         shares = [v["share"] for v in stats[name].values()]
         assert sum(shares) == pytest.approx(1.0)
         assert sum(v["count"] for v in stats[name].values()) == 64
     clean = stats["clean"]
     acc = sum(v["count"] * (v["accuracy"] or 0.0) for v in clean.values()) / 64
-    assert acc == pytest.approx(nfi_eval.report["table"]["routed"]["clean"])
+    assert acc == pytest.approx(nfi_eval.report.table["routed"]["clean"])
 
 
 def test_feature_overlap_on_hand_made_features():
@@ -348,9 +359,11 @@ def test_feature_overlap_on_hand_made_features():
 
 
 def test_report_files_exist_and_parse_with_the_rows_and_columns(nfi_eval):
-    model_dir = nfi_eval.report["model_dir"]
+    model_dir = nfi_eval.report.model_dir
     with open(os.path.join(model_dir, report.EVAL_JSON)) as f:
         saved = json.load(f)
+    assert saved["version"] == EVAL_JSON_VERSION
+    assert EvalReport.load(os.path.join(model_dir, report.EVAL_JSON)) == nfi_eval.report  # round trip
     rows = ["routed", "tradeoff", "benign", "adversarial", "robust_part", "nonrobust_part"]
     columns = ["clean", "pgd", "cw", "autoattack", "route_aware", "worst_case"]
     assert saved["rows"] == rows and saved["columns"] == columns
@@ -373,25 +386,26 @@ def test_report_files_exist_and_parse_with_the_rows_and_columns(nfi_eval):
 
 def test_every_attacks_time_is_recorded_and_summed_by_family(nfi_eval):
     r = nfi_eval.report
-    times = r["seconds_by_attack"]
-    assert set(times) == {k for k in r["attack_keys"] if k != wc.CLEAN}
+    times = r.seconds_by_attack
+    assert set(times) == {k for k in r.attack_keys if k != wc.CLEAN}
     assert all(v > 0 for v in times.values())
-    assert sum(times.values()) <= r["seconds"]  # the whole evaluation also loads and scores clean
+    assert sum(times.values()) <= r.seconds  # the whole evaluation also loads and scores clean
     by_family = report.seconds_by_family(r)
     assert sum(by_family.values()) == pytest.approx(sum(times.values()))
     assert "AutoAttack square" in by_family and "route" in by_family and "pgd" in by_family
     assert "Time by attack family" in report.markdown(r)
     # Hand-made: suite keys go to their own AutoAttack entry, variants and targets add up.
-    made = {"suite_keys": ["apgd_ce@routed:hard"],
-            "seconds_by_attack": {"pgd@routed:hard": 1.0, "pgd@routed:st": 2.0, "apgd_ce@routed:hard": 4.0,
-                                  "route@routed:benign_route#1": 8.0, "route@routed:benign_route#2": 16.0}}
+    seconds = {"pgd@routed:hard": 1.0, "pgd@routed:st": 2.0, "apgd_ce@routed:hard": 4.0,
+               "route@routed:benign_route#1": 8.0, "route@routed:benign_route#2": 16.0}
+    made = SimpleNamespace(suite_keys=[AttackKey.parse("apgd_ce@routed:hard")],
+                           seconds_by_attack={AttackKey.parse(k): v for k, v in seconds.items()})
     assert report.seconds_by_family(made) == {"pgd": 3.0, "AutoAttack apgd_ce": 4.0, "route": 24.0}
-    assert report.seconds_by_family({}) == {}
+    assert report.seconds_by_family(SimpleNamespace(suite_keys=[], seconds_by_attack={})) == {}
 
 
 def test_reports_name_only_the_attacks_that_ran_and_the_trade_off_heads_gap(nfi_eval, trained_mnist_dir,
                                                                            tmp_path):
-    summary = nfi_eval.report["routed_adaptive"]
+    summary = nfi_eval.report.routed_adaptive
     assert summary["gap_naive_minus_worst_case"] == pytest.approx(
         summary["naive_hard_switch_pgd"] - summary["worst_case"])
     assert summary["tradeoff_gap_pgd_minus_worst_case"] == pytest.approx(
@@ -410,14 +424,14 @@ def test_same_seed_same_numbers_and_trades_rows(trained_mnist_trades_dir, tmp_pa
                      **dict(SMALL, eval_examples=32, batch_size=32, pgd_steps=3, apgd_steps=3))
     a = evaluate_model(cfg, log=lambda m: None)
     b = evaluate_model(cfg, log=lambda m: None)
-    assert a.report["table"] == b.report["table"]
+    assert a.report.table == b.report.table
     for row in a.correct:
         for key in a.correct[row]:
             np.testing.assert_array_equal(a.correct[row][key], b.correct[row][key])
-    assert a.report["rows"] == ["tradeoff", "robust_part", "nonrobust_part"]
-    assert a.report["columns"] == ["clean", "pgd", "apgd_ce", "worst_case"]
-    assert "routed_adaptive" not in a.report and "route_stats" not in a.report
-    assert any("route-aware attacks skipped" in n for n in a.report["notes"])
+    assert a.report.rows == ["tradeoff", "robust_part", "nonrobust_part"]
+    assert a.report.columns == ["clean", "pgd", "apgd_ce", "worst_case"]
+    assert a.report.routed_adaptive is None and a.report.route_stats is None
+    assert any("route-aware attacks skipped" in n for n in a.report.notes)
 
 
 def test_config_rejects_bad_values_naming_them():

@@ -1,13 +1,14 @@
 """Paired comparisons (McNemar's exact test) and the per-example cells they compare."""
 
-import json
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from nfi_tf.errors import NfiError
 from nfi_tf.evaluation import paired, records
+from nfi_tf.evaluation.keys import AttackKey
 
 
 def test_exact_mcnemar_by_hand():
@@ -53,7 +54,7 @@ def test_cells_are_the_worst_case_over_their_keys(tmp_path):
     }}
     margins = {"routed": {k: v.astype(np.float32) for k, v in correct["routed"].items()}}
     records.save(str(tmp_path / "eval.npz"), {}, np.zeros(4, np.int32), correct, margins)
-    result = {"suite_keys": ["apgd_ce@routed:hard", "square@routed"]}
+    result = SimpleNamespace(suite_keys=[AttackKey.parse("apgd_ce@routed:hard"), AttackKey.parse("square@routed")])
     e = paired.Evaluation(str(tmp_path), result)
     np.testing.assert_array_equal(e.correct("routed", "pgd"), [1, 0, 0, 0])
     np.testing.assert_array_equal(e.correct("routed", "autoattack"), [0, 1, 1, 0])
@@ -63,4 +64,6 @@ def test_cells_are_the_worst_case_over_their_keys(tmp_path):
     (tmp_path / "other").mkdir()
     with pytest.raises(NfiError, match="no eval.npz"):
         paired.Evaluation(str(tmp_path / "other"), result)
-    json.dumps(result)  # the result stays JSON (nothing added to it)
+    # Without a report in hand it reads eval.json beside the records (here: none, a one-line error).
+    with pytest.raises(NfiError, match="cannot read the evaluation report"):
+        paired.Evaluation(str(tmp_path))

@@ -10,60 +10,74 @@ queries); a run below them says so next to its numbers.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from nfi_tf.errors import NfiError, check
+from nfi_tf.evaluation import suite
+from nfi_tf.evaluation.keys import CLEAN
 
-# Attack families a user can ask for, in the order they run.
-#   clean        no attack (always computed; accepted for symmetry)
-#   pgd          PGD-CE with a uniform random start (TRADES' evaluation)
-#   cw           CW-Linf: PGD on the CW margin loss
-#   apgd_ce      APGD with cross-entropy (AutoAttack's first attack)
-#   apgd_t       targeted APGD on AutoAttack's targeted DLR loss
-#   fab_t        targeted FAB (minimum-norm; AutoAttack's third attack)
-#   square       Square, gradient-free (AutoAttack's fourth attack)
-#   autoattack   apgd_ce, apgd_t, fab_t and square as AutoAttack runs them: each attack only on
-#                the points the previous ones left robust; one cumulative column
-#   route_aware  routed model only: all heads at once, route-targeted attacks onto the benign and
-#                the adversarial route, straight-through and soft switches at several temperatures
+# What --attacks accepts, in the order they run: clean (always computed), every registered
+# attack (nfi_tf/evaluation/suite/: pgd, cw, apgd_ce, apgd_t, fab_t, square, route_aware) and
+# `autoattack`, AutoAttack's suite run its way (each attack only on the points the previous ones
+# left robust; one cumulative column), placed after the suite's last attack.
 # On the routed model every gradient attack runs through the hard switch (the selected head's
 # gradient), a straight-through switch and a soft switch, each iterate judged by the hard routed
 # output; its column is the per-example worst of the three.
-ATTACKS = ("clean", "pgd", "cw", "apgd_ce", "apgd_t", "fab_t", "square", "autoattack", "route_aware")
+AUTOATTACK_SUITE = suite.autoattack()
+_PLAIN = tuple(s.option_name for s in suite.specs() if not s.routed_only)
+ATTACKS = ((CLEAN,) + _PLAIN + (suite.AUTOATTACK,)
+           + tuple(s.option_name for s in suite.specs() if s.routed_only))
 ALIASES = {"apgd_dlr": "apgd_t", "adaptive": "route_aware"}  # the names of earlier releases
-AUTOATTACK_SUITE = ("apgd_ce", "apgd_t", "fab_t", "square")
 
 
 @dataclass(frozen=True)
 class EvalConfig:
     model_dir: str
-    attacks: tuple[str, ...] = ("clean", "pgd", "cw", "autoattack", "route_aware")
-    eval_examples: int | None = None  # None: the whole test split
-    batch_size: int = 200
-    seed: int | None = None  # None: the training seed
-    epsilon: float | None = None  # None: the dataset preset's eval_attack.epsilon
-    step_size: float | None = None  # None: the preset's eval_attack.step_size
-    pgd_steps: int | None = None  # None: the preset's eval_attack.num_steps
-    cw_steps: int | None = None  # None: as pgd_steps
-    cw_confidence: float = 50.0  # TRADES' CW evaluation caps the margin at 50
-    apgd_steps: int = 100  # AutoAttack's standard version: 100 iterations
-    apgd_restarts: int = 1
-    apgd_targets: int = 9  # AutoAttack's APGD-T: the 9 highest other classes (capped at C - 1)
-    fab_steps: int = 100
-    fab_targets: int = 9
-    square_queries: int = 5000
-    route_steps: int = 100  # iterations of each route-aware attack
-    route_targets: int = 3  # wrong classes each route-targeted attack tries
-    route_temperatures: tuple[float, ...] = (0.1, 1.0, 10.0)
+    # Flag help lives in `metadata` (flags/dataclass_flags.py); the attacks' budgets take
+    # theirs from the registry (suite.Budget.help).
+    attacks: tuple[str, ...] = field(default=("clean", "pgd", "cw", "autoattack", "route_aware"), metadata={
+        "kind": "string",  # one comma-separated string on the command line, aliases accepted
+        "help": f"Comma-separated subset of {','.join(ATTACKS)} (autoattack = APGD-CE, APGD-T, "
+                "FAB-T, Square as AutoAttack runs them; route_aware = attacks that see through "
+                "the routing switch)"})
+    eval_examples: int | None = field(default=None, metadata={
+        "help": "Use the first N test images", "none": "the whole test split"})
+    batch_size: int = field(default=200, metadata={"help": "Images per attack batch"})
+    seed: int | None = field(default=None, metadata={
+        "help": "Random seed", "none": "the training seed"})
+    epsilon: float | None = field(default=None, metadata={
+        "help": "L-inf budget in [0, 1] pixels", "none": "the model's eval_attack.epsilon"})
+    step_size: float | None = field(default=None, metadata={
+        "help": "PGD/CW step size", "none": "the model's eval_attack.step_size"})
+    pgd_steps: int | None = field(default=None, metadata={
+        "help": "PGD iterations", "none": "the model's eval_attack.num_steps"})
+    cw_steps: int | None = field(default=None, metadata={
+        "help": "CW-Linf iterations", "none": "as --pgd_steps"})
+    cw_confidence: float = suite.standard("cw_confidence")
+    apgd_steps: int = suite.standard("apgd_steps")
+    apgd_restarts: int = suite.standard("apgd_restarts")
+    apgd_targets: int = suite.standard("apgd_targets")
+    fab_steps: int = suite.standard("fab_steps")
+    fab_targets: int = suite.standard("fab_targets")
+    square_queries: int = suite.standard("square_queries")
+    route_steps: int = suite.standard("route_steps")
+    route_targets: int = suite.standard("route_targets")
+    route_temperatures: tuple[float, ...] = suite.standard("route_temperatures")
     # Outputs the white-box attacks target (None: every output). Every adversarial input is
     # still scored on every output, so the others get transfer numbers at no extra attack cost.
-    attack_outputs: tuple[str, ...] | None = None
-    onnx: str | None = None  # an exported model.onnx: also attacked and scored through ONNX Runtime
-    save_adversarial: bool = False  # keep each example's worst adversarial image per output
-    overlap_top_k: int = 10  # Figure 1 (right)
+    attack_outputs: tuple[str, ...] | None = field(default=None, metadata={
+        "help": "Outputs the white-box attacks target; every adversarial input is still scored "
+                "on every output (transfer)", "none": "all"})
+    onnx: str | None = field(default=None, metadata={
+        "help": "An exported model.onnx: score every adversarial input on it and run Square "
+                "against it through ONNX Runtime", "none": "none"})
+    save_adversarial: bool = field(default=False, metadata={
+        "help": "Also keep each example's worst adversarial image per output in eval.npz"})
+    overlap_top_k: int = field(default=10, metadata={
+        "help": "k of the Figure 1 (right) top-k feature overlap"})
     data_dir: str | None = None  # None: the model's config data_dir, else tfds' default
     download: bool = True
-    verbose: int = 1
+    verbose: int = field(default=1, metadata={"help": "1: progress bar; 0: silent"})
 
 
 def parse_attacks(text: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:

@@ -19,7 +19,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from nfi_tf.errors import NfiError
-from nfi_tf.evaluation import plan, records
+from nfi_tf.evaluation import plan, records, suite
+from nfi_tf.evaluation.eval_report import EvalReport
+from nfi_tf.evaluation.keys import parse_record_key
 from nfi_tf.evaluation import worst_case as wc
 
 # Two-sided level of every verdict.
@@ -79,13 +81,16 @@ def verdict(result: dict, alpha: float = ALPHA) -> str:
 class Evaluation:
     """One model's eval.npz and eval.json: per-example correctness of each table cell."""
 
-    def __init__(self, run_dir: str, result: dict):
+    def __init__(self, run_dir: str, result: EvalReport | dict | None = None):
         path = os.path.join(run_dir, "eval.npz")
         if not os.path.exists(path):
             raise NfiError(f"{run_dir} has no eval.npz (per-example records); re-run the evaluation")
         self.record = records.load(path)
+        if result is None:
+            result = EvalReport.load(os.path.join(run_dir, "eval.json"))
+        elif isinstance(result, dict):  # eval.json as read from the file
+            result = EvalReport.from_json(result, os.path.join(run_dir, "eval.json"))
         self.result = result
-        self.suite_keys = set(result.get("suite_keys", []))
 
     def correct(self, row: str, column: str) -> np.ndarray | None:
         """[N] correctness behind table[row][column] (None where the cell was not measured)."""
@@ -96,9 +101,10 @@ class Evaluation:
             return wc.all_correct(by_key)
         if column == wc.CLEAN:
             return np.asarray(by_key[wc.CLEAN], bool)
-        keys = plan.column_keys(list(by_key), column, row, self.suite_keys)
+        planned = plan.planned_from_keys([parse_record_key(k) for k in by_key], self.result.suite_keys)
+        keys = [str(k) for k in plan.column_keys(planned, column, row)]
         if not keys:
             return None
-        if column == "autoattack":
+        if column == suite.AUTOATTACK:
             keys = [wc.CLEAN] + keys
         return wc.all_correct({k: by_key[k] for k in keys})

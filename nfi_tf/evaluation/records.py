@@ -15,6 +15,7 @@ import numpy as np
 
 from nfi_tf import io_utils
 from nfi_tf.errors import NfiError
+from nfi_tf.evaluation.keys import CLEAN, AttackKey
 
 SEP = "|"
 
@@ -69,7 +70,7 @@ def merge(paths: list[str]) -> dict:
     for i, run in enumerate(runs):
         for row, by_key in run["correct"].items():
             for key, v in by_key.items():
-                name = key if i == 0 or key == "clean" else f"{key}~run{i + 1}"
+                name = key if i == 0 or key == CLEAN else str(AttackKey.parse(key).in_run(i + 1))
                 correct.setdefault(row, {})[name] = v
                 margins.setdefault(row, {})[name] = run["margins"][row][key]
     rows = [r for r in first["correct"] if all(r in run["correct"] for run in runs)]

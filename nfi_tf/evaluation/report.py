@@ -7,6 +7,9 @@ from __future__ import annotations
 import os
 
 from nfi_tf import io_utils, outputs
+from nfi_tf.evaluation import suite
+from nfi_tf.evaluation.eval_report import EvalReport
+from nfi_tf.evaluation.keys import CLEAN, AttackKey
 
 EVAL_JSON = "eval.json"
 EVAL_MD = "eval.md"
@@ -14,47 +17,32 @@ EVAL_NPZ = "eval.npz"
 MERGED_JSON = "eval_merged.json"
 MERGED_MD = "eval_merged.md"
 
-COLUMN_TITLES = {
-    "clean": "clean",
-    "pgd": "PGD-{pgd_steps}",
-    "cw": "CW-Linf",
-    "apgd_ce": "APGD-CE",
-    "apgd_t": "APGD-T",
-    "fab_t": "FAB-T",
-    "square": "Square",
-    "autoattack": "AutoAttack",
-    "route_aware": "route-aware",
-    "worst_case": "worst case",
-}
 ROW_TITLES = outputs.ROW_TITLES
-ATTACK_NOTES = {
-    "pgd": "PGD-{steps}: cross-entropy, step {step:g}, uniform random start (TRADES' evaluation)",
-    "cw": "CW-Linf: PGD on the CW margin (confidence {conf:g}), {cw_steps} steps",
-    "apgd_ce": "APGD-CE: {apgd_steps} iterations, {restarts} restart(s), AutoAttack's algorithm "
-               "(native TF, best iterate)",
-    "apgd_t": "APGD-T: targeted DLR, {apgd_targets} target classes, {apgd_steps} iterations each",
-    "fab_t": "FAB-T: {fab_targets} target classes, {fab_steps} iterations each",
-    "square": "Square: {queries} queries, p_init 0.8, margin loss (gradient-free)",
-    "route": "route-aware (routed model): all heads at once; route-targeted onto the benign and the "
-             "adversarial route ({route_targets} wrong classes each); straight-through and soft "
-             "switches at temperatures {temps}; {route_steps} steps each, every iterate judged by "
-             "the hard routed output",
-}
+ONNX_SQUARE_RUN = "square (ONNX Runtime)"  # its name in attacks_run
+
+
+def column_title(column: str, pgd_steps: int | None = None) -> str:
+    """A table column's title: a registered attack's own, or the fixed ones."""
+    fixed = {CLEAN: "clean", suite.AUTOATTACK: "AutoAttack", "worst_case": "worst case"}
+    if column in fixed:
+        return fixed[column]
+    spec = next(s for s in suite.specs() if s.option_name == column or s.name == column)
+    return spec.title.format(pgd_steps=pgd_steps)
 
 
 def _pct(v) -> str:
     return "—" if v is None else f"{100 * v:.2f}"
 
 
-def _titles(result: dict) -> list[str]:
-    steps = result["settings"]["pgd"]["steps"]
-    return [COLUMN_TITLES[c].format(pgd_steps=steps) for c in result["columns"]]
+def _titles(result: EvalReport) -> list[str]:
+    steps = result.settings["pgd"]["steps"]
+    return [column_title(c, steps) for c in result.columns]
 
 
-def main_table_rows(result: dict) -> list[list[str]]:
-    label = "TRADES: " if result["method"] == "trades" else ""
-    return [[label + ROW_TITLES.get(r, r)] + [_pct(result["table"][r].get(c)) for c in result["columns"]]
-            for r in result["rows"]]
+def main_table_rows(result: EvalReport) -> list[list[str]]:
+    label = "TRADES: " if result.method == "trades" else ""
+    return [[label + ROW_TITLES.get(r, r)] + [_pct(result.cell(r, c)) for c in result.columns]
+            for r in result.rows]
 
 
 def align(header: list[str], body: list[list[str]]) -> list[str]:
@@ -77,21 +65,20 @@ def _gap_line(summary: dict) -> str | None:
     return line
 
 
-def text_table(result: dict) -> str:
+def text_table(result: EvalReport) -> str:
     """The main table as aligned text (what the CLI prints)."""
-    lines = [f"{result['dataset']} {result['method']}, {result['examples']} test images, "
-             f"eps {result['settings']['epsilon']:g}:"]
+    lines = [f"{result.dataset} {result.method}, {result.examples} test images, "
+             f"eps {result.settings['epsilon']:g}:"]
     lines += align(["accuracy %"] + _titles(result), main_table_rows(result))
-    gap = _gap_line(result.get("routed_adaptive") or {})
+    gap = _gap_line(result.routed_adaptive or {})
     if gap:
         lines.append(gap)
-    onnx = result.get("onnx")
+    onnx = result.onnx
     if onnx:
         lines.append(f"exported ONNX model: Square through ONNX Runtime {_pct(onnx['square_onnx'])}%, "
                      f"worst case {_pct(onnx['worst_case'])}%")
-    deviations = result["settings"].get("autoattack_deviations")
-    if deviations and any(a.startswith("autoattack") or a in ("apgd_ce", "apgd_t", "fab_t", "square")
-                          for a in result["attacks_run"]):
+    deviations = result.settings.get("autoattack_deviations")
+    if deviations:  # only the attacks that ran have lines here
         lines.append("below AutoAttack's standard budget: " + "; ".join(deviations))
     return "\n".join(lines)
 
@@ -101,25 +88,21 @@ def md_table(header: list[str], rows: list[list[str]]) -> list[str]:
     return out + ["| " + " | ".join(r) + " |" for r in rows]
 
 
-def attack_notes(result: dict) -> list[str]:
+def families_run(result: EvalReport) -> list[suite.AttackSpec]:
+    """The registered attacks that ran, in run order."""
+    ran = {k.family for k in result.attack_keys if isinstance(k, AttackKey)}
+    return [spec for spec in suite.specs() if spec.name in ran]
+
+
+def attack_notes(result: EvalReport) -> list[str]:
     """One line per attack family that ran, with its budget (nothing that did not run)."""
-    s = result["settings"]
-    values = dict(steps=s["pgd"]["steps"], step=s["pgd"]["step_size"], conf=s["cw"]["confidence"],
-                  cw_steps=s["cw"]["steps"], apgd_steps=s["apgd"]["steps"], restarts=s["apgd"]["restarts"],
-                  apgd_targets=s["apgd"]["targets"], fab_targets=s["fab_t"]["targets"],
-                  fab_steps=s["fab_t"]["steps"], queries=s["square"]["queries"],
-                  route_targets=s["route_aware"]["targets"], route_steps=s["route_aware"]["steps"],
-                  temps=", ".join(f"{t:g}" for t in s["route_aware"]["temperatures"]))
-    families = []
-    for name in result["attacks_run"]:
-        family = name.split(":")[-1]
-        if family in ATTACK_NOTES and family not in families:
-            families.append(family)
-    lines = [f"- {ATTACK_NOTES[f].format(**values)}" for f in families]
-    if any(a.startswith("autoattack:") for a in result["attacks_run"]):
-        lines.append("- AutoAttack column: APGD-CE, APGD-T, FAB-T and Square in that order, each on the "
+    s = result.settings
+    lines = [f"- {spec.note(s)}" for spec in families_run(result)]
+    if result.suite_keys:
+        lines.append("- AutoAttack column: " + ", ".join(suite.get(n).title for n in suite.autoattack()[:-1])
+                     + f" and {suite.get(suite.autoattack()[-1]).title} in that order, each on the "
                      "points the previous ones left robust (AutoAttack's standard version).")
-    if "square (ONNX Runtime)" in result["attacks_run"]:
+    if ONNX_SQUARE_RUN in result.attacks_run:
         lines.append("- The exported ONNX model (ONNX Runtime) is scored on every adversarial input and "
                      "attacked by Square through ONNX Runtime itself.")
     if s.get("autoattack_deviations"):
@@ -127,46 +110,46 @@ def attack_notes(result: dict) -> list[str]:
     return lines
 
 
-def markdown(result: dict) -> str:
-    s = result["settings"]
-    lines = [f"# Evaluation: {result['dataset']}, {result['method']}", "",
-             f"{result['examples']} test images, L-inf eps = {s['epsilon']:g}, seed {result['seed']}. "
+def markdown(result: EvalReport) -> str:
+    s = result.settings
+    lines = [f"# Evaluation: {result.dataset}, {result.method}", "",
+             f"{result.examples} test images, L-inf eps = {s['epsilon']:g}, seed {result.seed}. "
              "Accuracy in %.", ""]
     lines += md_table(["output"] + _titles(result), main_table_rows(result))
     lines += ["", "Attacks that ran:", ""] + attack_notes(result)
-    if result["method"] == "nfi":
+    if result.method == "nfi":
         lines.append("- Every gradient attack on the routed model runs through the hard switch, a "
                      "straight-through switch and a soft switch, every iterate judged by the hard routed "
                      "output; the column is the per-example worst of the three.")
     lines.append("- Worst case: an example counts only if it is classified correctly on the clean input "
                  "and on every adversarial input generated, by any attack against any output "
                  "(white-box and transfer).")
-    summary = result.get("routed_adaptive")
+    summary = result.routed_adaptive
     if summary:
         lines += ["", "## The routed model, attack by attack", ""]
-        suite = set(result.get("suite_keys", []))
-        rows = [[f"`{k}`", _pct(v), "still robust (AutoAttack)" if k in suite else "all"]
+        in_suite = {str(k) for k in result.suite_keys}
+        rows = [[f"`{k}`", _pct(v), "still robust (AutoAttack)" if k in in_suite else "all"]
                 for k, v in sorted(summary["by_attack"].items())]
         lines += md_table(["attack key", "routed accuracy %", "attacked images"], rows)
         gap = _gap_line(summary)
         if gap:
             lines += ["", gap[0].upper() + gap[1:] + "."]
-    onnx = result.get("onnx")
+    onnx = result.onnx
     if onnx:
         lines += ["", "## The exported model (ONNX Runtime)", "",
-                  f"`{result['settings']['onnx']}`: clean {_pct(onnx['clean'])}%, Square through ONNX "
+                  f"`{s['onnx']}`: clean {_pct(onnx['clean'])}%, Square through ONNX "
                   f"Runtime {_pct(onnx['square_onnx'])}%, every Keras-made adversarial input "
                   f"transferred {_pct(onnx['transfer_of_every_keras_attack'])}%, worst case "
                   f"{_pct(onnx['worst_case'])}% (the Keras routed model's worst case: "
                   f"{_pct(onnx['keras_routed_worst_case'])}%)."]
-    cumulative = result.get("autoattack_cumulative")
+    cumulative = result.autoattack_cumulative
     if cumulative:
         lines += ["", "## AutoAttack, robust accuracy after each attack", ""]
         fams = list(next(iter(cumulative.values())))
-        lines += md_table(["output"] + [COLUMN_TITLES[f] for f in fams],
+        lines += md_table(["output"] + [column_title(f) for f in fams],
                           [[ROW_TITLES.get(r, r)] + [_pct(v[f]) for f in fams]
                            for r, v in cumulative.items()])
-    stats = result.get("route_stats")
+    stats = result.route_stats
     if stats:
         lines += ["", "## Routes", ""]
         header = ["inputs"] + [f"{r} share / acc" for r in stats["clean"]]
@@ -175,7 +158,7 @@ def markdown(result: dict) -> str:
             body.append([title] + [f"{_pct(v['share'])} / {_pct(v['accuracy'])}"
                                    for v in stats[name].values()])
         lines += md_table(header, body)
-    overlap = result.get("feature_overlap")
+    overlap = result.feature_overlap
     if overlap:
         sm = overlap["summary"]
         fmt = lambda v: "—" if v is None else f"{v:.2f}"
@@ -185,30 +168,29 @@ def markdown(result: dict) -> str:
                   f"fooled images with their adversarial class {fmt(sm['fooled_with_adversarial_class'])} "
                   f"(other classes {fmt(sm['attacked_with_other_classes'])}). "
                   f"Matrices: `{overlap['json']}`, heatmap: `{overlap['png']}`."]
-    if result.get("notes"):
-        lines += ["", "Notes: " + "; ".join(result["notes"]) + "."]
+    if result.notes:
+        lines += ["", "Notes: " + "; ".join(result.notes) + "."]
     by_family = seconds_by_family(result)
     if by_family:
         lines += ["", "Time by attack family (attacking + scoring, s): " + ", ".join(
             f"{name} {secs:.0f}" for name, secs in by_family.items()) + "."]
-    lines += ["", f"Per-example records: `{result['records']}` ({result['seconds']} s)", ""]
+    lines += ["", f"Per-example records: `{result.records}` ({result.seconds} s)", ""]
     return "\n".join(lines)
 
 
-def seconds_by_family(result: dict) -> dict[str, float]:
+def seconds_by_family(result: EvalReport) -> dict[str, float]:
     """Wall seconds per attack family, AutoAttack's suite apart, in the order they ran (empty for
     an evaluation made before the times were recorded)."""
-    suite = set(result.get("suite_keys", []))
+    in_suite = set(result.suite_keys)
     out: dict[str, float] = {}
-    for key, secs in result.get("seconds_by_attack", {}).items():
-        family = key.split("@")[0]
-        name = f"AutoAttack {family}" if key in suite else family
+    for key, secs in result.seconds_by_attack.items():
+        name = f"AutoAttack {key.family}" if key in in_suite else key.family
         out[name] = out.get(name, 0.0) + secs
     return out
 
 
-def write(model_dir: str, result: dict) -> None:
-    io_utils.atomic_write_json(os.path.join(model_dir, EVAL_JSON), result)
+def write(model_dir: str, result: EvalReport) -> None:
+    result.save(os.path.join(model_dir, EVAL_JSON))
     io_utils.atomic_write_text(os.path.join(model_dir, EVAL_MD), markdown(result))
 
 

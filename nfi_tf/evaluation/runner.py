@@ -1,13 +1,14 @@
 """`evaluate_model(EvalConfig)`: plan -> run -> report.
 
-- plan (`_setup`): load the model dir, resolve budgets, list the planned attacks (plan.py) and
-  build each one's runner (attack_factory.py).
+- plan (`_setup`): load the model dir, resolve budgets, list the planned attacks (plan.py),
+  build each registered attack once (suite/) and each planned key's target (suite/nfi_targets.py).
 - run (`_run`): per batch, the clean outputs, then every planned attack makes x'; every x' is
   scored on every output (and on the exported ONNX model with --onnx), so transfers cost only a
   forward pass. Attacks of the AutoAttack suite run only on the points that the suite so far
   left robust on their output, as AutoAttack does.
 - report (`_report`): per-example worst cases (worst_case.py), the routed model's breakdown,
-  route statistics, Figure 1 (right); eval.json, eval.md and eval.npz (records.py).
+  route statistics, Figure 1 (right), as an EvalReport (eval_report.py); eval.json, eval.md and
+  eval.npz (records.py).
 
 Determinism: every attack's random draws are keyed by (seed, attack key, batch index).
 """
@@ -28,26 +29,36 @@ import tensorflow as tf
 from nfi_tf import data, model_io, outputs
 from nfi_tf.attacks.threat import ThreatModel
 from nfi_tf.config import AttackConfig, make_config
-from nfi_tf.evaluation import attack_factory, feature_overlap, plan, records, report
+from nfi_tf.evaluation import feature_overlap, plan, records, report, suite
 from nfi_tf.evaluation import routes as routes_lib
 from nfi_tf.evaluation import worst_case as wc
-from nfi_tf.evaluation.config import AUTOATTACK_SUITE, EvalConfig, validate
+from nfi_tf.evaluation.attack_factory import int_seed
+from nfi_tf.evaluation.config import EvalConfig, validate
+from nfi_tf.evaluation.eval_report import EvalReport
+from nfi_tf.evaluation.keys import AttackKey
+from nfi_tf.evaluation.suite import apgd_t, nfi_targets, registry, square
+from nfi_tf.evaluation.suite.budgets import Budgets
+from nfi_tf.evaluation.suite.target import AttackTarget
 from nfi_tf.outputs import ROUTE_NAMES
 
 OVERLAP_JSON = "feature_overlap.json"
 OVERLAP_PNG = "feature_overlap.png"
 ONNX_ROW = outputs.ROUTED_ONNX
-ONNX_SQUARE = f"square@{ONNX_ROW}"
+ONNX_SQUARE_KEY = AttackKey(square.SPEC.name, ONNX_ROW)
+ONNX_SQUARE = str(ONNX_SQUARE_KEY)
+ONNX_SQUARE_RUN = "square (ONNX Runtime)"  # its name in attacks_run
+# Figure 1 (right) reads the features under the first of these attacks that ran.
+OVERLAP_KEYS = tuple(AttackKey(f, outputs.TRADEOFF) for f in ("pgd", "cw", "apgd_ce"))
 
 
 @dataclasses.dataclass
 class EvalResult:
-    report: dict  # what eval.json holds
+    report: EvalReport  # what eval.json holds
     labels: np.ndarray
-    correct: dict[str, dict[str, np.ndarray]]  # row -> attack key -> [N] bool
+    correct: dict[str, dict[str, np.ndarray]]  # row -> attack key text -> [N] bool
     worst: dict[str, np.ndarray]  # row -> [N] bool, the per-example worst case
-    max_linf: dict[str, float]  # attack key -> largest |x' - x|_inf seen
-    pixel_range: dict[str, tuple[float, float]]  # attack key -> (min, max) of x'
+    max_linf: dict[str, float]  # attack key text -> largest |x' - x|_inf seen
+    pixel_range: dict[str, tuple[float, float]]  # attack key text -> (min, max) of x'
 
 
 @dataclasses.dataclass
@@ -57,14 +68,16 @@ class _Setup:
     method: str
     rows: tuple[str, ...]
     planned: list[plan.PlannedAttack]
-    runners: dict
-    budgets: attack_factory.Budgets
+    attacks: dict[str, object]  # family -> its built attack (registry)
+    targets: dict[AttackKey, AttackTarget]
+    budgets: Budgets
     threat: ThreatModel
     seed: int
     x: np.ndarray
     labels: np.ndarray
     notes: list[str]
     onnx: object | None
+    onnx_square: object | None
 
 
 class _DropRetracingWarnings(logging.Filter):
@@ -92,7 +105,7 @@ def evaluate_model(cfg: EvalConfig, log: Callable[[str], None] = print) -> EvalR
         setup = _setup(validate(cfg))
         recorder = _run(setup)
         result = _report(setup, recorder)
-    result["report"]["seconds"] = round(time.time() - started, 1)
+    result["report"].seconds = round(time.time() - started, 1)
     report.write(cfg.model_dir, result["report"])
     records.save(os.path.join(cfg.model_dir, report.EVAL_NPZ), result["meta"], setup.labels,
                  result["correct"], result["margins"],
@@ -121,7 +134,7 @@ def _setup(cfg: EvalConfig) -> _Setup:
     # TRADES' evaluation settings for the dataset, not the model's per-epoch check (which a
     # quick training run may have shortened); flags override either.
     pgd = _attack_settings(cfg, make_config(config.data.dataset).eval_attack)
-    budgets = attack_factory.Budgets.of(cfg, pgd, info.num_classes)
+    budgets = Budgets.of(cfg, pgd, info.num_classes)
     threat = ThreatModel("linf", pgd.epsilon)
     method = config.model.method
     notes = []
@@ -130,23 +143,24 @@ def _setup(cfg: EvalConfig) -> _Setup:
                      f"at epsilon {pgd.epsilon:g}")
     if "route_aware" in cfg.attacks and method != "nfi":
         notes.append("route-aware attacks skipped: a TRADES model has no routing switch")
-    planned = plan.plan(method, cfg.attacks, cfg.route_targets, cfg.route_temperatures,
-                        cfg.attack_outputs)
-    if info.num_classes < 4 and any(p.family in ("apgd_t",) for p in planned):
-        notes.append(f"APGD-T skipped: its targeted DLR loss needs >= 4 classes. "
+    planned = plan.plan(method, cfg)
+    if info.num_classes < apgd_t.MIN_CLASSES and any(p.family == apgd_t.SPEC.name for p in planned):
+        notes.append(f"APGD-T skipped: its targeted DLR loss needs >= {apgd_t.MIN_CLASSES} classes. "
                      f"Received: {info.num_classes}")
-        planned = [p for p in planned if p.family != "apgd_t"]
+        planned = [p for p in planned if p.family != apgd_t.SPEC.name]
     images, labels = data.load_arrays(data_cfg, "test", cfg.eval_examples, cfg.download)
-    runners = {p.key: attack_factory.build(p, trained.classifier, budgets, threat) for p in planned}
-    onnx = None
+    families = list(dict.fromkeys(p.family for p in planned))
+    attacks = {f: suite.get(f).build(budgets, threat) for f in families}
+    targets = {p.key: nfi_targets.target_for(trained.classifier, p.key) for p in planned}
+    onnx = onnx_square = None
     if cfg.onnx:
         from nfi_tf.evaluation.onnx_target import OnnxQuery
 
         onnx = OnnxQuery(cfg.onnx, cfg.batch_size)
-        runners[ONNX_SQUARE] = attack_factory.onnx_square(onnx, budgets, threat)
+        onnx_square = square.SquareAttack(budgets, threat).on_query(onnx)
     seed = int(cfg.seed if cfg.seed is not None else config.train.seed)
-    return _Setup(cfg, trained, method, plan.rows_for(method), planned, runners, budgets, threat, seed,
-                  data.uint8_to_float(images), labels, notes, onnx)
+    return _Setup(cfg, trained, method, plan.rows_for(method), planned, attacks, targets, budgets, threat,
+                  seed, data.uint8_to_float(images), labels, notes, onnx, onnx_square)
 
 
 # === run ===
@@ -155,8 +169,8 @@ def _setup(cfg: EvalConfig) -> _Setup:
 def _run(s: _Setup) -> _Recorder:
     cfg = s.cfg
     keys = {p.key for p in s.planned}
-    overlap = next((k for k in ("pgd@tradeoff", "cw@tradeoff", "apgd_ce@tradeoff") if k in keys), None)
-    recorder = _Recorder(s.trained.classifier, s.rows, s.method == "nfi", overlap, s.onnx,
+    overlap = next((k for k in OVERLAP_KEYS if k in keys), None)
+    recorder = _Recorder(s.trained.classifier, s.rows, s.method == "nfi", overlap and str(overlap), s.onnx,
                          keep_inputs=cfg.save_adversarial)
     units = len(s.planned) + 1 + (1 if s.onnx else 0)
     num_batches = -(-len(s.labels) // cfg.batch_size)
@@ -164,30 +178,30 @@ def _run(s: _Setup) -> _Recorder:
     for b in range(num_batches):
         x = s.x[b * cfg.batch_size:(b + 1) * cfg.batch_size]
         y = s.labels[b * cfg.batch_size:(b + 1) * cfg.batch_size]
-        clean, batch_correct = recorder.record(wc.CLEAN, x, x, y)
+        _, batch_correct = recorder.record(wc.CLEAN, x, x, y)
         bar.add(1)
         for p in s.planned:
             started = time.perf_counter()
+            name = str(p.key)
             todo = np.ones(len(y), bool)
             if p.suite:  # AutoAttack: only the points the suite so far left robust on this output
-                suite = [k for k in batch_correct[p.target] if k == wc.CLEAN or (
-                    k.split("@")[0] in AUTOATTACK_SUITE and k.split("@")[1].split(":")[0] == p.target)]
-                todo = wc.all_correct({k: batch_correct[p.target][k] for k in suite})
+                done = [str(q.key) for q in s.planned if q.suite and q.target == p.target
+                        and str(q.key) in batch_correct[p.target]]
+                todo = wc.all_correct({k: batch_correct[p.target][k] for k in [wc.CLEAN] + done})
             x_adv = x.copy()
             if todo.any():
                 idx = np.flatnonzero(todo)
-                sub_clean = {k: v[idx] for k, v in clean.items()}
-                x_adv[idx] = s.runners[p.key](x[idx], y[idx], attack_factory.int_seed(s.seed, p.key, b),
-                                              sub_clean)
-            _, new = recorder.record(p.key, x, x_adv, y)
+                x_adv[idx] = s.attacks[p.family].run(x[idx], y[idx], int_seed(s.seed, name, b),
+                                                     s.targets[p.key])
+            _, new = recorder.record(name, x, x_adv, y)
             for row, v in new.items():
-                batch_correct[row][p.key] = v
+                batch_correct[row][name] = v
             # Wall time per attack (attacking + scoring), so a user can see where an evaluation's
             # time goes and budget the next one (suite attacks only run on what is still robust).
-            recorder.seconds[p.key] = recorder.seconds.get(p.key, 0.0) + time.perf_counter() - started
+            recorder.seconds[name] = recorder.seconds.get(name, 0.0) + time.perf_counter() - started
             bar.add(1)
         if s.onnx:
-            x_adv = s.runners[ONNX_SQUARE](x, y, attack_factory.int_seed(s.seed, ONNX_SQUARE, b), clean)
+            x_adv = s.onnx_square.run(x, y, int_seed(s.seed, ONNX_SQUARE, b))
             recorder.record(ONNX_SQUARE, x, x_adv, y)
             bar.add(1)
     return recorder
@@ -221,19 +235,19 @@ class _Recorder:
         for row in self.all_rows:
             correct[row] = self.scores[row].add(key, out[row], y)
         if self.routed:
-            self.route_log.setdefault(key, []).append(out["route"])
+            self.route_log.setdefault(key, []).append(out[outputs.ROUTE])
         if self.keep_inputs:
             self.inputs.setdefault(key, []).append(x_adv)
         if key == wc.CLEAN:
-            self.clean_features.append(out["feature"])
+            self.clean_features.append(out[outputs.FEATURE])
             return out, {row: {wc.CLEAN: v} for row, v in correct.items()}
         linf = float(np.max(np.abs(x_adv - x)))
         self.max_linf[key] = max(self.max_linf.get(key, 0.0), linf)
         lo, hi = self.pixel_range.get(key, (1.0, 0.0))
         self.pixel_range[key] = (min(lo, float(x_adv.min())), max(hi, float(x_adv.max())))
         if key == self.overlap_key:
-            self.adv_features.append(out["feature"])
-            self.adv_predictions.append(np.argmax(out["tradeoff"], axis=1))
+            self.adv_features.append(out[outputs.FEATURE])
+            self.adv_predictions.append(np.argmax(out[outputs.TRADEOFF], axis=1))
         return out, correct
 
     def arrays(self) -> tuple[dict, dict]:
@@ -260,80 +274,83 @@ class _Recorder:
 
 
 def _columns(s: _Setup) -> list[str]:
-    fams = [f for f in plan.STANDARD_FAMILIES if any(p.family == f and not p.suite for p in s.planned)]
+    fams = [spec.option_name for spec in suite.specs()
+            if not spec.routed_only and any(p.family == spec.name and not p.suite for p in s.planned)]
     if any(p.suite for p in s.planned):
-        fams.append("autoattack")
-    if any(p.family == "route" for p in s.planned):
-        fams.append("route_aware")
+        fams.append(suite.AUTOATTACK)
+    fams += [spec.option_name for spec in suite.specs()
+             if spec.routed_only and any(p.family == spec.name for p in s.planned)]
     return [wc.CLEAN] + fams + ["worst_case"]
 
 
-def _report(s: _Setup, recorder: _Recorder) -> dict:
+def _settings(s: _Setup) -> dict:
+    """Each attack's settings entry as its registry spec reports it, the budgets below
+    AutoAttack's standard version, and what the run covered."""
     cfg, b = s.cfg, s.budgets
+    out = {"epsilon": s.threat.epsilon, "norm": s.threat.norm}
+    for spec in suite.specs():
+        out.setdefault(spec.entry, spec.settings(b, s.threat))
+    ran = {p.family for p in s.planned} | ({square.SPEC.name} if s.onnx else set())
+    out.update({
+        "autoattack_deviations": registry.deviations(ran, b.values, b.num_classes),
+        "attacks": list(cfg.attacks),
+        "attack_outputs": list(cfg.attack_outputs) if cfg.attack_outputs else list(s.rows),
+        "batch_size": cfg.batch_size,
+        "onnx": cfg.onnx,
+    })
+    return out
+
+
+def _report(s: _Setup, recorder: _Recorder) -> dict:
+    cfg = s.cfg
     correct, margins = recorder.arrays()
     worst = {row: wc.all_correct(correct[row]) for row in recorder.all_rows}
-    suite_keys = {p.key for p in s.planned if p.suite}
     columns = _columns(s)
     table = {}
     for row in recorder.all_rows:
-        keys = list(correct[row])
         table[row] = {wc.CLEAN: float(correct[row][wc.CLEAN].mean())}
-        for family in columns[1:-1]:
-            cols = plan.column_keys(keys, family, "routed" if row == ONNX_ROW else row, suite_keys)
-            if family == "autoattack" and cols:
+        for column in columns[1:-1]:
+            cols = [str(k) for k in plan.column_keys(s.planned, column, outputs.ROUTED if row == ONNX_ROW else row)]
+            if column == suite.AUTOATTACK and cols:
                 cols = [wc.CLEAN] + cols
-            table[row][family] = float(wc.all_correct({k: correct[row][k] for k in cols}).mean()) \
+            table[row][column] = float(wc.all_correct({k: correct[row][k] for k in cols}).mean()) \
                 if cols else None
         table[row]["worst_case"] = float(worst[row].mean())
     info = s.trained.info
-    result = {
-        "model_dir": os.path.abspath(cfg.model_dir),
-        "dataset": info.name,
-        "method": s.method,
-        "examples": int(len(s.labels)),
-        "seed": s.seed,
-        "rows": list(recorder.all_rows),
-        "columns": columns,
-        "table": table,
-        "attacks_run": list(dict.fromkeys(
-            [p.family if not p.suite else f"autoattack:{p.family}" for p in s.planned]
-            + (["square (ONNX Runtime)"] if s.onnx else []))),
-        "suite_keys": sorted(suite_keys),
-        "settings": {
-            "epsilon": s.threat.epsilon, "norm": "linf",
-            "pgd": {"step_size": b.pgd.step_size, "steps": b.pgd.num_steps, "random_start": "uniform",
-                    "loss": "cross-entropy"},
-            "cw": {"step_size": b.cw.step_size, "steps": b.cw.num_steps, "confidence": b.cw_confidence},
-            "apgd": {"steps": b.apgd_steps, "restarts": b.apgd_restarts, "targets": b.apgd_targets,
-                     "initial_step": 2 * s.threat.epsilon, "implementation": "nfi_tf.attacks.apgd"},
-            "fab_t": {"steps": b.fab_steps, "targets": b.fab_targets},
-            "square": {"queries": b.square_queries, "p_init": 0.8},
-            "route_aware": {"steps": b.route_steps, "targets": cfg.route_targets,
-                            "temperatures": list(cfg.route_temperatures)},
-            "autoattack_deviations": _autoattack_deviations({p.family for p in s.planned} | (
-                {"square"} if s.onnx else set()), b, info.num_classes),
-            "attacks": list(cfg.attacks),
-            "attack_outputs": list(cfg.attack_outputs) if cfg.attack_outputs else list(s.rows),
-            "batch_size": cfg.batch_size,
-            "onnx": cfg.onnx,
-        },
-        "attack_keys": sorted(correct[s.rows[0]]),
-        "accuracy_by_attack": {row: {k: float(v.mean()) for k, v in sorted(correct[row].items())}
-                               for row in recorder.all_rows},
-        "checks": {"max_linf": recorder.max_linf, "pixel_range": recorder.pixel_range},
-        "seconds_by_attack": {k: round(v, 2) for k, v in recorder.seconds.items()},
-        "notes": s.notes,
-        "records": report.EVAL_NPZ,
-    }
-    if suite_keys:
-        result["autoattack_cumulative"] = _cumulative(correct, s)
+    by_text = {str(p.key): p.key for p in s.planned}
+    typed = lambda name: by_text.get(name, ONNX_SQUARE_KEY if name == ONNX_SQUARE else name)  # noqa: E731
+    result = EvalReport(
+        model_dir=os.path.abspath(cfg.model_dir),
+        dataset=info.name,
+        method=s.method,
+        examples=int(len(s.labels)),
+        seed=s.seed,
+        rows=list(recorder.all_rows),
+        columns=columns,
+        table=table,
+        attacks_run=list(dict.fromkeys(
+            [p.family if not p.suite else f"{suite.AUTOATTACK}:{p.family}" for p in s.planned]
+            + ([ONNX_SQUARE_RUN] if s.onnx else []))),
+        suite_keys=sorted((p.key for p in s.planned if p.suite), key=str),
+        settings=_settings(s),
+        attack_keys=[typed(k) for k in sorted(correct[s.rows[0]])],
+        accuracy_by_attack={row: {typed(k): float(v.mean()) for k, v in sorted(correct[row].items())}
+                            for row in recorder.all_rows},
+        checks={"max_linf": dict(recorder.max_linf),
+                "pixel_range": {k: list(v) for k, v in recorder.pixel_range.items()}},
+        seconds_by_attack={typed(k): round(v, 2) for k, v in recorder.seconds.items()},
+        notes=s.notes,
+        records=report.EVAL_NPZ,
+    )
+    if result.suite_keys:
+        result.autoattack_cumulative = _cumulative(correct, s)
     if s.onnx is not None:
-        result["onnx"] = _onnx_summary(correct, [p.key for p in s.planned])
+        result.onnx = _onnx_summary(correct, [str(p.key) for p in s.planned])
     if s.method == "nfi":
-        result["routed_adaptive"] = _routed_summary(result["accuracy_by_attack"], table)
-        result["route_stats"] = _route_stats(recorder.routes(), correct["routed"], margins["routed"])
+        result.routed_adaptive = _routed_summary(correct, table)
+        result.route_stats = _route_stats(recorder.routes(), correct[outputs.ROUTED], margins[outputs.ROUTED])
     if recorder.overlap_key is not None:
-        result["feature_overlap"] = _feature_overlap(recorder, s)
+        result.feature_overlap = _feature_overlap(recorder, s)
     meta = {"model": _fingerprint(os.path.join(cfg.model_dir, "model.keras")),
             "model_dir": os.path.abspath(cfg.model_dir), "dataset": info.name, "epsilon": s.threat.epsilon,
             "seed": s.seed, "attacks": list(cfg.attacks), "examples": int(len(s.labels))}
@@ -361,25 +378,9 @@ def _onnx_summary(correct: dict, planned_keys: list[str]) -> dict:
         "transfer_of_every_keras_attack": float(wc.all_correct(
             {k: row[k] for k in [wc.CLEAN] + keras_keys}).mean()),
         "worst_case": float(wc.all_correct(row).mean()),
-        "keras_routed_worst_case": float(wc.all_correct(correct["routed"]).mean())
-        if "routed" in correct else None,
+        "keras_routed_worst_case": float(wc.all_correct(correct[outputs.ROUTED]).mean())
+        if outputs.ROUTED in correct else None,
     }
-
-
-def _autoattack_deviations(families: set, b: attack_factory.Budgets, num_classes: int) -> list[str]:
-    """What this run does below AutoAttack's standard version, for the attacks that ran."""
-    out = []
-    if families & {"apgd_ce", "apgd_t"} and b.apgd_steps < 100:
-        out.append(f"APGD {b.apgd_steps} iterations (standard: 100)")
-    if "apgd_t" in families and b.apgd_targets < min(9, num_classes - 1):
-        out.append(f"APGD-T {b.apgd_targets} targets (standard: 9)")
-    if "fab_t" in families and b.fab_steps < 100:
-        out.append(f"FAB-T {b.fab_steps} iterations (standard: 100)")
-    if "fab_t" in families and b.fab_targets < min(9, num_classes - 1):
-        out.append(f"FAB-T {b.fab_targets} targets (standard: 9)")
-    if "square" in families and b.square_queries < 5000:
-        out.append(f"Square {b.square_queries} queries (standard: 5,000)")
-    return out
 
 
 def _cumulative(correct: dict, s: _Setup) -> dict:
@@ -387,8 +388,8 @@ def _cumulative(correct: dict, s: _Setup) -> dict:
     out = {}
     for row in sorted({p.target for p in s.planned if p.suite}, key=s.rows.index):
         acc, keys = {}, [wc.CLEAN]
-        for family in AUTOATTACK_SUITE:
-            keys += [p.key for p in s.planned if p.suite and p.family == family and p.target == row]
+        for family in suite.autoattack():
+            keys += [str(p.key) for p in s.planned if p.suite and p.family == family and p.target == row]
             acc[family] = float(wc.all_correct({k: correct[row][k] for k in keys}).mean())
         out[row] = acc
     return out
@@ -424,14 +425,19 @@ def _feature_overlap(recorder: _Recorder, s: _Setup) -> dict:
             "json": OVERLAP_JSON, "png": OVERLAP_PNG}
 
 
-def _routed_summary(acc: dict[str, dict[str, float]], table: dict) -> dict:
+NAIVE_ROUTED = AttackKey("pgd", outputs.ROUTED, "hard")  # PGD through the hard switch
+TRADEOFF_PGD = AttackKey("pgd", outputs.TRADEOFF)
+
+
+def _routed_summary(correct: dict, table: dict) -> dict:
     """Every attack on the routed model, the naive-vs-worst gap, and the trade-off head's gap
     at the same budget (a head without a switch: how much of the gap is the switch's)."""
-    routed = {k: v for k, v in acc["routed"].items() if k != wc.CLEAN}
-    naive = routed.get("pgd@routed:hard")
-    worst = table["routed"]["worst_case"]
-    head_pgd = acc["tradeoff"].get("pgd@tradeoff")
-    head_worst = table["tradeoff"]["worst_case"]
+    routed = {k: float(v.mean()) for k, v in sorted(correct[outputs.ROUTED].items()) if k != wc.CLEAN}
+    naive = routed.get(str(NAIVE_ROUTED))
+    worst = table[outputs.ROUTED]["worst_case"]
+    head = correct[outputs.TRADEOFF].get(str(TRADEOFF_PGD))
+    head_pgd = None if head is None else float(head.mean())
+    head_worst = table[outputs.TRADEOFF]["worst_case"]
     return {
         "by_attack": routed,
         "naive_hard_switch_pgd": naive,

@@ -1,0 +1,44 @@
+"""APGD-CE: AutoAttack's first attack, APGD on cross-entropy (native TF, nfi_tf.attacks.apgd).
+
+Declares the APGD budgets that APGD-T shares (iterations, restarts).
+"""
+
+from __future__ import annotations
+
+from nfi_tf.evaluation.suite import registry
+from nfi_tf.evaluation.suite.target import PerTarget
+
+BUDGETS = (
+    registry.Budget("apgd_steps", 100, 50, label="APGD", unit="iterations",
+                    help="APGD iterations per run (AutoAttack's standard version: 100)."),
+    registry.Budget("apgd_restarts", 1, 1, help="APGD restarts (AutoAttack's standard version: 1)."),
+)
+
+
+class APGDAttack:
+    def __init__(self, budgets, threat, loss: str):
+        self.budgets, self.threat, self.loss = budgets, threat, loss
+        self._built = PerTarget(self._make)
+
+    def _make(self, target):
+        from nfi_tf.attacks.apgd import APGD
+
+        b = self.budgets
+        return APGD(target.core(), self.threat, self.loss, b.apgd_steps, b.apgd_restarts,
+                    b.apgd_targets, batch_size=b.batch_size)
+
+    def run(self, x, y, seed, target):
+        return self._built(target).run(x, y, seed)
+
+
+def settings(budgets, threat):
+    return {"steps": budgets.apgd_steps, "restarts": budgets.apgd_restarts,
+            "targets": budgets.apgd_targets, "initial_step": 2 * threat.epsilon,
+            "implementation": "nfi_tf.attacks.apgd"}
+
+
+SPEC = registry.AttackSpec(
+    name="apgd_ce", title="APGD-CE", settings_key="apgd", budgets=BUDGETS, suite_position=0,
+    build=lambda budgets, threat: APGDAttack(budgets, threat, "ce"), settings=settings,
+    note=lambda s: (f"APGD-CE: {s['apgd']['steps']} iterations, {s['apgd']['restarts']} restart(s), "
+                    "AutoAttack's algorithm (native TF, best iterate)"))

@@ -1,0 +1,35 @@
+"""FAB-T: AutoAttack's third attack, targeted FAB (minimum-norm), one run per target class."""
+
+from __future__ import annotations
+
+from nfi_tf.evaluation.suite import registry
+from nfi_tf.evaluation.suite.target import PerTarget
+
+BUDGETS = (
+    registry.Budget("fab_steps", 100, 50, label="FAB-T", unit="iterations",
+                    help="FAB-T iterations per target (AutoAttack's standard version: 100)."),
+    registry.Budget("fab_targets", 9, 3, label="FAB-T", unit="targets", per_class=True,
+                    help="FAB-T target classes (AutoAttack's standard version: 9, capped at C - 1)."),
+)
+
+
+class FABAttack:
+    def __init__(self, budgets, threat):
+        self.budgets, self.threat = budgets, threat
+        self._built = PerTarget(self._make)
+
+    def _make(self, target):
+        from nfi_tf.attacks.fab import FABTargeted
+
+        return FABTargeted(target.core(), self.threat, self.budgets.fab_steps, 1, self.budgets.fab_targets)
+
+    def run(self, x, y, seed, target):
+        return self._built(target).run(x, y, seed)
+
+
+SPEC = registry.AttackSpec(
+    name="fab_t", title="FAB-T", budgets=BUDGETS, suite_position=2,
+    build=FABAttack,
+    settings=lambda b, threat: {"steps": b.fab_steps, "targets": b.fab_targets},
+    note=lambda s: (f"FAB-T: {s['fab_t']['targets']} target classes, {s['fab_t']['steps']} "
+                    "iterations each"))

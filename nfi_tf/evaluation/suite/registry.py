@@ -1,0 +1,144 @@
+"""The attack registry: every evaluation attack declared once, in its own module.
+
+An `AttackSpec` says everything the rest of the evaluation needs to know about one attack
+family: its name (what `--attacks` accepts), its column title, its place in AutoAttack's
+standard suite (or none), the budgets it reads with their standard and CPU values, how it is
+built, and what it reports about its settings (the eval.json entry and the eval.md line).
+Plans, suite lists, EvalConfig's defaults, the named budgets, the report's notes and its "below
+AutoAttack's standard budget" line are all read from here, so adding an attack is one module
+(`nfi_tf/evaluation/suite/<name>.py`, registered in the package `__init__`) and its test.
+
+A built attack has one entry point: `run(x, y, seed, target) -> x_adv` (numpy in and out),
+where `target` (suite/target.py) is the output under attack as functions. The same built
+attack runs against an nfi model's outputs and against any classifier's logits.
+
+Plain Python: no TensorFlow at import (EvalConfig and the flags read budgets from here); each
+spec imports its attack core inside `build`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+
+import numpy as np
+
+BUDGET_NAMES = ("standard", "cpu")
+
+
+@dataclasses.dataclass(frozen=True)
+class Budget:
+    """One budget setting (an EvalConfig field) and its values under the named budgets."""
+
+    field: str  # the EvalConfig field (and --flag) that sets it
+    standard: Any  # AutoAttack's standard version (or the attack's usual setting)
+    cpu: Any  # the CPU-scale budget the reproduction runs (reports state it)
+    label: str = ""  # how the "below standard" line names it, e.g. "APGD" ... "iterations"
+    unit: str = ""
+    per_class: bool = False  # a number of target classes: capped at num_classes - 1
+    help: str = ""  # the flag's help text
+
+
+class RegisteredAttack(Protocol):
+    def run(self, x: np.ndarray, y: np.ndarray, seed: int, target) -> np.ndarray:
+        """Adversarial images for (x, y) against `target` (an AttackTarget)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class AttackSpec:
+    name: str  # the family: what --attacks accepts and attack keys start with
+    title: str  # the table's column title ({pgd_steps} is filled in)
+    build: Callable[..., RegisteredAttack]  # (Budgets, ThreatModel) -> attack
+    settings: Callable[..., dict]  # (Budgets, ThreatModel) -> its eval.json settings entry
+    note: Callable[[Mapping], str]  # eval.json settings -> its eval.md line
+    settings_key: str = ""  # its entry in eval.json's settings (default: name)
+    budgets: tuple[Budget, ...] = ()  # the budgets declared here
+    reads: tuple[str, ...] = ()  # budgets declared by another spec that this one also reads
+    suite_position: int | None = None  # place in AutoAttack's standard suite
+    gradient: bool = True  # needs gradients (runs on a differentiable model)
+    routed_variants: bool = True  # on the routed output: one run per switch relaxation
+    routed_only: bool = False  # needs a routing switch (the route-aware attacks)
+    option: str = ""  # the --attacks name when it differs from `name`
+    variants: Callable[..., list[tuple[str, int]]] | None = None  # (EvalConfig) -> [(variant, aux)]
+
+    @property
+    def entry(self) -> str:
+        return self.settings_key or self.name
+
+    @property
+    def option_name(self) -> str:
+        return self.option or self.name
+
+    def fields(self) -> tuple[str, ...]:
+        return tuple(b.field for b in self.budgets) + self.reads
+
+
+_SPECS: dict[str, AttackSpec] = {}
+
+
+def register(spec: AttackSpec) -> AttackSpec:
+    if spec.name in _SPECS:
+        raise ValueError(f"attack {spec.name!r} is registered twice")
+    _SPECS[spec.name] = spec
+    return spec
+
+
+def specs() -> tuple[AttackSpec, ...]:
+    """Every registered attack, in registration (= run) order."""
+    return tuple(_SPECS.values())
+
+
+def get(name: str) -> AttackSpec:
+    if name not in _SPECS:
+        raise KeyError(f"unknown attack family. Received: {name!r}; known: {', '.join(_SPECS)}")
+    return _SPECS[name]
+
+
+def by_option(option: str) -> AttackSpec:
+    return next(s for s in _SPECS.values() if s.option_name == option)
+
+
+def autoattack() -> tuple[str, ...]:
+    """AutoAttack's standard suite, in its order (cheap and strong first)."""
+    return tuple(s.name for s in sorted((s for s in _SPECS.values() if s.suite_position is not None),
+                                        key=lambda s: s.suite_position))
+
+
+def budgets() -> tuple[Budget, ...]:
+    return tuple(b for s in _SPECS.values() for b in s.budgets)
+
+
+def budget_field(field: str) -> Budget:
+    return next(b for b in budgets() if b.field == field)
+
+
+def standard(field: str):
+    """The standard value of a budget setting (EvalConfig's default)."""
+    return budget_field(field).standard
+
+
+def budget(name: str) -> dict[str, Any]:
+    """A named budget as EvalConfig field values: "standard" or "cpu"."""
+    if name not in BUDGET_NAMES:
+        raise ValueError(f"budget must be one of {', '.join(BUDGET_NAMES)}. Received: budget={name!r}")
+    return {b.field: getattr(b, name) for b in budgets()}
+
+
+def deviations(families, values: Mapping[str, Any], num_classes: int) -> list[str]:
+    """One line per budget setting below its standard value, for the families that ran, e.g.
+    "APGD 50 iterations (standard: 100)"; a number of targets is compared with min(standard,
+    num_classes - 1)."""
+    out, seen = [], set()
+    for spec in specs():
+        if spec.name not in families:
+            continue
+        for field in spec.fields():
+            b = budget_field(field)
+            if field in seen or not b.label:
+                continue
+            seen.add(field)
+            std = min(b.standard, num_classes - 1) if b.per_class else b.standard
+            if values[field] < std:
+                out.append(f"{b.label} {values[field]} {b.unit} (standard: {b.standard:,})")
+    return out

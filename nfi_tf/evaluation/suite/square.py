@@ -1,0 +1,45 @@
+"""Square: AutoAttack's fourth attack, gradient-free (random square updates on the margin loss).
+
+It only queries the served output (the judge), so on the routed model it needs no relaxation of
+the switch, and it can run on a model it cannot differentiate (an ONNX file through ONNX
+Runtime: `query` targets, see `SquareAttack.on_query`).
+"""
+
+from __future__ import annotations
+
+from nfi_tf.evaluation.suite import registry
+from nfi_tf.evaluation.suite.target import PerTarget
+
+P_INIT = 0.8  # AutoAttack's p_init for L-inf
+BUDGETS = (
+    registry.Budget("square_queries", 5000, 1000, label="Square", unit="queries",
+                    help="Square queries (AutoAttack's standard version: 5,000)."),
+)
+
+
+class SquareAttack:
+    def __init__(self, budgets, threat):
+        self.budgets, self.threat = budgets, threat
+        self._built = PerTarget(self._make)
+
+    def _make(self, target):
+        from nfi_tf.attacks.square import keras_query
+
+        return self.on_query(keras_query(target.judge_logits, self.budgets.batch_size))
+
+    def on_query(self, query):
+        """Square on a numpy images -> logits function (e.g. ONNX Runtime)."""
+        from nfi_tf.attacks.square import Square
+
+        return Square(query, self.threat, self.budgets.square_queries, p_init=P_INIT)
+
+    def run(self, x, y, seed, target):
+        return self._built(target).run(x, y, seed)
+
+
+SPEC = registry.AttackSpec(
+    name="square", title="Square", budgets=BUDGETS, suite_position=3, gradient=False,
+    routed_variants=False, build=SquareAttack,
+    settings=lambda b, threat: {"queries": b.square_queries, "p_init": P_INIT},
+    note=lambda s: (f"Square: {s['square']['queries']} queries, p_init {s['square'].get('p_init', P_INIT):g}, "
+                    "margin loss (gradient-free)"))
