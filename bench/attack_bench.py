@@ -79,7 +79,8 @@ def run(model_dir: str, examples: int, log=print) -> dict:
     routed = outputs.ROUTED
     planned = [AttackKey(f, routed, "" if not suite.get(f).routed_variants else "hard")
                for f in suite.autoattack()]
-    planned += [AttackKey("route", routed, "all_heads"), AttackKey("route", routed, "benign_route", aux=1)]
+    route = suite.route_aware.SPEC.name
+    planned += [AttackKey(route, routed, "all_heads"), AttackKey(route, routed, "benign_route", aux=1)]
     from bench.quiet import wait_for_quiet
 
     rows = []

@@ -13,7 +13,7 @@ import numpy as np
 import tensorflow as tf
 from cleverhans.tf2.attacks.projected_gradient_descent import projected_gradient_descent
 
-from nfi_tf import losses
+from nfi_tf import losses, outputs
 from nfi_tf.attacks.losses import kl_loss_fn
 
 
@@ -26,7 +26,7 @@ class NaiveTradesStep:
         self.config = config
 
     def _logits(self, x):
-        return self.classifier(x, training=False)["tradeoff"]
+        return self.classifier(x, training=False)[outputs.TRADEOFF]
 
     def __call__(self, batch):
         x, y = batch

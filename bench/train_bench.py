@@ -27,6 +27,7 @@ import sys
 import time
 
 from bench import isolated
+from nfi_tf import outputs
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -206,7 +207,7 @@ def _forward_timing(classifier, x, forward_per_image: int, repeats: int = 10) ->
     could save, and how close a single forward pass gets to the peak."""
     import tensorflow as tf
 
-    forward = tf.function(lambda z: classifier(z, training=False)["tradeoff"])
+    forward = tf.function(lambda z: classifier(z, training=False)[outputs.TRADEOFF])
     forward(x).numpy()
     times = []
     for _ in range(repeats):

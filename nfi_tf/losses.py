@@ -11,6 +11,7 @@ import tensorflow as tf
 from nfi_tf.attacks.losses import kl_from_logits
 from nfi_tf.config import LossConfig
 from nfi_tf.errors import NfiError
+from nfi_tf.outputs import ADVERSARIAL, BENIGN, ROBUST_PART, TRADEOFF
 
 CF_EPS = 1e-8  # docs/method.md §2: the counterfactual ratio's denominator offset
 
@@ -127,10 +128,10 @@ def nfi_loss(clean: dict, adv: dict, labels, cfg: LossConfig, running=None,
     `counterfactual_terms`). Returns every term, the counterfactual denominator actually used
     (`cf_denominator`) and their weighted `loss`.
     """
-    lt, ce, kl = tradeoff_loss(clean["tradeoff"], adv["tradeoff"], labels, cfg.beta)
-    lb = benign_loss(clean["benign"], labels)
-    la = adversarial_head_loss(adv["adversarial"], labels, clean["adversarial"], cfg.adversarial_loss)
-    lcf, denominator = counterfactual_terms(clean["tradeoff"], adv["tradeoff"], adv["robust_part"],
+    lt, ce, kl = tradeoff_loss(clean[TRADEOFF], adv[TRADEOFF], labels, cfg.beta)
+    lb = benign_loss(clean[BENIGN], labels)
+    la = adversarial_head_loss(adv[ADVERSARIAL], labels, clean[ADVERSARIAL], cfg.adversarial_loss)
+    lcf, denominator = counterfactual_terms(clean[TRADEOFF], adv[TRADEOFF], adv[ROBUST_PART],
                                             cfg.counterfactual_loss, cfg.counterfactual_floor,
                                             running, warmup)
     total = (cfg.tradeoff_weight * lt + cfg.benign_weight * lb + cfg.adversarial_weight * la
@@ -143,6 +144,6 @@ def nfi_loss(clean: dict, adv: dict, labels, cfg: LossConfig, running=None,
 def trades_loss(clean: dict, adv: dict, labels, cfg: LossConfig) -> dict[str, tf.Tensor]:
     """The TRADES baseline: the trade-off loss alone, times --tradeoff_weight (1 by default;
     the reproduction's loss-weight control sets it to nfi's total loss weight)."""
-    lt, ce, kl = tradeoff_loss(clean["tradeoff"], adv["tradeoff"], labels, cfg.beta)
+    lt, ce, kl = tradeoff_loss(clean[TRADEOFF], adv[TRADEOFF], labels, cfg.beta)
     return {"loss": cfg.tradeoff_weight * lt, "loss_tradeoff": lt, "loss_natural": ce,
             "loss_robust_kl": kl}

@@ -259,13 +259,13 @@ def synthesize(classifier, train_images: np.ndarray, train_labels: np.ndarray,
     return results
 
 
-def target_share(results: Sequence[ClassSynthesis], stage: str, output: str = "routed") -> float:
+def target_share(results: Sequence[ClassSynthesis], stage: str, output: str = outputs.ROUTED) -> float:
     """The fraction of images of `stage` that `output` classifies as their target class."""
     hits = [p == r.class_index for r in results for p in r.predictions[stage][output]["class"]]
     return float(np.mean(hits)) if hits else float("nan")
 
 
-def mean_target_prob(results: Sequence[ClassSynthesis], stage: str, output: str = "routed") -> float:
+def mean_target_prob(results: Sequence[ClassSynthesis], stage: str, output: str = outputs.ROUTED) -> float:
     """The mean softmax probability `output` gives the target class on images of `stage`."""
     probs = [q for r in results for q in r.predictions[stage][output]["target_prob"]]
     return float(np.mean(probs)) if probs else float("nan")

@@ -103,3 +103,74 @@ def test_no_import_cycle():
     for start in sorted(graph):
         if start not in state:
             visit(start, [start])
+
+
+# === Facts stated once (docs/conventions.md) ===
+
+from nfi_tf import outputs as output_names  # noqa: E402
+
+# Every output name, as outputs.py spells it: nowhere else may these strings be written.
+OUTPUT_NAMES = {v for k, v in vars(output_names).items() if k.isupper() and isinstance(v, str)}
+SUITE = ("apgd_ce", "apgd_t", "fab_t", "square")
+LIBRARY = ("nfi_tf", "export", "flags", "bench")
+
+
+def _library_files():
+    for package in LIBRARY:
+        for folder, _, files in os.walk(os.path.join(REPO, package)):
+            for f in files:
+                if f.endswith(".py"):
+                    yield os.path.relpath(os.path.join(folder, f), REPO)
+
+
+def _strings(path):
+    """Every string constant of a module that is not a docstring, with its line."""
+    tree = ast.parse(open(os.path.join(REPO, path)).read(), path)
+    docstrings = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+                docstrings.add(id(body[0].value))
+    return [(n.lineno, n.value) for n in ast.walk(tree)
+            if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in docstrings]
+
+
+def test_the_walk_sees_the_output_names():
+    assert {"routed", "tradeoff", "rob", "nr", "route", "routed_onnx"} <= OUTPUT_NAMES
+    assert any(v == "tradeoff" for _, v in _strings("nfi_tf/outputs.py"))  # the scan does see them
+
+
+# The same word meaning something else (not an output name).
+HOMONYMS = {
+    ("nfi_tf/evaluation/records.py", "adversarial"),  # eval.npz's array kind: the adversarial images
+    ("nfi_tf/evaluation/suite/route_aware.py", "route"),  # the attack family's registered name
+}
+
+
+def test_output_names_are_spelled_only_in_outputs_py():
+    offenders = [f"{path}:{line} {value!r}" for path in _library_files() if path != "nfi_tf/outputs.py"
+                 for line, value in _strings(path)
+                 if value in OUTPUT_NAMES and (path, value) not in HOMONYMS]
+    assert offenders == []
+
+
+def test_autoattacks_suite_is_listed_only_in_the_registry():
+    offenders = []
+    for path in _library_files():
+        if path.startswith(os.path.join("nfi_tf", "evaluation", "suite")):
+            continue
+        tree = ast.parse(open(os.path.join(REPO, path)).read(), path)
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+                names = {e.value for e in node.elts if isinstance(e, ast.Constant)}
+                if len(names & set(SUITE)) >= 2:
+                    offenders.append(f"{path}:{node.lineno}")
+    assert offenders == []
+
+
+def test_library_code_never_patches_with_mock():
+    offenders = sorted(n for n, imported in IMPORTS.items()
+                       if any(m == "mock" or m.startswith(("unittest.mock", "mock.")) or m == "unittest"
+                              for m in imported))
+    assert offenders == []

@@ -8,6 +8,7 @@ import os
 from absl import flags as absl_flags
 
 from flags import generate as generate_flags
+from nfi_tf import outputs
 from nfi_tf.commands.entry import run_command
 
 FLAGS = absl_flags.FLAGS
@@ -28,9 +29,9 @@ def main(argv):
     share, prob = summary["target_share"], summary["mean_target_prob"]
     print(f"done: {len(summary['classes'])} class(es) x {config.per_class} images in {FLAGS.out}")
     print("  classified as the target class (routed model): "
-          + "  ".join(f"{stage} {100 * share[stage]['routed']:.1f}%" for stage in share))
+          + "  ".join(f"{stage} {100 * share[stage][outputs.ROUTED]:.1f}%" for stage in share))
     print("  mean target-class probability (routed model):  "
-          + "  ".join(f"{stage} {prob[stage]['routed']:.3f}" for stage in prob))
+          + "  ".join(f"{stage} {prob[stage][outputs.ROUTED]:.3f}" for stage in prob))
 
 
 def run():

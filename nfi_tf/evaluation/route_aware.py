@@ -29,7 +29,7 @@ from nfi_tf.models import heads as heads_lib
 
 CAP = 10.0  # margins are capped so a head already far past the boundary stops dominating
 TEMPERATURES = (0.1, 1.0, 10.0)
-ROUTES = ("benign", "adversarial")
+ROUTES = (outputs.BENIGN, outputs.ADVERSARIAL)
 
 
 def _margin_to(logits, t):
@@ -48,7 +48,7 @@ def all_heads(classifier):
         del aux
         out = classifier(x, training=False)
         return tf.add_n([_capped(losses.margin_loss_fn(labels=y, logits=out[h]))
-                         for h in outputs.HEADS]), out["routed"]
+                         for h in outputs.HEADS]), out[outputs.ROUTED]
 
     return objective
 
@@ -61,14 +61,14 @@ def route_target(classifier, route: str):
     def objective(x, y, t):
         del y
         out = classifier(x, training=False)
-        agree = ("tradeoff", "rob", "nr", "benign") if route == "benign" else (
-            "tradeoff", "rob", "adversarial")
+        agree = (outputs.TRADEOFF, outputs.ROB, outputs.NR, outputs.BENIGN) if route == outputs.BENIGN \
+            else (outputs.TRADEOFF, outputs.ROB, outputs.ADVERSARIAL)
         # The training step's route guard steers with the same objective (benign route).
         total = losses.agreement_loss_fn(t, tf.concat([out[name] for name in agree], axis=-1),
                                          num_scores=len(agree), cap=CAP)
-        if route == "adversarial":  # the non-robust part must disagree for route 1
-            total += _capped(-_margin_to(out["nr"], t))
-        return total, out["routed"]
+        if route == outputs.ADVERSARIAL:  # the non-robust part must disagree for route 1
+            total += _capped(-_margin_to(out[outputs.NR], t))
+        return total, out[outputs.ROUTED]
 
     return objective
 
@@ -80,9 +80,9 @@ def _normalized(scores, temperature):
 
 def relaxed_logits(out: dict, mode: str, temperature: float) -> tf.Tensor:
     """The routed logits with the switch relaxed (forward pass exact for straight_through)."""
-    p_t = tf.nn.softmax(_normalized(out["tradeoff"], temperature))
-    p_r = tf.nn.softmax(_normalized(out["rob"], temperature))
-    p_n = tf.nn.softmax(_normalized(out["nr"], temperature))
+    p_t = tf.nn.softmax(_normalized(out[outputs.TRADEOFF], temperature))
+    p_r = tf.nn.softmax(_normalized(out[outputs.ROB], temperature))
+    p_n = tf.nn.softmax(_normalized(out[outputs.NR], temperature))
     agree = tf.reduce_sum(p_t * p_r, axis=-1)
     benign = tf.reduce_sum(p_t * p_r * p_n, axis=-1)
     w = tf.stack([benign, agree - benign, 1.0 - agree], axis=-1)  # route order 0, 1, 2
@@ -91,8 +91,9 @@ def relaxed_logits(out: dict, mode: str, temperature: float) -> tf.Tensor:
         return tf.reduce_sum(w[:, :, None] * stacked, axis=1)
     if mode != "straight_through":
         raise ValueError(f"mode must be soft or straight_through. Received: mode={mode!r}")
-    route = heads_lib.routes(out["tradeoff"], out["rob"], out["nr"])
-    hard = heads_lib.select_by_route(route, out["benign"], out["adversarial"], out["tradeoff"])
+    route = heads_lib.routes(out[outputs.TRADEOFF], out[outputs.ROB], out[outputs.NR])
+    hard = heads_lib.select_by_route(route, out[outputs.BENIGN], out[outputs.ADVERSARIAL],
+                                     out[outputs.TRADEOFF])
     # Value: exactly `hard`. Gradient: the selected head's own, plus sum_r h_r * dw_r.
     switch = tf.reduce_sum((w - tf.stop_gradient(w))[:, :, None] * tf.stop_gradient(stacked), axis=1)
     return hard + switch
@@ -105,11 +106,11 @@ def relaxed(classifier, mode: str, temperature: float):
         del aux
         out = classifier(x, training=False)
         logits = relaxed_logits(out, mode, temperature)
-        return losses.ce_loss_fn(labels=y, logits=logits), out["routed"]
+        return losses.ce_loss_fn(labels=y, logits=logits), out[outputs.ROUTED]
 
     return objective
 
 
 def hard_routed(classifier):
     """images -> the hard routed logits (the judge of every route-aware attack)."""
-    return lambda x: classifier(x, training=False)["routed"]
+    return lambda x: classifier(x, training=False)[outputs.ROUTED]

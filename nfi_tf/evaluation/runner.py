@@ -414,7 +414,7 @@ def _feature_overlap(recorder: _Recorder, s: _Setup) -> dict:
     analysis = feature_overlap.analyse(
         np.concatenate(recorder.clean_features), s.labels, np.concatenate(recorder.adv_features),
         np.concatenate(recorder.adv_predictions),
-        s.trained.classifier.get_layer("heads").tradeoff_kernel.numpy(), cfg.overlap_top_k,
+        s.trained.classifier.get_layer(outputs.HEADS_LAYER).tradeoff_kernel.numpy(), cfg.overlap_top_k,
         info.class_names)
     analysis["attack"] = recorder.overlap_key
     feature_overlap.save(analysis, os.path.join(cfg.model_dir, OVERLAP_JSON),

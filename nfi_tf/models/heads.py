@@ -65,11 +65,11 @@ class TripleHead(layers.Layer):
         rob = ops.matmul(feature[:, :d], w_t[:d])
         nr = ops.matmul(feature[:, d:], w_t[d:])
         out = {
-            "tradeoff": rob + nr + b_t,
-            "rob": rob,
-            "nr": nr,
-            "robust_part": rob + b_t,
-            "nonrobust_part": nr + b_t,
+            outputs.TRADEOFF: rob + nr + b_t,
+            outputs.ROB: rob,
+            outputs.NR: nr,
+            outputs.ROBUST_PART: rob + b_t,
+            outputs.NONROBUST_PART: nr + b_t,
         }
         for head in self.heads[1:]:
             out[head] = self.head_logits(head, feature)
@@ -113,14 +113,14 @@ class RoutingLayer(layers.Layer):
         self.single_head = bool(single_head)
 
     def call(self, heads):
-        tradeoff = heads["tradeoff"]
+        tradeoff = heads[outputs.TRADEOFF]
         if self.single_head:
             return tradeoff, ops.full((ops.shape(tradeoff)[0],), ROUTE_TRADEOFF, dtype="int32")
-        route = routes(tradeoff, heads["rob"], heads["nr"])
-        return select_by_route(route, heads["benign"], heads["adversarial"], tradeoff), route
+        route = routes(tradeoff, heads[outputs.ROB], heads[outputs.NR])
+        return select_by_route(route, heads[outputs.BENIGN], heads[outputs.ADVERSARIAL], tradeoff), route
 
     def compute_output_spec(self, heads):
-        t = heads["tradeoff"]
+        t = heads[outputs.TRADEOFF]
         return (keras.KerasTensor(t.shape, dtype=t.dtype),
                 keras.KerasTensor((t.shape[0],), dtype="int32"))
 

@@ -13,6 +13,7 @@ import numpy as np
 
 from nfi_tf import outputs
 from nfi_tf.evaluation.keys import AttackKey
+from nfi_tf.evaluation.suite import route_aware as route_family
 from nfi_tf.evaluation.suite.target import AttackTarget
 
 ROUTED_VARIANTS = ("hard", "st", "soft")
@@ -23,7 +24,7 @@ def target_for(classifier, key: AttackKey) -> AttackTarget:
     from nfi_tf.evaluation import route_aware
 
     name = str(key)
-    if key.family == "route":
+    if key.family == route_family.SPEC.name:
         return _route_target(classifier, key)
     if key.target != outputs.ROUTED:
         return AttackTarget(name, lambda z: classifier(z, training=False)[key.target])

@@ -9,10 +9,11 @@ eps/4 halved at 50% and 75% of the steps).
 
 from __future__ import annotations
 
+from nfi_tf import outputs
 from nfi_tf.evaluation.suite import registry
 from nfi_tf.evaluation.suite.target import PerTarget
 
-ROUTES = ("benign", "adversarial")
+ROUTES = (outputs.BENIGN, outputs.ADVERSARIAL)
 BUDGETS = (
     registry.Budget("route_steps", 100, 50, help="Iterations of each route-aware attack."),
     registry.Budget("route_targets", 3, 3, help="Wrong classes each route-targeted attack tries."),
