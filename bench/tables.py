@@ -135,3 +135,38 @@ def paper_scale_time_table(out: dict) -> list[str]:
         lines.append(f"| {row['device']} | {row['precision']} | {row['tflop_per_s_assumed']:.3g} | "
                      f"{row['basis']} | {_duration(row['seconds'])} |")
     return lines
+
+
+_PRECISION_FILES = {"fp32": "model.onnx", "fp16": "model.fp16.onnx", "int8": "model.int8.onnx"}
+
+
+def precisions_table(serve: dict) -> list[str]:
+    """The serve bench's fp32, fp16 and int8 default Predictors side by side (`precisions`:
+    speed from the run, accuracy from the export's comparison on the test split), the TF
+    SavedModel beside them, and why a precision is missing (the fp16 check's refusal)."""
+    precisions = serve.get("precisions", {})
+    thr = next((k for p in precisions.values() for k in p if k.startswith("throughput_b")),
+               "throughput_b256_images_per_s")
+    batch = thr.split("_")[1]
+    examples = next((r["examples"] for r in (serve.get("quantization"), serve.get("fp16"))
+                     if r and "examples" in r), None)
+    lines = [f"| default Predictor | latency b1 median | throughput {batch} | accuracy"
+             + (f" ({examples:,} test images)" if examples else "") + " |",
+             "| --- | ---: | ---: | ---: |"]
+    for precision, file in _PRECISION_FILES.items():
+        p = precisions.get(precision)
+        if p is None:
+            why = (serve.get(precision) or {}).get("error", "not measured")
+            lines.append(f"| {precision} `{file}` | not exported: {why[:100]} | | |")
+            continue
+        ratio = precision != "fp32"
+        acc = "" if p["accuracy"] is None else f"{100 * p['accuracy']:.2f}%"
+        lines.append(f"| {precision} `{file}` | {p['latency_b1_ms_median']:.3f} ms"
+                     + (f" (x{p['latency_vs_fp32']:.2f})" if ratio else "")
+                     + f" | {p[thr]:,.0f} img/s"
+                     + (f" (x{p['throughput_vs_fp32']:.2f})" if ratio else "") + f" | {acc} |")
+    tf = serve.get("results", {}).get("tf_saved_model_fp32")
+    if tf:
+        lines.append(f"| TF SavedModel fp32 | {tf['latency_b1_ms_median']:.3f} ms | "
+                     f"{tf[thr]:,.0f} img/s | |")
+    return lines

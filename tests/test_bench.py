@@ -130,6 +130,36 @@ def test_serve_targets_are_judged_on_the_default_predictor():
     assert all(v["session"] == "default Predictor" for k, v in t.items() if "accuracy" not in k)
 
 
+def test_precisions_table_renders_fp32_fp16_int8_side_by_side_and_a_refused_fp16():
+    from bench.serve_bench import precisions_side_by_side
+    from bench.tables import precisions_table
+
+    report = _serve_report(tf_ms=2.0, tf_ips=3000.0, fp32_ms=0.4, fp32_ips=6000.0, int8_ms=0.5,
+                           int8_ips=7500.0)
+    thr = "throughput_b256_images_per_s"
+    report["results"]["ort_fp16_predictor_default"] = {"latency_b1_ms_median": 0.8, thr: 1500.0}
+    fp16 = {"fp32_accuracy": 0.952, "fp16_accuracy": 0.9515, "examples": 1000}
+    report["fp16"] = fp16
+    report["precisions"] = precisions_side_by_side(report["results"], report["quantization"],
+                                                   fp16, thr)
+    assert precisions_table(report) == [
+        "| default Predictor | latency b1 median | throughput b256 | accuracy (1,000 test images) |",
+        "| --- | ---: | ---: | ---: |",
+        "| fp32 `model.onnx` | 0.400 ms | 6,000 img/s | 95.20% |",
+        "| fp16 `model.fp16.onnx` | 0.800 ms (x0.50) | 1,500 img/s (x0.25) | 95.15% |",
+        "| int8 `model.int8.onnx` | 0.500 ms (x0.80) | 7,500 img/s (x1.25) | 94.90% |",
+        "| TF SavedModel fp32 | 2.000 ms | 3,000 img/s | |"]
+    # fp16 refused by its check: measured in fp32 and int8, the reason in the fp16 row.
+    del report["results"]["ort_fp16_predictor_default"]
+    report["fp16"] = {"error": "fp16 parity failed: 1 unexplained route flip"}
+    report["precisions"] = precisions_side_by_side(report["results"], report["quantization"],
+                                                   None, thr)
+    rows = precisions_table(report)
+    assert rows[3] == ("| fp16 `model.fp16.onnx` | not exported: fp16 parity failed: 1 "
+                       "unexplained route flip | | |")
+    assert rows[2] == "| fp32 `model.onnx` | 0.400 ms | 6,000 img/s | 95.20% |"
+
+
 @pytest.mark.large
 def test_bench_tiny_flops_bf16_and_paper_scale_suites(tmp_path):
     out = tmp_path / "results.json"
