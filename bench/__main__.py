@@ -23,20 +23,16 @@ point) so CI can check that the suites run and their JSON is complete.
 
 from __future__ import annotations
 
-import os
-
 from absl import app, flags
 
 
 def main(argv: list[str]) -> None:
-    from bench.suites import run_suites, suites_of
+    from bench.suites import run_suites
+    from flags.bench import bench_config_from_flags
 
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    f = flags.FLAGS
-    plot_path = f.plot or os.path.join("bench", "scaling_tiny.png" if f.tiny else "scaling.png")
-    run_suites(suites_of(f.suite), f.tiny, f.out, plot_path, f.work_dir, f.serve_model_dir,
-               log=lambda s: print(s, flush=True), max_busy=f.max_busy, quiet_timeout=f.quiet_timeout)
+    run_suites(bench_config_from_flags(flags.FLAGS), log=lambda s: print(s, flush=True))
 
 
 if __name__ == "__main__":

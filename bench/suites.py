@@ -12,8 +12,7 @@ import os
 import sys
 
 from bench import tables
-
-SUITES = ("peak", "train", "scaling", "serve", "flops", "bf16", "paper_scale")
+from bench.config import SUITES, BenchConfig
 
 
 def suites_of(value: str) -> list[str]:
@@ -29,16 +28,18 @@ def suites_of(value: str) -> list[str]:
     return [s for s in SUITES if s in names]
 
 
-def run_suites(suites: list[str], tiny: bool, out_path: str, plot_path: str, work_dir: str,
-               serve_model_dir: str | None, log=print, max_busy: float = 0.25,
-               quiet_timeout: float = 600.0) -> dict:
+def run_suites(config: BenchConfig, log=print) -> dict:
+    """Run `config.suites` in order, logging progress and tables with `log`; write and return
+    the results."""
     from bench import quiet
     from bench.machine import machine
     from nfi_tf import io_utils
 
+    suites, tiny, work_dir = list(config.suites), config.tiny, config.work_dir
+
     def settle(name: str) -> None:
         # --tiny (CI) checks that the suite runs, not speed: record the load, never wait.
-        s = quiet.sample() if tiny else quiet.wait_for_quiet(max_busy, quiet_timeout, log=log)
+        s = quiet.sample() if tiny else quiet.wait_for_quiet(config.max_busy, config.quiet_timeout, log=log)
         results["meta"].setdefault("quiet_checks", {})[name] = s
 
     def show(lines: list[str]) -> None:
@@ -71,13 +72,13 @@ def run_suites(suites: list[str], tiny: bool, out_path: str, plot_path: str, wor
         from bench.scaling import run_scaling
 
         settle("scaling")
-        results["scaling"] = run_scaling(tiny, isolated=not tiny, plot_path=plot_path, log=log)
+        results["scaling"] = run_scaling(tiny, isolated=not tiny, plot_path=config.plot_path, log=log)
         show(tables.scaling_table(results["scaling"]))
     if "serve" in suites:
         from bench.serve_suite import run_serve
 
         settle("serve")
-        results["serve"] = run_serve(work_dir, serve_model_dir, tiny, log)
+        results["serve"] = run_serve(work_dir, config.serve_model_dir, tiny, log)
     if "flops" in suites:
         from bench.flops_suite import run_flops
 
@@ -104,7 +105,7 @@ def run_suites(suites: list[str], tiny: bool, out_path: str, plot_path: str, wor
              + tables.paper_scale_time_table(results["paper_scale"]))
     results["meta"]["load_average_end"] = os.getloadavg()
     show(tables.targets_table(results))
-    os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
-    io_utils.atomic_write_json(out_path, results)
-    log(f"written to {out_path}")
+    os.makedirs(os.path.dirname(os.path.abspath(config.out)), exist_ok=True)
+    io_utils.atomic_write_json(config.out, results)
+    log(f"written to {config.out}")
     return results

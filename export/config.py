@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from export import providers as providers_lib
 from nfi_tf.errors import check
@@ -22,12 +22,22 @@ class SessionConfig:
 
     # Each entry a provider name, optionally with options: "CUDAExecutionProvider:device_id=1",
     # "TensorrtExecutionProvider:trt_fp16_enable=1,trt_engine_cache_enable=1" (export.providers).
-    providers: tuple[str, ...] = DEFAULT_PROVIDERS
-    graph_optimization: str = "all"  # constant folding and node fusions (conv + activation...)
+    providers: tuple[str, ...] = field(default=DEFAULT_PROVIDERS, metadata={
+        "help": "ONNX Runtime execution providers in priority order; the first this machine can "
+                "create is used, CPU last. Options follow a provider after ':', e.g. "
+                "CUDAExecutionProvider:device_id=1 or TensorrtExecutionProvider:trt_fp16_enable=1,"
+                "trt_engine_cache_enable=1,trt_engine_cache_path=/tmp/trt (see docs/serving.md)."})
+    # constant folding and node fusions (conv + activation...)
+    graph_optimization: str = field(default="all", metadata={
+        "help": f"ONNX Runtime graph optimization: {', '.join(GRAPH_OPTIMIZATIONS)}."})
     # 0: one thread per physical core this process may use (`export.serve.resolve_session`).
-    intra_op_threads: int = 0
-    inter_op_threads: int = 0  # read in "parallel" execution mode only
-    execution_mode: str = "sequential"  # "parallel" only helps graphs with parallel branches
+    intra_op_threads: int = field(default=0, metadata={
+        "help": "Threads inside an op (0: one per physical core)."})
+    inter_op_threads: int = field(default=0, metadata={  # read in "parallel" execution mode only
+        "help": "Threads across ops (parallel mode only)."})
+    # "parallel" only helps graphs with parallel branches
+    execution_mode: str = field(default="sequential", metadata={
+        "help": f"{' or '.join(EXECUTION_MODES)}."})
     # Idle worker threads spin briefly before sleeping: the lowest batch-1 latency on dedicated
     # cores (ONNX Runtime's default too); off is kinder to a machine shared with other work.
     allow_spinning: bool = True
@@ -38,7 +48,9 @@ class SessionConfig:
     io_binding_batch1: bool = True
     # > 0: the largest batch this session will see. TensorRT then gets one optimization profile
     # for batches 1..max_batch (built once) instead of rebuilding its engine for each new size.
-    max_batch: int = 0
+    max_batch: int = field(default=0, metadata={
+        "help": "Largest batch the session will see; TensorRT gets one optimization profile for "
+                "batches 1..max_batch (0: none)."})
     # On a GPU provider every request runs through an IO binding: the input is copied to the
     # device once and the outputs are allocated there (`Predictor.run_on_device` keeps them there).
     device_io_binding: bool = True
@@ -50,22 +62,44 @@ class SessionConfig:
 @dataclass(frozen=True)
 class ExportConfig:
     model_dir: str
-    output_dir: str | None = None  # None: <model_dir>/export
-    opset: int = 17
-    quantize: bool = False
-    parity_examples: int = 256  # real test images compared across Keras, SavedModel and ORT
-    atol: float = 1e-4  # max abs difference allowed on logits and probabilities
-    calibration_examples: int = 512  # real training images for int8 calibration
-    quantization_eval_examples: int = 1000  # real test images for the fp32 vs int8 comparison
+    output_dir: str | None = field(default=None, metadata={
+        "flag": "output", "none": "<model_dir>/export",
+        "help": "Export directory; it receives saved_model/, model.onnx, model.int8.onnx, "
+                "model.fp16.onnx, export_report.json."})
+    opset: int = field(default=17, metadata={"help": "ONNX opset (13-18)."})
+    quantize: bool = field(default=False, metadata={
+        "help": "Also write model.int8.onnx (static int8 quantization calibrated on training "
+                "images) and report its accuracy change."})
+    parity_examples: int = field(default=256, metadata={
+        "help": "Real test images on which Keras, SavedModel and ONNX Runtime must agree."})
+    atol: float = field(default=1e-4, metadata={
+        "help": "Largest allowed |difference| of logits and probabilities between runtimes."})
+    calibration_examples: int = field(default=512, metadata={
+        "help": "Training images for int8 calibration."})
+    quantization_eval_examples: int = field(default=1000, metadata={
+        "help": "Test images for the fp32 vs int8 (and fp16) comparison."})
     batch_size: int = 64
-    # "fp16" also writes model.fp16.onnx (float16 compute, float32 inputs/outputs unless fp16_io)
-    precision: str = "fp32"
-    fp16_io: bool = False
+    # "fp16" also writes model.fp16.onnx (float16 compute, float32 inputs/outputs unless fp16_io).
+    # A string checked by validate_export (not an enum flag): a bad value is then the commands'
+    # one-line error with exit 2, not absl's two-line parse failure.
+    precision: str = field(default="fp32", metadata={
+        "help": f"{' or '.join(PRECISIONS)}. fp16: also write model.fp16.onnx (float16 weights "
+                "and compute, float32 inputs/outputs) and report its parity and accuracy change."})
+    fp16_io: bool = field(default=False, metadata={
+        "help": "With --precision=fp16: float16 inputs and outputs too."})
     # fp16 and mixed-precision parity is judged on probabilities (bounded, so one tolerance fits
     # every model): fp16 rounds at 2^-11 relative, bfloat16 at 2^-8.
-    fp16_atol: float = 1e-2
-    as_trained_atol: float = 5e-2  # ONNX fp32 vs the model as trained in mixed precision
-    data_dir: str | None = None  # None: the model's own data dir, then serving_examples.npz
+    fp16_atol: float = field(default=1e-2, metadata={
+        "help": "Largest allowed |difference| of probabilities between the fp16 and fp32 ONNX "
+                "models."})
+    as_trained_atol: float = field(default=5e-2, metadata={
+        "help": "For a model trained in mixed precision: largest allowed |difference| of "
+                "probabilities between the float32 export and the model as trained."})
+    data_dir: str | None = field(default=None, metadata={
+        "help": "tensorflow-datasets data dir holding the model's dataset; --quantize needs the "
+                "dataset",
+        "none": "the model's own, else the real test images training kept in the model dir "
+                "(serving_examples.npz)"})
 
     @property
     def export_dir(self) -> str:
@@ -74,10 +108,12 @@ class ExportConfig:
 
 @dataclass(frozen=True)
 class PredictConfig:
-    model: str
+    model: str = field(metadata={"help": "The .onnx file written by python -m export.to_onnx."})
     images: tuple[str, ...]
-    resize: bool = False
-    top_k: int = 3
+    resize: bool = field(default=False, metadata={
+        "help": "Resize images of another size to the model's (bilinear); without it a wrong "
+                "size is an error."})
+    top_k: int = field(default=3, metadata={"help": "How many classes to print per image."})
     session: SessionConfig = dataclasses.field(default_factory=SessionConfig)
 
 

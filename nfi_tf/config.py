@@ -25,29 +25,43 @@ MIXED_PRECISION = ("off", "mixed_float16", "mixed_bfloat16")
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 
 
+# Every setting's help text lives with its field (metadata "help"): the training flags are made
+# from these fields (flags/dataclass_flags.py), their defaults shown from PRESETS. Metadata
+# "none" says what a None default means; "flag" names a flag that differs from the field.
+
+
 @dataclass(frozen=True)
 class DataConfig:
     dataset: str = "mnist"
     data_dir: str | None = None  # None: tfds' default, which honours TFDS_DATA_DIR
-    train_examples: int | None = None  # None: the whole train split
-    eval_examples: int = 1000  # test subset for the per-epoch evaluation
+    train_examples: int | None = field(default=None, metadata={
+        "help": "Use the first N training images", "none": "all"})
+    eval_examples: int = field(default=1000, metadata={
+        "help": "Test images for the per-epoch evaluation"})
     # > 0: the last N train-split images are held out of training and the per-epoch evaluation
     # reports on them instead of the test subset, so settings can be chosen without test data.
-    validation_examples: int = 0
-    augment: bool = False  # TRADES' CIFAR augmentation: pad 4, random crop, horizontal flip
+    validation_examples: int = field(default=0, metadata={
+        "help": "Hold out the last N train-split images from training; the per-epoch evaluation "
+                "then reports on them, not on test images (0: no validation split)"})
+    # TRADES' CIFAR augmentation: pad 4, random crop, horizontal flip
+    augment: bool = field(default=False, metadata={"help": "Pad-4 random crop + flip"})
     shuffle_buffer: int = 10_000
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    method: str = "nfi"
-    backbone: str = "small_cnn"
-    depth: int = 34  # WideResNet only
-    width: int = 10  # WideResNet only
+    method: str = field(default="nfi", metadata={
+        "help": "nfi (three heads + routing) or trades (the baseline)"})
+    backbone: str = field(default="small_cnn", metadata={
+        "help": f"Feature extractor: {' or '.join(BACKBONES)}"})
+    depth: int = field(default=34, metadata={"help": "WideResNet depth, 6n+4"})  # WideResNet only
+    width: int = field(default=10, metadata={"help": "WideResNet widening factor"})
     # d: the first d feature dims are the robust part. None: 128 if 128 < D else D // 2 (see
     # nfi_tf.backbones), resolved here so config.json records the number.
-    robust_dims: int | None = None
-    dropout: float = 0.5  # SmallCNN only (TRADES: 0.5)
+    robust_dims: int | None = field(default=None, metadata={
+        "help": "d: feature dims of the robust part",
+        "none": "128 if the backbone's feature size D is over 128, else D // 2"})
+    dropout: float = field(default=0.5, metadata={"help": "SmallCNN dropout rate"})  # TRADES: 0.5
 
     def __post_init__(self):
         if self.robust_dims is None and self.backbone in BACKBONES:
@@ -60,38 +74,58 @@ class ModelConfig:
 class AttackConfig:
     """An L-inf PGD threat model; eps and step in [0, 1] pixel units (8/255 ~ 0.031)."""
 
-    epsilon: float = 0.3
-    step_size: float = 0.01
-    num_steps: int = 40
+    # The help is completed by the group: "Training PGD ..." / "Per-epoch evaluation PGD ...".
+    epsilon: float = field(default=0.3, metadata={
+        "help": "L-inf budget in [0, 1] pixels (8/255 = 0.031)"})
+    step_size: float = field(default=0.01, metadata={"help": "step size in [0, 1] pixels"})
+    num_steps: int = field(default=40, metadata={"help": "iterations", "flag": "attack_steps"})
 
 
 @dataclass(frozen=True)
 class LossConfig:
-    beta: float = 1.0  # TRADES' KL weight
-    tradeoff_weight: float = 1.0
-    benign_weight: float = 1.0
-    adversarial_weight: float = 1.0
+    beta: float = field(default=1.0, metadata={"help": "TRADES' KL weight"})
+    tradeoff_weight: float = field(default=1.0, metadata={
+        "help": "Weight of the trade-off loss, eq. 7; with --method=trades it scales TRADES' "
+                "loss (the ablations' loss-weight control)"})
+    benign_weight: float = field(default=1.0, metadata={
+        "help": "Weight of the benign-head loss, eq. 9"})
+    adversarial_weight: float = field(default=1.0, metadata={
+        "help": "Weight of the adversarial-head loss, eq. 11"})
     # 0.1 with the running form: the validation sweep's choice (results/counterfactual_sweep.json);
     # at weight 1 every form whose ratio acts collapsed the trade-off head.
-    counterfactual_weight: float = 0.1
-    adversarial_loss: str = "ce"  # "literal_kl": eq. 11 as printed
+    counterfactual_weight: float = field(default=0.1, metadata={
+        "help": "Weight of the counterfactual loss, eq. 5"})
+    adversarial_loss: str = field(default="ce", metadata={
+        "help": "ce (CE of h_a on x') or literal_kl (eq. 11 as printed)"})
     # One of COUNTERFACTUAL_LOSSES (see nfi_tf.losses.counterfactual_terms); "literal": eq. 5
     # as printed (whole over part). "running" divides by a moving average of the whole model's KL,
     # so the ratio acts (its denominator moves with training); "floored" at floor 1 never did.
-    counterfactual_loss: str = "running"
+    counterfactual_loss: str = field(default="running", metadata={
+        "help": "Counterfactual loss, eq. 5 (docs/method.md §2): running (the part's KL over a "
+                "moving average of the whole model's KL), floored ('relative' is its old name), "
+                "log_ratio, or literal (eq. 5 as printed)"})
     # Lower bound on the floored form's stop-gradient denominator (0: the bare 1e-8).
     # Early in training KL(p_t(x)||p_t(x')) is ~1e-5: the bare ratio's gradient diverges, and
     # small floors (0.01, 0.1) let the term swamp the trade-off head's CE (see BUILD_NOTES.md).
-    counterfactual_floor: float = 1.0
+    counterfactual_floor: float = field(default=1.0, metadata={
+        "help": "Lower bound on the floored counterfactual loss's stop-gradient denominator "
+                "(0: the bare 1e-8)"})
     # The running form's moving average: denominator <- decay * denominator + (1 - decay) * KL.
-    counterfactual_ema_decay: float = 0.99
+    counterfactual_ema_decay: float = field(default=0.99, metadata={
+        "help": "Moving-average decay of the running form's denominator"})
     # Steps over which the counterfactual term goes from the plain part KL to its form (0: none).
     # 32: the sweep's choice; without it the running ratio blows up while the whole KL is ~1e-3.
-    counterfactual_warmup_steps: int = 32
-    detach_aux_heads: bool = False  # ablation: benign/adversarial heads do not train f
+    counterfactual_warmup_steps: int = field(default=32, metadata={
+        "help": "Steps over which the counterfactual term goes from the plain KL to its ratio "
+                "(0: none)"})
+    detach_aux_heads: bool = field(default=False, metadata={
+        "help": "Ablation: the benign/adversarial heads do not train f"})
     # Not the paper's method, an option beside it (0: off): weight of CE(rob(x_rg), y), where x_rg
     # steers the routing switch onto the benign route on a wrong class (see training/step.py).
-    route_guard_weight: float = 0.0
+    route_guard_weight: float = field(default=0.0, metadata={
+        "help": "Not in the paper (0: off): also train the robust part score to keep the label "
+                "on inputs steered onto the benign route on a wrong class (one more PGD per "
+                "step; docs/method.md §6)"})
 
     def __post_init__(self):
         # Old config.json files say "relative" for the floored form: load them as "floored".
@@ -101,20 +135,29 @@ class LossConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    epochs: int = 100
-    batch_size: int = 128
-    learning_rate: float = 0.01
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    lr_decay_epochs: tuple[int, ...] = (55, 75, 90)
-    lr_decay_factor: float = 0.1
-    seed: int = 0
-    jit_compile: bool = False
-    mixed_precision: str = "off"
-    deterministic: bool = False
-    checkpoint_every_steps: int = 0  # 0: only at the end of each epoch
-    strategy: str = "default"
-    eval_batch_size: int = 256
+    epochs: int = field(default=100, metadata={"help": "Training epochs"})
+    batch_size: int = field(default=128, metadata={"help": "Global batch size"})
+    learning_rate: float = field(default=0.01, metadata={"help": "Initial SGD learning rate"})
+    momentum: float = field(default=0.9, metadata={"help": "SGD momentum"})
+    weight_decay: float = field(default=0.0, metadata={"help": "Coupled L2 weight decay"})
+    # One comma-separated string on the command line ('' for none), as it always was.
+    lr_decay_epochs: tuple[int, ...] = field(default=(55, 75, 90), metadata={
+        "help": "Comma-separated epochs where the lr is multiplied by --lr_decay_factor; '' for "
+                "none", "kind": "string"})
+    lr_decay_factor: float = field(default=0.1, metadata={"help": "Learning-rate decay factor"})
+    seed: int = field(default=0, metadata={"help": "Random seed"})
+    jit_compile: bool = field(default=False, metadata={
+        "help": "Compile the training step with XLA"})
+    mixed_precision: str = field(default="off", metadata={
+        "help": "off, mixed_float16 (GPUs) or mixed_bfloat16"})
+    deterministic: bool = field(default=False, metadata={
+        "help": "TF op determinism: a resumed run ends bit-identical"})
+    checkpoint_every_steps: int = field(default=0, metadata={
+        "help": "Also checkpoint every N steps (0: only at the end of each epoch)"})
+    strategy: str = field(default="default", metadata={
+        "help": f"tf.distribute strategy: {', '.join(STRATEGIES)}"})
+    eval_batch_size: int = field(default=256, metadata={
+        "help": "Batch size of the per-epoch evaluation"})
 
 
 @dataclass(frozen=True)
