@@ -211,3 +211,32 @@ def test_bench_tiny_flops_bf16_and_paper_scale_suites(tmp_path):
     devices = {(r["device"], r["precision"]) for r in paper["time"]}
     assert ("this CPU", "fp32") in devices and ("NVIDIA H100 SXM", "bf16") in devices
     assert all(r["seconds"] > 0 for r in paper["time"])
+
+
+def test_bench_config_from_flags_keeps_the_command_line_and_is_passed_down(tmp_path):
+    from absl import flags
+
+    from bench.config import SUITES, BenchConfig
+    from bench.suites import run_suites
+    from flags import bench as bench_flags
+    from nfi_tf.errors import NfiError
+
+    values = flags.FlagValues()
+    bench_flags.define_flags(flag_values=values)
+    values(["bench", "--suite=train,peak", "--tiny", f"--out={tmp_path / 'r.json'}",
+            f"--work_dir={tmp_path / 'work'}", "--max_busy=0.5"])
+    config = bench_flags.bench_config_from_flags(values)
+    assert config == BenchConfig(suites=("peak", "train"), tiny=True, out=str(tmp_path / "r.json"),
+                                 work_dir=str(tmp_path / "work"), max_busy=0.5)
+    assert config.plot_path == "bench/scaling_tiny.png"
+    assert BenchConfig().suites == SUITES and BenchConfig().plot_path == "bench/scaling.png"
+    values(["bench", "--suite=all", "--max_busy=0"])
+    with pytest.raises(NfiError, match="Received: max_busy=0"):
+        bench_flags.bench_config_from_flags(values)
+
+    logged = []
+    results = run_suites(BenchConfig(suites=("peak",), tiny=True, out=str(tmp_path / "r.json"),
+                                     work_dir=str(tmp_path / "work")), log=logged.append)
+    assert results["meta"]["suites"] == ["peak"] and results["meta"]["tiny"] is True
+    assert json.loads((tmp_path / "r.json").read_text())["peak"]["gflop_per_s_best"] > 0
+    assert (tmp_path / "work").is_dir() and logged[-1] == f"written to {tmp_path / 'r.json'}"
