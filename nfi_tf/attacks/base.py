@@ -9,19 +9,19 @@ judge is what makes an attack on a switching model honest: a point that fooled t
 model once is never traded for a later, higher-loss point that does not.
 
 An attack is an object with a threat model and `run(x, y, seed) -> x_adv` (numpy in, numpy
-out, x_adv in the eps ball and [0, 1]). Same seed, same x_adv.
+out, x_adv in the eps ball and [0, 1]). Same seed, same x_adv (seeds.py: how seeds are mixed).
 """
 
 from __future__ import annotations
 
 import abc
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import tensorflow as tf
 
+from nfi_tf.attacks import seeds
 from nfi_tf.attacks.threat import ThreatModel
 
 LogitsFn = Callable[[tf.Tensor], tf.Tensor]
@@ -51,20 +51,9 @@ def keep_fooling(x_best: tf.Tensor, done: tf.Tensor, x_new: tf.Tensor, fooled_ne
     return tf.where(mask, x_new, x_best), tf.logical_or(done, fooled_new)
 
 
-def seed_tensor(*parts: int | str) -> tf.Tensor:
-    """A stateless-RNG seed [2] int64 from ints and names (crc32 of a name)."""
-    nums = [zlib.crc32(p.encode()) if isinstance(p, str) else int(p) for p in parts]
-    hi = nums[0] if nums else 0
-    lo = 0
-    for n in nums[1:]:
-        lo = (lo * 1_000_003 + n) % (2**62)
-    return tf.constant([hi % (2**62), lo], tf.int64)
-
-
-def numpy_rng(*parts: int | str) -> np.random.Generator:
-    """A NumPy generator seeded from ints and names (same parts, same stream)."""
-    nums = [zlib.crc32(p.encode()) if isinstance(p, str) else int(p) % (2**32) for p in parts]
-    return np.random.default_rng(nums)
+# The one seed scheme lives in seeds.py; these names stay for the attacks that import them here.
+seed_tensor = seeds.stateless_seed
+numpy_rng = seeds.numpy_rng
 
 
 class Attack(abc.ABC):

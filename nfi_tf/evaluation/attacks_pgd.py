@@ -1,6 +1,7 @@
-"""PGD-CE and CW-Linf against one output of the classifier, as TRADES evaluates: CleverHans' PGD
-(`nfi_tf.attacks.pgd`) from a uniform random start, the last iterate. (Attacks on the routed
-model run through `nfi_tf.attacks.pgd_judged` instead, judged at every iterate.)
+"""PGD-CE and CW-Linf against one output of the classifier, as TRADES evaluates: the one PGD core
+(`nfi_tf.attacks.pgd_core`: CleverHans' PGD loop with a seeded start) from a uniform random
+start, the last iterate. (Attacks on the routed model run the same core through
+`nfi_tf.attacks.pgd_judged`, judged at every iterate.)
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from collections.abc import Callable
 
 import tensorflow as tf
 
-from nfi_tf import attacks
+from nfi_tf.attacks import pgd_core
 from nfi_tf.config import AttackConfig
 
 
@@ -19,6 +20,6 @@ def make_pgd_attack(model_fn: Callable[[tf.Tensor], tf.Tensor], loss_fn: Callabl
 
     @tf.function(reduce_retracing=True)
     def run(x, y, seed):
-        return attacks.pgd(model_fn, x, y, loss_fn, attack, seed, "uniform")
+        return pgd_core.pgd(model_fn, x, y, loss_fn, attack, seed, "uniform")
 
     return run

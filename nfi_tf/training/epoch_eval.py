@@ -1,8 +1,9 @@
 """The per-epoch check during training: clean and PGD accuracy of every output on a test subset.
 
-The PGD here attacks the trade-off head (CE, TRADES' evaluation settings) and scores every
-head and the routed model on the same x'. For the routed model that is a transfer attack, an
-upper bound on its robustness; the adaptive evaluation is `python -m nfi_tf.evaluate`.
+The PGD here (the one core, `nfi_tf.attacks.pgd_core`) attacks the trade-off head (CE, TRADES'
+evaluation settings) and scores every head and the routed model on the same x'. For the routed
+model that is a transfer attack, an upper bound on its robustness; the adaptive evaluation is
+`python -m nfi_tf.evaluate`.
 """
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from nfi_tf import attacks, outputs
+from nfi_tf import outputs
+from nfi_tf.attacks import losses, pgd_core
+from nfi_tf.attacks.seeds import stateless_seed
 from nfi_tf.config import AttackConfig
 
 
@@ -22,8 +25,9 @@ def make_eval_step(classifier, attack: AttackConfig, seed: int):
 
     @tf.function(reduce_retracing=True)
     def step(x, y, batch_index):
-        seed_t = tf.stack([tf.constant(seed, tf.int64), tf.cast(batch_index, tf.int64)])
-        x_adv = attacks.pgd(tradeoff, x, y, attacks.ce_loss_fn, attack, seed_t, "uniform")
+        # The start of batch i is keyed by (seed, i): the same images every epoch.
+        x_adv = pgd_core.pgd(tradeoff, x, y, losses.ce_loss_fn, attack,
+                             stateless_seed(seed, batch_index), "uniform")
         clean, adv = classifier(x, training=False), classifier(x_adv, training=False)
         y = tf.cast(y, tf.int64)
         counts = {}

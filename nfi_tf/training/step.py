@@ -1,5 +1,8 @@
 """The adversarial training step: one PGD generation per batch, then all losses, one update.
 
+The PGD is the project's one core (`nfi_tf.attacks.pgd_core.pgd`: CleverHans' PGD loop with a
+start drawn statelessly from (seed, step)), the same the per-epoch check and the evaluation run.
+
 `AdversarialTrainer` is a Keras 3 model following the keras-io custom `train_step` idiom, so
 it also works with `compile()`/`fit()`; `nfi_tf.training.controller` drives it with its own loop
 for exact resume, NaN stops and tf.distribute. The step reads nothing global: the config is
@@ -13,7 +16,10 @@ from collections.abc import Callable
 import keras
 import tensorflow as tf
 
-from nfi_tf import attacks, losses
+from nfi_tf import losses
+from nfi_tf.attacks import losses as attack_losses
+from nfi_tf.attacks import pgd_core
+from nfi_tf.attacks.seeds import stateless_seed
 from nfi_tf.config import Config
 from nfi_tf.outputs import ROUTE_NAMES
 
@@ -69,9 +75,9 @@ class AdversarialTrainer(keras.Model):
         """x' maximizing KL(h_t(x) || h_t(x')) from TRADES' start x + 0.001 N(0, 1)."""
         clean_logits = tf.stop_gradient(self._tradeoff_eval(x))
         replica = replica_info()
-        return attacks.pgd(self._tradeoff_eval, x, clean_logits, attacks.kl_loss_fn,
-                           self.config.attack, seed, random_start="normal",
-                           replica=replica if replica[1] > 1 else None)
+        return pgd_core.pgd(self._tradeoff_eval, x, clean_logits, attack_losses.kl_loss_fn,
+                            self.config.attack, seed, random_start="normal",
+                            replica=replica if replica[1] > 1 else None)
 
     def route_guard_examples(self, x, seed):
         """x_rg: L-inf PGD (the training threat model) pushing the trade-off head, both part
@@ -93,11 +99,11 @@ class AdversarialTrainer(keras.Model):
             return tf.concat([out[n] for n in names], axis=-1)
 
         def objective(labels, logits):
-            return attacks.agreement_loss_fn(labels, logits, num_scores=len(names))
+            return attack_losses.agreement_loss_fn(labels, logits, num_scores=len(names))
 
         replica = replica_info()
-        return attacks.pgd(scores, x, target, objective, self.config.attack, seed,
-                           random_start="uniform", replica=replica if replica[1] > 1 else None)
+        return pgd_core.pgd(scores, x, target, objective, self.config.attack, seed,
+                            random_start="uniform", replica=replica if replica[1] > 1 else None)
 
     def _route_guard(self, x_rg, y, training):
         """CE of the robust part score on x_rg, and how often x_rg fools the routed output."""
@@ -106,10 +112,11 @@ class AdversarialTrainer(keras.Model):
             y, tf.cast(out["rob"], tf.float32), from_logits=True))
         return ce, 1.0 - _accuracy(y, out["routed"])
 
-    def step_seed(self):
-        """The random start is a function of (seed, step): replayable after a resume."""
-        step = tf.cast(self.optimizer.iterations, tf.int64)
-        return tf.stack([tf.constant(self.config.train.seed, tf.int64), step])
+    def step_seed(self, offset: int = 0):
+        """The random start is a function of (seed, step): replayable after a resume. `offset`
+        shifts the seed for a second attack in the same step (the key [seed + offset, step])."""
+        return stateless_seed(self.config.train.seed + offset,
+                              tf.cast(self.optimizer.iterations, tf.int64))
 
     def _outputs(self, x, training):
         out = dict(self.classifier(x, training=training))
@@ -170,7 +177,7 @@ class AdversarialTrainer(keras.Model):
         guard = self.config.loss.route_guard_weight
         if guard:
             # Its own random start: the seed pair shifted so it never repeats the PGD above.
-            x_rg = self.route_guard_examples(x, self.step_seed() + tf.constant([7919, 0], tf.int64))
+            x_rg = self.route_guard_examples(x, self.step_seed(offset=7919))
         _, replicas = replica_info()
         with tf.GradientTape() as tape:
             terms, clean, adv = self.compute_losses(x, x_adv, y, training=True)
