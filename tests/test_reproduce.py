@@ -8,14 +8,25 @@ import sys
 
 import numpy as np
 import pytest
+from helpers import REPO
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(REPO, "scripts"))
+from nfi_tf.evaluation import records
+from nfi_tf.evaluation.eval_report import EvalReport
+from nfi_tf.experiments import reproduction, tables
+from nfi_tf.experiments.reproduction import plan
 
-import reproduce  # noqa: E402
-import reproduce_tables  # noqa: E402
 
-from nfi_tf.evaluation import records  # noqa: E402
+def _report(table, method="nfi", n=40, **sections) -> EvalReport:
+    """An eval.json as the evaluation writes it, with only what the tables read filled in."""
+    return EvalReport(model_dir="", dataset="mnist", method=method, examples=n, seed=0,
+                      rows=list(table), columns=[], table=table, attacks_run=[], suite_keys=[],
+                      settings=sections.pop("settings", {}), attack_keys=[], accuracy_by_attack={},
+                      checks={}, notes=[], records="eval.npz", **sections)
+
+
+def _finished(table=None, **sections) -> tables.FinishedRun:
+    run_files = {k: sections.pop(k) for k in ("run", "history") if k in sections}
+    return tables.FinishedRun("", _report(table or {}, **sections), **run_files)
 
 
 def _fake_run(tmp_path, run, cells, method, n=40, seed_flip=False):
@@ -34,8 +45,7 @@ def _fake_run(tmp_path, run, cells, method, n=40, seed_flip=False):
         table[row]["worst_case"] = float(np.all(list(correct[row].values()), axis=0).mean())
     margins = {r: {k: v.astype(np.float32) for k, v in by.items()} for r, by in correct.items()}
     records.save(str(d / "eval.npz"), {}, np.zeros(n, np.int32), correct, margins)
-    (d / "eval.json").write_text(json.dumps({"method": method, "examples": n, "table": table,
-                                             "suite_keys": []}))
+    _report(table, method, n).save(str(d / "eval.json"))
     (d / "run.json").write_text(json.dumps({"train_seconds": 600}))
 
 
@@ -52,7 +62,7 @@ def test_tables_pool_seeds_and_give_paired_verdicts(tmp_path):
                   {"tradeoff": {"clean": 0.95, "pgd": 0.9}}, "trades")
     records_ = [{"dataset": "mnist", "run": f"{b}_seed{s}"} for s in (0, 1)
                 for b in ("trades", "nfi", "trades_loss_weight")]
-    text = reproduce_tables.write_tables(str(tmp_path), records_, {}, {})
+    text = tables.write_tables(str(tmp_path), records_, {}, {})
     assert "| TRADES (ours, same budget) | 2 | 90.0 ± 0.0 | 80.0 ± 0.0 |" in text
     assert "| nfi routed (ours) | 2 | 100.0 ± 0.0 | 50.0 ± 0.0 |" in text
     v = json.load(open(tmp_path / "verdicts.json"))["mnist"]["main"]
@@ -82,20 +92,21 @@ def test_route_table_shows_nfi_and_the_guard_side_by_side():
     def stats(benign_share):
         route = lambda share: {"share": share, "accuracy": 0.5}
         both = {"benign": route(benign_share), "adversarial": route(1 - benign_share)}
-        return {"route_stats": {"clean": both, "worst_case_adversarial": both}}
+        return _finished(route_stats={"clean": both, "worst_case_adversarial": both})
     runs = {"nfi": {0: stats(0.4), 1: stats(0.6)}, "nfi_route_guard": {0: stats(0.02)}}
-    text = "\n".join(reproduce_tables.route_table("cifar10", runs))
+    text = "\n".join(tables.route_table("cifar10", runs))
     assert "| nfi | clean | 50.0 ± 14.1 / 50.0 ± 0.0 | 50.0 ± 14.1 / 50.0 ± 0.0 |" in text
     assert "| nfi + route guard | worst-case adversarial | 2.0 / 50.0 | 98.0 / 50.0 |" in text
-    assert reproduce_tables.route_table("mnist", {"trades": {0: {}}}) == []
+    assert tables.route_table("mnist", {"trades": {0: _finished()}}) == []
 
 
 def test_training_time_sums_the_epochs_when_the_history_has_them():
-    resumed = {"_run": {"train_seconds": 831.0},  # the process that finished it saw only this
-               "_history": [{"epoch": 1, "seconds": 500.0}, {"epoch": 2, "seconds": 520.5}]}
-    assert reproduce_tables.train_seconds(resumed) == 1020.5
-    older = {"_run": {"train_seconds": 831.0}, "_history": [{"epoch": 1}, {"epoch": 2, "seconds": 1.0}]}
-    assert reproduce_tables.train_seconds(older) == 831.0
+    resumed = _finished(run={"train_seconds": 831.0},  # the process that finished it saw only this
+                        history=[{"epoch": 1, "seconds": 500.0}, {"epoch": 2, "seconds": 520.5}])
+    assert tables.train_seconds(resumed) == 1020.5
+    older = _finished(run={"train_seconds": 831.0},
+                      history=[{"epoch": 1}, {"epoch": 2, "seconds": 1.0}])
+    assert tables.train_seconds(older) == 831.0
 
 
 def test_independent_check_flags_a_reported_worst_case_above_the_outside_attack(tmp_path):
@@ -103,10 +114,10 @@ def test_independent_check_flags_a_reported_worst_case_above_the_outside_attack(
     _fake_run(tmp_path, "trades_seed0", {"tradeoff": {"clean": 0.9, "pgd": 0.8}}, "trades")
     _fake_run(tmp_path, "nfi_seed0", {"routed": {"clean": 1.0, "pgd": 0.5}}, "nfi")
     for run, output, found in (("trades_seed0", "tradeoff", 0.7), ("nfi_seed0", "routed", 0.6)):
-        (tmp_path / "mnist" / run / reproduce_tables.INDEPENDENT_FILE).write_text(json.dumps(
+        (tmp_path / "mnist" / run / reproduction.INDEPENDENT_FILE).write_text(json.dumps(
             {"output": output, "examples": 40, "accuracy_under_attack": found}))
     records_ = [{"dataset": "mnist", "run": r} for r in ("trades_seed0", "nfi_seed0")]
-    text = reproduce_tables.write_tables(str(tmp_path), records_, {}, {})
+    text = tables.write_tables(str(tmp_path), records_, {}, {})
     checks = {c["run"]: c for c in json.load(open(tmp_path / "verdicts.json"))["mnist"]["independent_check"]}
     assert checks["nfi_seed0"]["ok"] and checks["nfi_seed0"]["reported_worst_case"] == 0.5
     assert not checks["trades_seed0"]["ok"]  # we report 80% where an outside attack leaves 70%
@@ -130,14 +141,14 @@ def test_independent_attack_script_attacks_the_served_output(trained_mnist_dir, 
 
 def test_plan_gives_trades_and_nfi_the_same_budget_and_seeds():
     for dataset in ("mnist", "cifar10"):
-        runs = {name: c for d, name, c, _ in reproduce.plan(False) if d == dataset}
-        for seed in reproduce.SEEDS[dataset]:
+        runs = {r.name: r.config for r in plan(False) if r.dataset == dataset}
+        for seed in reproduction.SEEDS[dataset]:
             a, b = runs[f"trades_seed{seed}"], runs[f"nfi_seed{seed}"]
             assert (a.model.method, b.model.method) == ("trades", "nfi")
             assert a.train == b.train and a.attack == b.attack and a.data == b.data
             assert a.train.seed == seed
             assert a.model.backbone == b.model.backbone and a.model.depth == b.model.depth
-        assert len(reproduce.SEEDS[dataset]) >= (3 if dataset == "mnist" else 2)
+        assert len(reproduction.SEEDS[dataset]) >= (3 if dataset == "mnist" else 2)
         # The ablation set has its own TRADES run and the loss-weight control at its budget.
         ref, trades = runs["ablation_nfi_reference"], runs["ablation_trades"]
         control = runs["ablation_trades_loss_weight"]
@@ -146,14 +157,14 @@ def test_plan_gives_trades_and_nfi_the_same_budget_and_seeds():
         total = lo.tradeoff_weight + lo.benign_weight + lo.adversarial_weight + lo.counterfactual_weight
         assert control.loss.tradeoff_weight == pytest.approx(total)
         # The same control at the main budget: TRADES' config but for the loss weight, per seed.
-        for seed in reproduce.SEEDS[dataset]:
+        for seed in reproduction.SEEDS[dataset]:
             main, trades = runs[f"trades_loss_weight_seed{seed}"], runs[f"trades_seed{seed}"]
             assert main.loss.tradeoff_weight == pytest.approx(total)
             assert dataclasses.replace(main.loss, tradeoff_weight=1.0) == trades.loss
             assert (main.model, main.train, main.data, main.attack) == (
                 trades.model, trades.train, trades.data, trades.attack)
     # Seed 0 of every dataset comes before any seed 1.
-    order = [(d, n) for d, n, _, _ in reproduce.plan(False)]
+    order = [(r.dataset, r.name) for r in plan(False)]
     assert order.index(("cifar10", "nfi_seed0")) < order.index(("mnist", "trades_seed1"))
     # Every main run, then the main-budget control, every ablation, and the route guard last
     # (an option, not a claim).
@@ -161,18 +172,18 @@ def test_plan_gives_trades_and_nfi_the_same_budget_and_seeds():
              1 if n.startswith("trades_loss_weight_") else
              2 if n.startswith("ablation_") else 3 for _, n in order]
     assert kinds == sorted(kinds) and set(kinds) == {0, 1, 2, 3}
-    nfi = [c for d, n, c, _ in reproduce.plan(False) if n == "nfi_seed0"][0]
-    assert reproduce.eval_args("mnist", "nfi_seed0", nfi, False)[-1] == (
-        "--attack_outputs=routed,tradeoff,robust_part,nonrobust_part")
+    nfi = next(r for r in plan(False) if r.name == "nfi_seed0")
+    assert nfi.eval.flags()[-1] == "--attack_outputs=routed,tradeoff,robust_part,nonrobust_part"
 
 
-def test_unknown_run_or_dataset_is_a_one_line_error(capsys):
+def test_unknown_run_or_dataset_is_a_one_line_error():
     for flag, bad, valid in (("--runs", "nfi_seed9", "nfi_route_guard_seed0"),
                              ("--datasets", "svhn", "cifar10,mnist")):
-        with pytest.raises(SystemExit) as e:
-            reproduce.main([f"{flag}={bad}", "--stage=tables"])
-        assert e.value.code == 2
-        err = capsys.readouterr().err.strip().splitlines()[-1]
+        out = subprocess.run([sys.executable, os.path.join(REPO, "scripts", "reproduce.py"),
+                              f"{flag}={bad}", "--stage=tables"], capture_output=True, text=True,
+                             timeout=300)
+        assert out.returncode == 2
+        err = out.stderr.strip().splitlines()[-1]
         assert f"unknown {flag[2:]}: {bad}; the plan has:" in err and valid in err
 
 
@@ -188,19 +199,20 @@ def test_quick_pipeline_end_to_end_and_reuse(tmp_path):
                PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
     out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=1500, env=env)
     assert out.returncode == 0, out.stderr[-3000:]
-    for dataset, name, _, _ in reproduce.plan(True):
+    for run in plan(True):
+        dataset, name = run.dataset, run.name
         result = json.load(open(results / dataset / name / "eval.json"))
-        assert result["examples"] == reproduce.QUICK_COMMON[dataset]["data"]["eval_examples"]
+        assert result["examples"] == reproduction.QUICK_COMMON[dataset]["data"]["eval_examples"]
         run = json.load(open(results / dataset / name / "run.json"))
         assert run["train_seconds"] > 0
         assert (results / dataset / name / "eval.npz").exists()  # the paired tests' records
-        independent = json.load(open(results / dataset / name / reproduce.INDEPENDENT_FILE))
+        independent = json.load(open(results / dataset / name / reproduction.INDEPENDENT_FILE))
         assert independent["examples"] == result["examples"]
         # Same model, same test images: the same clean accuracy (the quick budgets are too small
         # for the worst-case comparison to mean anything; the full plan's table makes it).
         assert independent["clean"] == pytest.approx(result["table"][independent["output"]]["clean"])
     for dataset in ("mnist", "cifar10"):  # Figure 5: synthesis from the first nfi seed
-        synthesis = results / dataset / reproduce.SYNTHESIS_RUN / "synthesis"
+        synthesis = results / dataset / reproduction.SYNTHESIS_RUN / "synthesis"
         summary = json.load(open(synthesis / "summary.json"))
         assert len(summary["classes"]) == 10 and (synthesis / "overview.png").exists()
     table = (results / "results_table.md").read_text()
@@ -209,7 +221,7 @@ def test_quick_pipeline_end_to_end_and_reuse(tmp_path):
     (results / "results_table.md").unlink()
     again = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600, env=env)
     assert again.returncode == 0, again.stderr[-3000:]
-    assert again.stdout.count("reusing finished run") == len(reproduce.plan(True))
+    assert again.stdout.count("reusing finished run") == len(plan(True))
     # A call limited to one run still writes the tables of every finished run.
     one = subprocess.run(cmd + ["--runs=nfi_seed0", "--datasets=mnist"], cwd=REPO, capture_output=True,
                          text=True, timeout=600, env=env)
@@ -245,7 +257,7 @@ def test_every_ablation_changes_training(dataset):
     # difference is the config's.
     from nfi_tf import data
 
-    runs = {n: c for d, n, c, _ in reproduce.plan(False) if d == dataset}
+    runs = {r.name: r.config for r in plan(False) if r.dataset == dataset}
     ref = runs["ablation_nfi_reference"]
     x, y = data.load_arrays(ref.data, "train", 8)
     x = data.uint8_to_float(x)
@@ -265,8 +277,8 @@ def test_every_ablation_changes_training(dataset):
 
 
 def test_ablation_table_names_the_attacks_behind_its_worst_case():
-    run = {"table": {"tradeoff": {"clean": 0.9, "worst_case": 0.5}},
-           "settings": {"attacks": ["clean", "pgd", "autoattack"]}}
-    lines = reproduce_tables.ablation_table("mnist", {"ablation_trades": {None: run}})
+    run = _finished({"tradeoff": {"clean": 0.9, "worst_case": 0.5}},
+                    settings={"attacks": ["clean", "pgd", "autoattack"]})
+    lines = tables.ablation_table("mnist", {"ablation_trades": {None: run}})
     assert "worst case over autoattack, pgd)" in lines[0]
     assert lines[-1].startswith("| trades | — | — | 90.0 | 50.0 |")

@@ -1,0 +1,135 @@
+"""A run as data: what is trained (config overrides on a dataset preset) and how it is evaluated.
+
+A `Run` is a dataset, a name, the training config's overrides ({group: {field: value}}, as
+`nfi_tf.config.make_config` takes them) and an `EvalSpec`: a named budget (budgets.py) plus the
+run's own evaluation settings (test images, attacks, attacked outputs). The same run can be
+trained in process (`run.config`) or through the command line (`train_flags`/`commands`: the
+flags `python -m nfi_tf.train` and `python -m nfi_tf.evaluate` accept), and gives the same
+config either way (tests/test_experiments.py parses the flags back).
+
+`QUICKSTART` is the main job of the README (scripts/quickstart.sh); the reproduction's runs are
+in reproduction.py.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import sys
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from nfi_tf import outputs
+from nfi_tf.config import Config, make_config
+from nfi_tf.evaluation.config import EvalConfig, validate
+from nfi_tf.experiments import budgets
+
+# The training flags are made from Config's fields (flags/train.py): a field's flag is its
+# metadata's "flag" or its name, with "eval_" before the per-epoch check's PGD settings.
+_FLAG_PREFIX = {"eval_attack": "eval_"}
+
+
+def format_flag_value(value: Any) -> str:
+    """A value as a flag spells it: tuples comma-separated, whole floats without ".0"."""
+    if isinstance(value, (tuple, list)):
+        return ",".join(format_flag_value(v) for v in value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def train_flag_name(group: str, field: str) -> str:
+    """The `python -m nfi_tf.train` flag that sets config field `group.field`."""
+    groups = {f.name: f.default_factory for f in dataclasses.fields(Config)}
+    if group not in groups:
+        raise ValueError(f"unknown config group. Received: group={group!r}")
+    fields = {f.name: f for f in dataclasses.fields(groups[group])}
+    if field not in fields:
+        raise ValueError(f"{group} has no field {field!r}")
+    return _FLAG_PREFIX.get(group, "") + fields[field].metadata.get("flag", field)
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalSpec:
+    """How a run is evaluated: EvalConfig's values, from a named budget plus the run's own."""
+
+    budget: str  # a name of budgets.NAMES
+    examples: int | None  # the first N test images (None: the whole test split)
+    attacks: tuple[str, ...] | None = None  # None: EvalConfig's default
+    attack_outputs: tuple[str, ...] | None = None  # None: every output
+    settings: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # other EvalConfig fields
+
+    def values(self) -> dict[str, Any]:
+        """EvalConfig field values (all but model_dir)."""
+        out = {**budgets.budget(self.budget), **self.settings, "eval_examples": self.examples}
+        if self.attacks is not None:
+            out["attacks"] = self.attacks
+        if self.attack_outputs is not None:
+            out["attack_outputs"] = self.attack_outputs
+        return out
+
+    def config(self, model_dir: str) -> EvalConfig:
+        return validate(EvalConfig(model_dir=model_dir, **self.values()))
+
+    def flags(self) -> list[str]:
+        """`python -m nfi_tf.evaluate` flags but --model_dir and --eval_examples: --attacks, the
+        run's settings, the budget where it differs from the standard one, --attack_outputs."""
+        values = {}
+        if self.attacks is not None:
+            values["attacks"] = self.attacks
+        values.update(self.settings)
+        values.update(budgets.from_standard(self.budget))
+        if self.attack_outputs is not None:
+            values["attack_outputs"] = self.attack_outputs
+        return [f"--{k}={format_flag_value(v)}" for k, v in values.items()]
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    dataset: str
+    name: str  # the run's directory name (results/<dataset>/<name>)
+    overrides: Mapping[str, Mapping[str, Any]]  # training config: {group: {field: value}}
+    eval: EvalSpec
+    kind: str = "main"  # the reproduction's: main, control, ablation or guard
+
+    @functools.cached_property
+    def config(self) -> Config:
+        return make_config(self.dataset, {g: dict(v) for g, v in self.overrides.items()})
+
+    def train_flags(self) -> list[str]:
+        """`python -m nfi_tf.train` flags but --model_dir: the dataset and every override."""
+        return [f"--dataset={self.dataset}"] + [
+            f"--{train_flag_name(group, field)}={format_flag_value(value)}"
+            for group, values in self.overrides.items() for field, value in values.items()]
+
+    def commands(self, model_dir: str, extra_train_flags: Sequence[str] = (),
+                 python: str = sys.executable) -> list[list[str]]:
+        """The two commands that train and evaluate this run into `model_dir` (extra train flags
+        are appended, so they win over the run's own)."""
+        train = [python, "-m", "nfi_tf.train", f"--model_dir={model_dir}", *self.train_flags(),
+                 *extra_train_flags]
+        evaluate = [python, "-m", "nfi_tf.evaluate", f"--model_dir={model_dir}"]
+        if self.eval.examples is not None:
+            evaluate.append(f"--eval_examples={self.eval.examples}")
+        return [train, evaluate + self.eval.flags()]
+
+
+# The README's main job: the method on real MNIST at CPU size. 3 epochs on the 17,435-image
+# train split prepared here with a 10-step PGD (the paper trains 100 epochs with PGD-40); the
+# per-epoch check and the evaluation on the first 500 test images, the evaluation with every
+# attack (PGD-40, CW-Linf, AutoAttack's suite, the route-aware attacks) against the routed model
+# and the trade-off head, at the quickstart budget.
+QUICKSTART = Run(
+    dataset="mnist",
+    name="quickstart",
+    overrides={"train": {"epochs": 3, "learning_rate": 0.05, "lr_decay_epochs": (2,)},
+               "attack": {"num_steps": 10, "step_size": 0.04},
+               "data": {"eval_examples": 500}},
+    eval=EvalSpec(budget="quickstart", examples=500,
+                  attacks=("clean", "pgd", "cw", "autoattack", "route_aware"),
+                  attack_outputs=(outputs.ROUTED, outputs.TRADEOFF)),
+)
+
+RUNS = {QUICKSTART.name: QUICKSTART}
