@@ -17,13 +17,21 @@ checkpoints and TensorBoard logs are dropped. About 1 min per model on 2 CPU cor
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
-import sys
 
-TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, TESTS)
 
-import helpers  # noqa: E402
+def _load_helpers():
+    """tests/helpers.py, loaded from its file: tests/ is not a package (and an installed
+    dependency ships a `tests` package of its own), so it is not importable by name here."""
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "helpers.py")
+    spec = importlib.util.spec_from_file_location("helpers", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+helpers = _load_helpers()
 
 METHODS = ("nfi", "trades")
 
