@@ -21,16 +21,14 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from nfi_tf import data, flops, model_io
+from nfi_tf import data, flops, model_io, outputs
 from nfi_tf.attacks.threat import ThreatModel
 from nfi_tf.config import make_config
-from nfi_tf import outputs
 from nfi_tf.evaluation import suite
 from nfi_tf.evaluation.config import EvalConfig
 from nfi_tf.evaluation.keys import AttackKey
 from nfi_tf.evaluation.suite.budgets import Budgets
 from nfi_tf.evaluation.suite.nfi_targets import target_for
-
 
 _REPORTED = ("apgd_steps", "apgd_targets", "fab_steps", "fab_targets", "square_queries", "route_steps")
 

@@ -16,7 +16,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from nfi_tf import models  # noqa: E402  (registers the custom layers with Keras)
 from nfi_tf.errors import NfiError  # noqa: E402
+from nfi_tf.evaluation.classifier import evaluate_classifier  # noqa: E402
 from nfi_tf.model_io import load_model, load_trained  # noqa: E402
 
 __version__ = "0.1.0"
-__all__ = ["NfiError", "load_model", "load_trained", "models"]
+__all__ = ["NfiError", "evaluate_classifier", "load_model", "load_trained", "models"]

@@ -44,9 +44,14 @@ ROUTING_EVIDENCE = (TRADEOFF, ROB, NR)
 # The routed model exported to ONNX, attacked as an evaluation row of its own.
 ROUTED_ONNX = "routed_onnx"
 
+# Any other classifier (nfi_tf.evaluate_classifier): its one output, the logits.
+LOGITS = "logits"
+SCORED_CLASSIFIER = (LOGITS,)
+
 ROW_TITLES = {
     ROUTED: "routed (NFI)",
     ROUTED_ONNX: "routed, exported ONNX",
+    LOGITS: "classifier",
     TRADEOFF: "trade-off head",
     BENIGN: "benign head",
     ADVERSARIAL: "adversarial head",
@@ -62,4 +67,6 @@ def heads_for(method: str) -> tuple[str, ...]:
 
 def scored_for(method: str) -> tuple[str, ...]:
     """The outputs a method's evaluation scores (its table rows)."""
+    if method == "classifier":
+        return SCORED_CLASSIFIER
     return SCORED_NFI if method == "nfi" else SCORED_TRADES

@@ -239,7 +239,8 @@ def test_worst_case_aggregator_and_column_keys_on_a_hand_made_table():
 
 def test_attack_plan():
     cfg = lambda attacks, **kw: EvalConfig(model_dir="x", attacks=attacks, **kw)  # noqa: E731
-    nfi = plan.plan("nfi", cfg(("clean", "pgd", "route_aware"), route_targets=2, route_temperatures=(1.0, 5.0)))
+    nfi = plan.plan("nfi", cfg(("clean", "pgd", "route_aware"), route_targets=2,
+                               route_temperatures=(1.0, 5.0)))
     keys = [str(p.key) for p in nfi]
     assert {"pgd@routed:hard", "pgd@routed:st", "pgd@routed:soft", "pgd@tradeoff"} <= set(keys)
     route = [str(p.key) for p in nfi if p.family == "route"]

@@ -54,7 +54,8 @@ def test_cells_are_the_worst_case_over_their_keys(tmp_path):
     }}
     margins = {"routed": {k: v.astype(np.float32) for k, v in correct["routed"].items()}}
     records.save(str(tmp_path / "eval.npz"), {}, np.zeros(4, np.int32), correct, margins)
-    result = SimpleNamespace(suite_keys=[AttackKey.parse("apgd_ce@routed:hard"), AttackKey.parse("square@routed")])
+    result = SimpleNamespace(suite_keys=[AttackKey.parse("apgd_ce@routed:hard"),
+                                         AttackKey.parse("square@routed")])
     e = paired.Evaluation(str(tmp_path), result)
     np.testing.assert_array_equal(e.correct("routed", "pgd"), [1, 0, 0, 0])
     np.testing.assert_array_equal(e.correct("routed", "autoattack"), [0, 1, 1, 0])

@@ -20,7 +20,8 @@ def test_attack_keys_round_trip_through_their_text_and_reject_garbage():
                  "apgd_t@routed:soft~run3"):
         assert str(AttackKey.parse(text)) == text
     key = AttackKey.parse("route@routed:benign_route#2")
-    assert (key.family, key.target, key.variant, key.aux, key.run) == ("route", "routed", "benign_route", 2, 0)
+    assert (key.family, key.target, key.variant, key.aux, key.run) == (
+        "route", "routed", "benign_route", 2, 0)
     assert str(key.in_run(2)) == "route@routed:benign_route#2~run2"
     assert parse_record_key(CLEAN) == CLEAN
     for bad in ("pgd", "pgd@", "@routed", "pgd@routed#x", "pgd routed"):
@@ -39,7 +40,8 @@ def test_the_registry_declares_the_suite_the_options_and_the_budgets_once():
         assert getattr(defaults, b.field) == b.standard, b.field
     assert suite.budget("standard")["square_queries"] == 5000
     cpu = suite.budget("cpu")
-    assert (cpu["apgd_steps"], cpu["apgd_targets"], cpu["fab_steps"], cpu["square_queries"]) == (50, 3, 50, 1000)
+    assert (cpu["apgd_steps"], cpu["apgd_targets"], cpu["fab_steps"], cpu["square_queries"]) == (
+        50, 3, 50, 1000)
     with pytest.raises(ValueError, match="Received: budget='fast'"):
         suite.budget("fast")
 

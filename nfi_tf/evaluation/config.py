@@ -47,6 +47,9 @@ class EvalConfig:
         "help": "Random seed", "none": "the training seed"})
     epsilon: float | None = field(default=None, metadata={
         "help": "L-inf budget in [0, 1] pixels", "none": "the model's eval_attack.epsilon"})
+    norm: str = field(default="linf", metadata={
+        "help": "Threat model: linf or l2 (eps in the same pixel units). Attacks without a version "
+                "for the norm are skipped and the report says so"})
     step_size: float | None = field(default=None, metadata={
         "help": "PGD/CW step size", "none": "the model's eval_attack.step_size"})
     pgd_steps: int | None = field(default=None, metadata={
@@ -98,8 +101,12 @@ def validate(c: EvalConfig) -> EvalConfig:
           f"eval_examples must be > 0. Received: eval_examples={c.eval_examples}")
     check(c.batch_size >= 1, f"batch_size must be >= 1. Received: batch_size={c.batch_size}")
     if c.epsilon is not None:
-        check(math.isfinite(c.epsilon) and 0 < c.epsilon <= 1,
-              f"epsilon is in (0, 1] pixel units (8/255 = 0.031). Received: epsilon={c.epsilon}")
+        if c.norm == "l2":  # an L2 radius over the whole image may exceed one pixel's range
+            check(math.isfinite(c.epsilon) and c.epsilon > 0,
+                  f"epsilon must be > 0. Received: epsilon={c.epsilon}")
+        else:
+            check(math.isfinite(c.epsilon) and 0 < c.epsilon <= 1,
+                  f"epsilon is in (0, 1] pixel units (8/255 = 0.031). Received: epsilon={c.epsilon}")
     if c.step_size is not None:
         check(math.isfinite(c.step_size) and c.step_size > 0,
               f"step_size must be > 0. Received: step_size={c.step_size}")
@@ -115,6 +122,7 @@ def validate(c: EvalConfig) -> EvalConfig:
     check(c.cw_confidence > 0, f"cw_confidence must be > 0. Received: cw_confidence={c.cw_confidence}")
     check(c.attack_outputs is None or len(c.attack_outputs) > 0,
           f"attack_outputs must name at least one output. Received: attack_outputs={c.attack_outputs}")
+    check(c.norm in ("linf", "l2"), f"norm must be linf or l2. Received: norm={c.norm}")
     check(c.onnx is None or c.onnx.endswith(".onnx"),
           f"onnx is the path of an exported .onnx file. Received: onnx={c.onnx}")
     return c

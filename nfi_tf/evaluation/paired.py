@@ -20,9 +20,9 @@ import numpy as np
 
 from nfi_tf.errors import NfiError
 from nfi_tf.evaluation import plan, records, suite
+from nfi_tf.evaluation import worst_case as wc
 from nfi_tf.evaluation.eval_report import EvalReport
 from nfi_tf.evaluation.keys import parse_record_key
-from nfi_tf.evaluation import worst_case as wc
 
 # Two-sided level of every verdict.
 ALPHA = 0.05

@@ -70,7 +70,10 @@ def plan(method: str, cfg, routed: bool | None = None) -> list[PlannedAttack]:
         rows = tuple(r for r in rows if r in cfg.attack_outputs)
     in_suite = set(suite.autoattack()) if suite.AUTOATTACK in attacks else set()
     out: list[PlannedAttack] = []
+    norm = getattr(cfg, "norm", "linf")
     for spec in suite.specs():  # registry order: PGD, CW, then AutoAttack's order
+        if norm not in spec.norms:
+            continue  # no version of it for this threat model (the runner notes it)
         if spec.routed_only:
             if spec.option_name in attacks and routed:
                 out += [PlannedAttack(AttackKey(spec.name, output_names.ROUTED, v, aux))
@@ -78,7 +81,7 @@ def plan(method: str, cfg, routed: bool | None = None) -> list[PlannedAttack]:
         elif spec.option_name in attacks and spec.name not in in_suite:
             out += _per_output(spec, rows, False)
     if in_suite:
-        suite_specs = [suite.get(n) for n in suite.autoattack()]
+        suite_specs = [suite.get(n) for n in suite.autoattack() if norm in suite.get(n).norms]
         route_first = [p for p in out if p.spec.routed_only]
         out = [p for p in out if not p.spec.routed_only]
         for spec in suite_specs:

@@ -30,6 +30,10 @@ def column_title(column: str, pgd_steps: int | None = None) -> str:
     return spec.title.format(pgd_steps=pgd_steps)
 
 
+def _norm_title(settings: dict) -> str:
+    return {"linf": "L-inf", "l2": "L2"}.get(settings.get("norm", "linf"), settings.get("norm"))
+
+
 def _pct(v) -> str:
     return "—" if v is None else f"{100 * v:.2f}"
 
@@ -68,7 +72,7 @@ def _gap_line(summary: dict) -> str | None:
 def text_table(result: EvalReport) -> str:
     """The main table as aligned text (what the CLI prints)."""
     lines = [f"{result.dataset} {result.method}, {result.examples} test images, "
-             f"eps {result.settings['epsilon']:g}:"]
+             f"{'L2 ' if result.settings.get('norm') == 'l2' else ''}eps {result.settings['epsilon']:g}:"]
     lines += align(["accuracy %"] + _titles(result), main_table_rows(result))
     gap = _gap_line(result.routed_adaptive or {})
     if gap:
@@ -113,7 +117,7 @@ def attack_notes(result: EvalReport) -> list[str]:
 def markdown(result: EvalReport) -> str:
     s = result.settings
     lines = [f"# Evaluation: {result.dataset}, {result.method}", "",
-             f"{result.examples} test images, L-inf eps = {s['epsilon']:g}, seed {result.seed}. "
+             f"{result.examples} test images, {_norm_title(s)} eps = {s['epsilon']:g}, seed {result.seed}. "
              "Accuracy in %.", ""]
     lines += md_table(["output"] + _titles(result), main_table_rows(result))
     lines += ["", "Attacks that ran:", ""] + attack_notes(result)
@@ -166,8 +170,9 @@ def markdown(result: EvalReport) -> str:
                   f"Attack: `{overlap['attack']}`. Mean shared dims with the true class: clean "
                   f"{fmt(sm['clean_with_true_class'])}, attacked {fmt(sm['attacked_with_true_class'])}; "
                   f"fooled images with their adversarial class {fmt(sm['fooled_with_adversarial_class'])} "
-                  f"(other classes {fmt(sm['attacked_with_other_classes'])}). "
-                  f"Matrices: `{overlap['json']}`, heatmap: `{overlap['png']}`."]
+                  f"(other classes {fmt(sm['attacked_with_other_classes'])})."
+                  + (f" Matrices: `{overlap['json']}`, heatmap: `{overlap['png']}`." if "json" in overlap
+                     else "")]
     if result.notes:
         lines += ["", "Notes: " + "; ".join(result.notes) + "."]
     by_family = seconds_by_family(result)

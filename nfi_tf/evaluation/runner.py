@@ -24,7 +24,6 @@ from collections.abc import Callable
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from nfi_tf import data, model_io, outputs
 from nfi_tf.attacks.threat import ThreatModel
@@ -36,6 +35,7 @@ from nfi_tf.evaluation.attack_factory import int_seed
 from nfi_tf.evaluation.config import EvalConfig, validate
 from nfi_tf.evaluation.eval_report import EvalReport
 from nfi_tf.evaluation.keys import AttackKey
+from nfi_tf.evaluation.subject import Subject, compiled_score, file_fingerprint
 from nfi_tf.evaluation.suite import apgd_t, nfi_targets, registry, square
 from nfi_tf.evaluation.suite.budgets import Budgets
 from nfi_tf.evaluation.suite.target import AttackTarget
@@ -62,11 +62,9 @@ class EvalResult:
 
 
 @dataclasses.dataclass
-class _Setup:
+class Setup:
     cfg: EvalConfig
-    trained: model_io.TrainedModel
-    method: str
-    rows: tuple[str, ...]
+    subject: Subject
     planned: list[plan.PlannedAttack]
     attacks: dict[str, object]  # family -> its built attack (registry)
     targets: dict[AttackKey, AttackTarget]
@@ -89,7 +87,7 @@ class _DropRetracingWarnings(logging.Filter):
 
 
 @contextlib.contextmanager
-def _quiet_retracing():
+def quiet_retracing():
     logger, f = logging.getLogger("tensorflow"), _DropRetracingWarnings()
     logger.addFilter(f)
     try:
@@ -101,15 +99,24 @@ def _quiet_retracing():
 def evaluate_model(cfg: EvalConfig, log: Callable[[str], None] = print) -> EvalResult:
     """Evaluate the model in `cfg.model_dir`; writes eval.json, eval.md, eval.npz and Figure 1."""
     started = time.time()
-    with _quiet_retracing():
+    with quiet_retracing():
         setup = _setup(validate(cfg))
+    return run_setup(setup, started, log)
+
+
+def run_setup(setup: Setup, started: float, log: Callable[[str], None] = print) -> EvalResult:
+    """Run a planned evaluation and write its reports (into the subject's out_dir, if any)."""
+    cfg = setup.cfg
+    with quiet_retracing():
         recorder = _run(setup)
         result = _report(setup, recorder)
     result["report"].seconds = round(time.time() - started, 1)
-    report.write(cfg.model_dir, result["report"])
-    records.save(os.path.join(cfg.model_dir, report.EVAL_NPZ), result["meta"], setup.labels,
-                 result["correct"], result["margins"],
-                 recorder.worst_images(result["margins"]) if cfg.save_adversarial else None)
+    out_dir = setup.subject.out_dir
+    if out_dir:
+        report.write(out_dir, result["report"])
+        records.save(os.path.join(out_dir, report.EVAL_NPZ), result["meta"], setup.labels,
+                     result["correct"], result["margins"],
+                     recorder.worst_images(result["margins"]) if cfg.save_adversarial else None)
     log(report.text_table(result["report"]))
     return EvalResult(result["report"], setup.labels, result["correct"], result["worst"],
                       recorder.max_linf, recorder.pixel_range)
@@ -125,7 +132,7 @@ def _attack_settings(cfg: EvalConfig, base: AttackConfig) -> AttackConfig:
         num_steps=int(cfg.pgd_steps if cfg.pgd_steps is not None else base.num_steps))
 
 
-def _setup(cfg: EvalConfig) -> _Setup:
+def _setup(cfg: EvalConfig) -> Setup:
     trained = model_io.load_trained(cfg.model_dir, download=cfg.download)
     config, info = trained.config, trained.info
     data_cfg = config.data
@@ -135,7 +142,7 @@ def _setup(cfg: EvalConfig) -> _Setup:
     # quick training run may have shortened); flags override either.
     pgd = _attack_settings(cfg, make_config(config.data.dataset).eval_attack)
     budgets = Budgets.of(cfg, pgd, info.num_classes)
-    threat = ThreatModel("linf", pgd.epsilon)
+    threat = ThreatModel(cfg.norm, pgd.epsilon)
     method = config.model.method
     notes = []
     if abs(config.attack.epsilon - pgd.epsilon) > 1e-9:
@@ -144,6 +151,7 @@ def _setup(cfg: EvalConfig) -> _Setup:
     if "route_aware" in cfg.attacks and method != "nfi":
         notes.append("route-aware attacks skipped: a TRADES model has no routing switch")
     planned = plan.plan(method, cfg)
+    notes += skipped_for_norm(cfg)
     if info.num_classes < apgd_t.MIN_CLASSES and any(p.family == apgd_t.SPEC.name for p in planned):
         notes.append(f"APGD-T skipped: its targeted DLR loss needs >= {apgd_t.MIN_CLASSES} classes. "
                      f"Received: {info.num_classes}")
@@ -152,6 +160,13 @@ def _setup(cfg: EvalConfig) -> _Setup:
     families = list(dict.fromkeys(p.family for p in planned))
     attacks = {f: suite.get(f).build(budgets, threat) for f in families}
     targets = {p.key: nfi_targets.target_for(trained.classifier, p.key) for p in planned}
+    subject = Subject(method=method, rows=plan.rows_for(method), classifier=trained.classifier,
+                      score=compiled_score(trained.classifier), dataset=info.name,
+                      num_classes=info.num_classes, class_names=info.class_names,
+                      fingerprint=file_fingerprint(os.path.join(cfg.model_dir, "model.keras")),
+                      out_dir=cfg.model_dir,
+                      heads_kernel=lambda: trained.classifier.get_layer(
+                          outputs.HEADS_LAYER).tradeoff_kernel.numpy())
     onnx = onnx_square = None
     if cfg.onnx:
         from nfi_tf.evaluation.onnx_target import OnnxQuery
@@ -159,19 +174,29 @@ def _setup(cfg: EvalConfig) -> _Setup:
         onnx = OnnxQuery(cfg.onnx, cfg.batch_size)
         onnx_square = square.SquareAttack(budgets, threat).on_query(onnx)
     seed = int(cfg.seed if cfg.seed is not None else config.train.seed)
-    return _Setup(cfg, trained, method, plan.rows_for(method), planned, attacks, targets, budgets, threat,
-                  seed, data.uint8_to_float(images), labels, notes, onnx, onnx_square)
+    return Setup(cfg, subject, planned, attacks, targets, budgets, threat, seed,
+                  data.uint8_to_float(images), labels, notes, onnx, onnx_square)
+
+
+def skipped_for_norm(cfg: EvalConfig) -> list[str]:
+    """A note per requested attack that has no version for the threat model."""
+    asked = set(cfg.attacks) | (set(suite.autoattack()) if suite.AUTOATTACK in cfg.attacks else set())
+    missing = [s.title for s in suite.specs() if s.option_name in asked and cfg.norm not in s.norms]
+    if not missing:
+        return []
+    return [f"{', '.join(missing).replace('-{pgd_steps}', '')} skipped: no {cfg.norm.upper()} version in "
+            "nfi-tf yet"]
 
 
 # === run ===
 
 
-def _run(s: _Setup) -> _Recorder:
+def _run(s: Setup) -> _Recorder:
     cfg = s.cfg
     keys = {p.key for p in s.planned}
     overlap = next((k for k in OVERLAP_KEYS if k in keys), None)
-    recorder = _Recorder(s.trained.classifier, s.rows, s.method == "nfi", overlap and str(overlap), s.onnx,
-                         keep_inputs=cfg.save_adversarial)
+    recorder = _Recorder(s.subject.score, s.subject.rows, s.subject.method == "nfi",
+                         overlap and str(overlap), s.onnx, keep_inputs=cfg.save_adversarial)
     units = len(s.planned) + 1 + (1 if s.onnx else 0)
     num_batches = -(-len(s.labels) // cfg.batch_size)
     bar = keras.utils.Progbar(num_batches * units, verbose=cfg.verbose, unit_name="attack")
@@ -210,9 +235,9 @@ def _run(s: _Setup) -> _Recorder:
 class _Recorder:
     """Scores every input on every output (and the ONNX model) and keeps what the report needs."""
 
-    def __init__(self, classifier, rows, routed: bool, overlap_key: str | None, onnx=None,
+    def __init__(self, score, rows, routed: bool, overlap_key: str | None, onnx=None,
                  keep_inputs: bool = False):
-        self._predict = tf.function(lambda z: classifier(z, training=False), reduce_retracing=True)
+        self._score = score
         self.rows, self.routed, self.overlap_key, self.onnx = rows, routed, overlap_key, onnx
         self.all_rows = tuple(rows) + ((ONNX_ROW,) if onnx is not None else ())
         self.scores = {row: wc.Scores() for row in self.all_rows}
@@ -228,7 +253,7 @@ class _Recorder:
 
     def record(self, key: str, x: np.ndarray, x_adv: np.ndarray, y: np.ndarray):
         """Score x_adv on every output; returns (outputs, {row: [B] correct})."""
-        out = {k: v.numpy() for k, v in self._predict(tf.constant(x_adv)).items()}
+        out = self._score(x_adv)
         if self.onnx is not None:
             out[ONNX_ROW] = self.onnx(x_adv)
         correct = {}
@@ -239,7 +264,8 @@ class _Recorder:
         if self.keep_inputs:
             self.inputs.setdefault(key, []).append(x_adv)
         if key == wc.CLEAN:
-            self.clean_features.append(out[outputs.FEATURE])
+            if self.overlap_key is not None:
+                self.clean_features.append(out[outputs.FEATURE])
             return out, {row: {wc.CLEAN: v} for row, v in correct.items()}
         linf = float(np.max(np.abs(x_adv - x)))
         self.max_linf[key] = max(self.max_linf.get(key, 0.0), linf)
@@ -273,7 +299,7 @@ class _Recorder:
 # === report ===
 
 
-def _columns(s: _Setup) -> list[str]:
+def _columns(s: Setup) -> list[str]:
     fams = [spec.option_name for spec in suite.specs()
             if not spec.routed_only and any(p.family == spec.name and not p.suite for p in s.planned)]
     if any(p.suite for p in s.planned):
@@ -283,7 +309,7 @@ def _columns(s: _Setup) -> list[str]:
     return [wc.CLEAN] + fams + ["worst_case"]
 
 
-def _settings(s: _Setup) -> dict:
+def _settings(s: Setup) -> dict:
     """Each attack's settings entry as its registry spec reports it, the budgets below
     AutoAttack's standard version, and what the run covered."""
     cfg, b = s.cfg, s.budgets
@@ -294,14 +320,14 @@ def _settings(s: _Setup) -> dict:
     out.update({
         "autoattack_deviations": registry.deviations(ran, b.values, b.num_classes),
         "attacks": list(cfg.attacks),
-        "attack_outputs": list(cfg.attack_outputs) if cfg.attack_outputs else list(s.rows),
+        "attack_outputs": list(cfg.attack_outputs) if cfg.attack_outputs else list(s.subject.rows),
         "batch_size": cfg.batch_size,
         "onnx": cfg.onnx,
     })
     return out
 
 
-def _report(s: _Setup, recorder: _Recorder) -> dict:
+def _report(s: Setup, recorder: _Recorder) -> dict:
     cfg = s.cfg
     correct, margins = recorder.arrays()
     worst = {row: wc.all_correct(correct[row]) for row in recorder.all_rows}
@@ -310,19 +336,20 @@ def _report(s: _Setup, recorder: _Recorder) -> dict:
     for row in recorder.all_rows:
         table[row] = {wc.CLEAN: float(correct[row][wc.CLEAN].mean())}
         for column in columns[1:-1]:
-            cols = [str(k) for k in plan.column_keys(s.planned, column, outputs.ROUTED if row == ONNX_ROW else row)]
+            attacked = outputs.ROUTED if row == ONNX_ROW else row
+            cols = [str(k) for k in plan.column_keys(s.planned, column, attacked)]
             if column == suite.AUTOATTACK and cols:
                 cols = [wc.CLEAN] + cols
             table[row][column] = float(wc.all_correct({k: correct[row][k] for k in cols}).mean()) \
                 if cols else None
         table[row]["worst_case"] = float(worst[row].mean())
-    info = s.trained.info
+    subject = s.subject
     by_text = {str(p.key): p.key for p in s.planned}
     typed = lambda name: by_text.get(name, ONNX_SQUARE_KEY if name == ONNX_SQUARE else name)  # noqa: E731
     result = EvalReport(
-        model_dir=os.path.abspath(cfg.model_dir),
-        dataset=info.name,
-        method=s.method,
+        model_dir=os.path.abspath(subject.out_dir) if subject.out_dir else "",
+        dataset=subject.dataset,
+        method=subject.method,
         examples=int(len(s.labels)),
         seed=s.seed,
         rows=list(recorder.all_rows),
@@ -333,7 +360,7 @@ def _report(s: _Setup, recorder: _Recorder) -> dict:
             + ([ONNX_SQUARE_RUN] if s.onnx else []))),
         suite_keys=sorted((p.key for p in s.planned if p.suite), key=str),
         settings=_settings(s),
-        attack_keys=[typed(k) for k in sorted(correct[s.rows[0]])],
+        attack_keys=[typed(k) for k in sorted(correct[subject.rows[0]])],
         accuracy_by_attack={row: {typed(k): float(v.mean()) for k, v in sorted(correct[row].items())}
                             for row in recorder.all_rows},
         checks={"max_linf": dict(recorder.max_linf),
@@ -346,26 +373,19 @@ def _report(s: _Setup, recorder: _Recorder) -> dict:
         result.autoattack_cumulative = _cumulative(correct, s)
     if s.onnx is not None:
         result.onnx = _onnx_summary(correct, [str(p.key) for p in s.planned])
-    if s.method == "nfi":
+    if subject.method == "nfi":
         result.routed_adaptive = _routed_summary(correct, table)
         result.route_stats = _route_stats(recorder.routes(), correct[outputs.ROUTED], margins[outputs.ROUTED])
     if recorder.overlap_key is not None:
         result.feature_overlap = _feature_overlap(recorder, s)
-    meta = {"model": _fingerprint(os.path.join(cfg.model_dir, "model.keras")),
-            "model_dir": os.path.abspath(cfg.model_dir), "dataset": info.name, "epsilon": s.threat.epsilon,
+    if subject.description:
+        result.settings["model"] = subject.description
+    # model: the sha256 of the model file, so runs on copies of one model dir still merge and
+    # runs on other models do not.
+    meta = {"model": subject.fingerprint, "model_dir": result.model_dir, "dataset": subject.dataset,
+            "epsilon": s.threat.epsilon,
             "seed": s.seed, "attacks": list(cfg.attacks), "examples": int(len(s.labels))}
     return {"report": result, "correct": correct, "margins": margins, "worst": worst, "meta": meta}
-
-
-def _fingerprint(path: str) -> str:
-    """sha256 of the model file: runs on copies of one model dir still merge, other models do not."""
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _onnx_summary(correct: dict, planned_keys: list[str]) -> dict:
@@ -383,13 +403,16 @@ def _onnx_summary(correct: dict, planned_keys: list[str]) -> dict:
     }
 
 
-def _cumulative(correct: dict, s: _Setup) -> dict:
+def _cumulative(correct: dict, s: Setup) -> dict:
     """AutoAttack's robust accuracy after each attack of the suite, per output."""
     out = {}
-    for row in sorted({p.target for p in s.planned if p.suite}, key=s.rows.index):
+    for row in sorted({p.target for p in s.planned if p.suite}, key=s.subject.rows.index):
         acc, keys = {}, [wc.CLEAN]
         for family in suite.autoattack():
-            keys += [str(p.key) for p in s.planned if p.suite and p.family == family and p.target == row]
+            ran = [str(p.key) for p in s.planned if p.suite and p.family == family and p.target == row]
+            if not ran:  # skipped (no version for the norm, too few classes, no gradients)
+                continue
+            keys += ran
             acc[family] = float(wc.all_correct({k: correct[row][k] for k in keys}).mean())
         out[row] = acc
     return out
@@ -409,20 +432,21 @@ def _route_stats(routes: dict, correct: dict, margins: dict) -> dict:
     }
 
 
-def _feature_overlap(recorder: _Recorder, s: _Setup) -> dict:
-    cfg, info = s.cfg, s.trained.info
+def _feature_overlap(recorder: _Recorder, s: Setup) -> dict:
+    cfg, subject = s.cfg, s.subject
     analysis = feature_overlap.analyse(
         np.concatenate(recorder.clean_features), s.labels, np.concatenate(recorder.adv_features),
-        np.concatenate(recorder.adv_predictions),
-        s.trained.classifier.get_layer(outputs.HEADS_LAYER).tradeoff_kernel.numpy(), cfg.overlap_top_k,
-        info.class_names)
+        np.concatenate(recorder.adv_predictions), subject.heads_kernel(), cfg.overlap_top_k,
+        subject.class_names)
     analysis["attack"] = recorder.overlap_key
-    feature_overlap.save(analysis, os.path.join(cfg.model_dir, OVERLAP_JSON),
-                         os.path.join(cfg.model_dir, OVERLAP_PNG),
-                         f"{info.name} {s.method}: top-{analysis['k']} feature dims shared "
+    summary = {"attack": recorder.overlap_key, "k": analysis["k"], "summary": analysis["summary"]}
+    if subject.out_dir is None:  # an in-memory evaluation writes no files
+        return summary
+    feature_overlap.save(analysis, os.path.join(subject.out_dir, OVERLAP_JSON),
+                         os.path.join(subject.out_dir, OVERLAP_PNG),
+                         f"{subject.dataset} {subject.method}: top-{analysis['k']} feature dims shared "
                          f"(attack {recorder.overlap_key})")
-    return {"attack": recorder.overlap_key, "k": analysis["k"], "summary": analysis["summary"],
-            "json": OVERLAP_JSON, "png": OVERLAP_PNG}
+    return {**summary, "json": OVERLAP_JSON, "png": OVERLAP_PNG}
 
 
 NAIVE_ROUTED = AttackKey("pgd", outputs.ROUTED, "hard")  # PGD through the hard switch

@@ -12,8 +12,7 @@ Adding an attack: write its module with a `SPEC`, register it below, add its tes
 """
 
 from nfi_tf.evaluation.suite import apgd_ce, apgd_t, cw, fab_t, pgd, registry, route_aware, square
-from nfi_tf.evaluation.suite.registry import (AttackSpec, Budget, autoattack, budget, get, specs,
-                                              standard)
+from nfi_tf.evaluation.suite.registry import AttackSpec, Budget, autoattack, budget, get, specs, standard
 
 for _module in (pgd, cw, apgd_ce, apgd_t, fab_t, square, route_aware):
     registry.register(_module.SPEC)

@@ -39,6 +39,7 @@ def settings(budgets, threat):
 
 SPEC = registry.AttackSpec(
     name="apgd_ce", title="APGD-CE", settings_key="apgd", budgets=BUDGETS, suite_position=0,
+    norms=("linf", "l2"),
     build=lambda budgets, threat: APGDAttack(budgets, threat, "ce"), settings=settings,
     note=lambda s: (f"APGD-CE: {s['apgd']['steps']} iterations, {s['apgd']['restarts']} restart(s), "
                     "AutoAttack's algorithm (native TF, best iterate)"))

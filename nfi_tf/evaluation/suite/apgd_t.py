@@ -14,7 +14,7 @@ MIN_CLASSES = 4
 
 SPEC = registry.AttackSpec(
     name="apgd_t", title="APGD-T", settings_key="apgd", budgets=BUDGETS,
-    reads=("apgd_steps", "apgd_restarts"), suite_position=1,
+    reads=("apgd_steps", "apgd_restarts"), suite_position=1, norms=("linf", "l2"),
     build=lambda budgets, threat: apgd_ce.APGDAttack(budgets, threat, "targeted_dlr"),
     settings=apgd_ce.settings,
     note=lambda s: (f"APGD-T: targeted DLR, {s['apgd']['targets']} target classes, "

@@ -60,6 +60,7 @@ class AttackSpec:
     routed_variants: bool = True  # on the routed output: one run per switch relaxation
     routed_only: bool = False  # needs a routing switch (the route-aware attacks)
     option: str = ""  # the --attacks name when it differs from `name`
+    norms: tuple[str, ...] = ("linf",)  # the threat models it has a version for
     variants: Callable[..., list[tuple[str, int]]] | None = None  # (EvalConfig) -> [(variant, aux)]
 
     @property

@@ -25,6 +25,8 @@ class SquareAttack:
     def _make(self, target):
         from nfi_tf.attacks.square import keras_query
 
+        if target.query is not None:  # a model it can only query (an ONNX file): the file itself
+            return self.on_query(target.query)
         return self.on_query(keras_query(target.judge_logits, self.budgets.batch_size))
 
     def on_query(self, query):
@@ -41,5 +43,5 @@ SPEC = registry.AttackSpec(
     name="square", title="Square", budgets=BUDGETS, suite_position=3, gradient=False,
     routed_variants=False, build=SquareAttack,
     settings=lambda b, threat: {"queries": b.square_queries, "p_init": P_INIT},
-    note=lambda s: (f"Square: {s['square']['queries']} queries, p_init {s['square'].get('p_init', P_INIT):g}, "
-                    "margin loss (gradient-free)"))
+    note=lambda s: (f"Square: {s['square']['queries']} queries, "
+                    f"p_init {s['square'].get('p_init', P_INIT):g}, margin loss (gradient-free)"))

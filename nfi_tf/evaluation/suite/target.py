@@ -19,6 +19,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from nfi_tf import outputs
+
 LogitsFn = Callable  # images tensor -> logits tensor
 
 
@@ -30,6 +32,7 @@ class AttackTarget:
     joint: Callable | None = None
     objective: Callable | None = None
     aux: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
+    query: Callable[[np.ndarray], np.ndarray] | None = None  # numpy judge (e.g. ONNX Runtime)
 
     @property
     def judged(self) -> bool:
@@ -47,7 +50,7 @@ class AttackTarget:
         return Target(self.logits, self.judge)
 
 
-def plain(logits_fn: LogitsFn, name: str = "logits") -> AttackTarget:
+def plain(logits_fn: LogitsFn, name: str = outputs.LOGITS) -> AttackTarget:
     """Any classifier: images -> logits, judged by its own argmax."""
     return AttackTarget(name=name, logits=logits_fn)
 

@@ -1,0 +1,374 @@
+"""Evaluate any classifier: the registry's attacks on a model nfi-tf did not train.
+
+    report = nfi_tf.evaluate_classifier(model, x, y, epsilon=8/255)       # AutoAttack, standard
+    report.report.cell("logits", "autoattack")                            # robust accuracy
+
+`model` is a Keras model (logits output, or a dict/list output with `output=` naming the
+logits), any callable images -> logits, a `.keras` file, a SavedModel directory or an `.onnx`
+file. Images are float NHWC in [0, 1] (uint8 is divided by 255); eps is in those pixel units.
+A model that expects other inputs is wrapped: it sees `((x * input_scale + input_offset) -
+mean) / std`, stated in the report.
+
+The suite is AutoAttack's (APGD-CE, APGD-T, FAB-T, Square) in its order, each attack only on the
+points the previous ones left robust, so its cost falls with the share already broken;
+`attacks=("clean", "apgd_ce", ...)` gives per-attack columns on every image instead. L2 runs the
+attacks that have an L2 version here (APGD-CE, APGD-T) and names the others as skipped.
+
+An ONNX file is scored by ONNX Runtime on the file itself (every adversarial image is re-scored
+there) and attacked by Square through it; the gradient attacks need a differentiable twin (`twin=`:
+a Keras model or callable of the same function), which is checked against ONNX Runtime on the
+evaluation's own images before it is trusted: a twin that disagrees is a one-line error. Without
+a twin only the gradient-free attack runs, and the report says so.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from nfi_tf import outputs
+from nfi_tf.attacks.threat import ThreatModel
+from nfi_tf.config import AttackConfig
+from nfi_tf.errors import NfiError, check
+from nfi_tf.evaluation import plan, suite
+from nfi_tf.evaluation.config import EvalConfig, parse_attacks, validate
+from nfi_tf.evaluation.subject import Subject, file_fingerprint, weights_fingerprint
+from nfi_tf.evaluation.suite.budgets import Budgets
+
+LOGITS = outputs.LOGITS
+PLAIN_SUITE = ("clean", suite.AUTOATTACK)
+TWIN_ATOL = 1e-3  # relative to the logits' scale: float32 converters agree far below this
+
+
+@dataclasses.dataclass(frozen=True)
+class InputTransform:
+    """What the model sees of an image x in [0, 1]: ((x * scale + offset) - mean) / std."""
+
+    scale: float = 1.0
+    offset: float = 0.0
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+
+    @property
+    def identity(self) -> bool:
+        return self.scale == 1.0 and self.offset == 0.0 and self.mean is None and self.std is None
+
+    def describe(self) -> str:
+        if self.identity:
+            return "images in [0, 1]"
+        text = f"x * {self.scale:g} + {self.offset:g}"
+        if self.mean is not None or self.std is not None:
+            text = f"(({text}) - mean {list(self.mean or [0])}) / std {list(self.std or [1])}"
+        return "the model sees " + text
+
+    def apply(self, x):
+        out = x * self.scale + self.offset
+        if self.mean is not None:
+            out = out - np.asarray(self.mean, np.float32)
+        if self.std is not None:
+            out = out / np.asarray(self.std, np.float32)
+        return out
+
+
+def _pick(out, output: str | None, where: str):
+    """The logits among a model's outputs (a tensor, a dict or a list)."""
+    if isinstance(out, dict):
+        if output is None:
+            if len(out) == 1:
+                return next(iter(out.values()))
+            if LOGITS in out:
+                return out[LOGITS]
+            raise NfiError(f"{where} returns several outputs; name the logits with output=. "
+                           f"Received outputs: {sorted(out)}")
+        if output not in out:
+            raise NfiError(f"{where} has no output {output!r}. Received outputs: {sorted(out)}")
+        return out[output]
+    if isinstance(out, (list, tuple)):
+        if output is None:
+            if len(out) == 1:
+                return out[0]
+            raise NfiError(f"{where} returns {len(out)} outputs; give output= as their index")
+        return out[int(output)]
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class _Layout:
+    """An input transform followed by NHWC -> NCHW when the model takes channels first."""
+
+    transform: InputTransform
+    nchw: bool
+
+    def apply(self, x):
+        import tensorflow as tf
+
+        out = self.transform.apply(x)
+        return tf.transpose(out, [0, 3, 1, 2]) if self.nchw else out
+
+
+def _keras_like(model, output, transform: InputTransform, where: str) -> Callable:
+    import keras
+
+    call = (lambda z: model(z, training=False)) if isinstance(model, keras.Model) else model
+    return lambda z: _pick(call(transform.apply(z)), output, where)
+
+
+def _saved_model(path: str, output, transform: InputTransform) -> Callable:
+    import tensorflow as tf
+
+    try:
+        loaded = tf.saved_model.load(path)
+    except Exception as e:  # TensorFlow raises many types for an unreadable directory
+        raise NfiError(f"{path} is not a loadable SavedModel ({type(e).__name__})") from e
+    fn = loaded.signatures.get("serving_default") if hasattr(loaded, "signatures") else None
+    if fn is None:
+        return _keras_like(loaded, output, transform, path)
+    name = list(fn.structured_input_signature[1])[0]
+    return lambda z: _pick(fn(**{name: transform.apply(z)}), output, path)
+
+
+@dataclasses.dataclass
+class _Onnx:
+    """ONNX Runtime on the file: numpy NHWC images in [0, 1] -> logits (NCHW files transposed)."""
+
+    path: str
+    output: str | None
+    transform: InputTransform
+    batch_size: int = 500
+
+    def __post_init__(self):
+        import onnxruntime as ort
+
+        if not os.path.isfile(self.path):
+            raise NfiError(f"no ONNX file at {self.path}")
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(self.path, sess_options=opts,
+                                                providers=["CPUExecutionProvider"])
+        except Exception as e:  # onnxruntime raises its own types for unreadable files
+            raise NfiError(f"{self.path} is not a loadable ONNX model ({type(e).__name__})") from e
+        inp = self.session.get_inputs()[0]
+        self.input_name = inp.name
+        shape = list(inp.shape)
+        # NCHW when the channel axis (1 or 3 wide) is second and the last axis is not a channel one
+        self.nchw = (len(shape) == 4 and shape[1] in (1, 3) and shape[3] not in (1, 3))
+        names = [o.name for o in self.session.get_outputs()]
+        if self.output is None:
+            self.output_name = LOGITS if LOGITS in names else names[0]
+        elif self.output not in names:
+            raise NfiError(f"{self.path} has no output {self.output!r}. Received outputs: {names}")
+        else:
+            self.output_name = self.output
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        x = np.asarray(self.transform.apply(np.asarray(images, np.float32)), np.float32)
+        if self.nchw:
+            x = np.transpose(x, (0, 3, 1, 2))
+        x = np.ascontiguousarray(x)
+        parts = [self.session.run([self.output_name], {self.input_name: x[i:i + self.batch_size]})[0]
+                 for i in range(0, len(x), self.batch_size)]
+        return np.concatenate(parts).astype(np.float32)
+
+
+def _check_images(x, y):
+    x = np.asarray(x)
+    if x.dtype == np.uint8:
+        x = x.astype(np.float32) / 255.0
+    check(x.ndim == 4, f"images must be [N, height, width, channels]. Received: shape={x.shape}")
+    check(np.issubdtype(x.dtype, np.floating), f"images must be float in [0, 1] or uint8. "
+                                               f"Received: dtype={x.dtype}")
+    x = x.astype(np.float32)
+    check(bool(np.all(np.isfinite(x))), "images contain NaN or infinite values")
+    check(float(x.min()) >= 0.0 and float(x.max()) <= 1.0,
+          f"images must be in [0, 1] (pass uint8, or wrap a model that expects other inputs with "
+          f"input_scale/input_offset/mean/std). Received: range [{x.min():g}, {x.max():g}]")
+    y = np.asarray(y)
+    check(y.ndim == 1 and len(y) == len(x), f"labels must be [N] with N = {len(x)} images. "
+                                            f"Received: shape={y.shape}")
+    check(np.issubdtype(y.dtype, np.integer), f"labels must be integers. Received: dtype={y.dtype}")
+    return x, y.astype(np.int32)
+
+
+def _check_twin(twin_logits, query, x) -> str:
+    """Max |twin - ONNX Runtime| on the evaluation's images; a one-line error past tolerance."""
+    import tensorflow as tf
+
+    ref = query(x)
+    got = np.concatenate([np.asarray(twin_logits(tf.constant(x[i:i + 256])))
+                          for i in range(0, len(x), 256)])
+    check(got.shape == ref.shape, f"the twin's logits have shape {got.shape}, the ONNX file's "
+                                  f"{ref.shape}: not the same model")
+    diff = float(np.max(np.abs(got - ref)))
+    scale = max(1.0, float(np.max(np.abs(ref))))
+    agree = float(np.mean(np.argmax(got, 1) == np.argmax(ref, 1)))
+    if diff > TWIN_ATOL * scale or agree < 1.0:
+        raise NfiError(f"the differentiable twin disagrees with ONNX Runtime on the evaluation images "
+                       f"(max |diff| {diff:.3g} > {TWIN_ATOL * scale:.3g}, argmax agreement "
+                       f"{100 * agree:.2f}%): its gradients would not attack the file")
+    return f"twin checked against ONNX Runtime on {len(x)} images: max |diff| {diff:.2g}, argmax agree"
+
+
+def _output_names(model) -> list[str]:
+    try:
+        out = model.output
+    except (AttributeError, ValueError):  # a subclassed model that was never called
+        return []
+    return list(out) if isinstance(out, dict) else []
+
+
+def _routed(model) -> bool:
+    """An nfi model: a Keras model whose outputs include the routed logits and the route."""
+    names = _output_names(model)
+    return outputs.ROUTED in names and outputs.ROUTE in names
+
+
+def _nfi_subject(model, fingerprint: str, dataset: str, out_dir, described: str) -> Subject:
+    from nfi_tf.evaluation.subject import compiled_score
+
+    method = "nfi" if outputs.BENIGN in _output_names(model) else "trades"
+    num_classes = int(model.get_layer(outputs.HEADS_LAYER).num_classes)
+    return Subject(method=method, rows=outputs.scored_for(method), classifier=model,
+                   score=compiled_score(model), dataset=dataset, num_classes=num_classes,
+                   class_names=tuple(str(i) for i in range(num_classes)), fingerprint=fingerprint,
+                   out_dir=out_dir, description=described,
+                   heads_kernel=lambda: model.get_layer(outputs.HEADS_LAYER).tradeoff_kernel.numpy())
+
+
+def _subject(model, x, *, output, transform, twin, batch_size, dataset, out_dir):
+    """(Subject, notes, gradient_ok, ONNX query or None) for whatever `model` is."""
+    import keras
+
+    notes, described = [], ""
+    query = None
+    if isinstance(model, (str, os.PathLike)):
+        model = os.fspath(model)
+        if os.path.isfile(os.path.join(model, "model.keras")):  # an nfi-tf model dir
+            model = os.path.join(model, "model.keras")
+    if isinstance(model, (str, os.PathLike)) and os.fspath(model).endswith((".keras", ".h5")):
+        path = os.fspath(model)
+        if not os.path.isfile(path):
+            raise NfiError(f"no Keras model at {path}")
+        try:
+            model = keras.models.load_model(path, compile=False)
+        except Exception as e:  # Keras raises many types for an unreadable file
+            raise NfiError(f"{path} is not a loadable Keras model ({type(e).__name__})") from e
+        fingerprint, described = file_fingerprint(path), f"Keras model {os.path.basename(path)}"
+    else:
+        fingerprint = None
+    if isinstance(model, keras.Model) and _routed(model):
+        check(transform.identity, "an nfi model takes images in [0, 1]: no input transform applies")
+        fingerprint = fingerprint or weights_fingerprint(model.weights)
+        described = described or f"{type(model).__name__} in memory"
+        return _nfi_subject(model, fingerprint, dataset, out_dir, described), [], True, None
+    if isinstance(model, keras.Model) and fingerprint is not None:
+        logits = _keras_like(model, output, transform, described)
+    elif isinstance(model, (str, os.PathLike)):
+        path = os.fspath(model)
+        if path.endswith(".onnx"):
+            query = _Onnx(path, output, transform, batch_size)
+            fingerprint = file_fingerprint(path)
+            described = (f"ONNX file {os.path.basename(path)} ({'NCHW' if query.nchw else 'NHWC'} input, "
+                         f"output {query.output_name!r}) scored through ONNX Runtime")
+            logits = None
+            if twin is not None:  # it takes what the file takes (an NCHW file: an NCHW twin)
+                logits = _keras_like(twin, output, _Layout(transform, query.nchw), "the twin")
+                described += "; gradient attacks on the given twin, " + _check_twin(logits, query, x)
+            else:
+                notes.append("gradient attacks skipped: an ONNX file has no gradients; pass a "
+                             "differentiable twin (twin=) to run them")
+        elif os.path.isdir(path):
+            logits = _saved_model(path, output, transform)
+            fingerprint, described = file_fingerprint(path), f"SavedModel {os.path.basename(path)}"
+        else:
+            raise NfiError(f"model must be a Keras model, a callable, a .keras file, a SavedModel "
+                           f"directory or an .onnx file. Received: {path}")
+    elif callable(model):
+        logits = _keras_like(model, output, transform, "the model")
+        weights = getattr(model, "weights", None)
+        fingerprint = weights_fingerprint(weights) if weights else "callable"
+        described = f"{type(model).__name__} in memory"
+    else:
+        raise NfiError(f"model must be a Keras model, a callable or a path. Received: {type(model).__name__}")
+    if not transform.identity:
+        described += "; " + transform.describe()
+
+    def classifier(z, training=False):
+        del training
+        return {LOGITS: logits(z)}
+
+    if query is not None:
+        score = lambda xs: {LOGITS: query(xs)}  # noqa: E731  every row scored on the file itself
+        num_classes = query(x[:1]).shape[-1]
+    else:
+        from nfi_tf.evaluation.subject import compiled_score
+
+        score = compiled_score(classifier)
+        num_classes = score(x[:1])[LOGITS].shape[-1]
+    subject = Subject(method="classifier", rows=(LOGITS,), classifier=classifier, score=score,
+                      dataset=dataset, num_classes=int(num_classes),
+                      class_names=tuple(str(i) for i in range(int(num_classes))),
+                      fingerprint=fingerprint, out_dir=out_dir, description=described)
+    return subject, notes, logits is not None, query
+
+
+def evaluate_classifier(model, x, y, *, epsilon: float, norm: str = "linf", budget: str = "standard",
+                        attacks=None, output: str | None = None, input_scale: float = 1.0,
+                        input_offset: float = 0.0, mean=None, std=None, twin=None, seed: int = 0,
+                        batch_size: int = 200, out_dir: str | None = None, dataset: str = "custom",
+                        log: Callable[[str], None] | None = None, **budget_overrides):
+    """Run the attack registry on any classifier; returns the runner's EvalResult (`.report` is
+    the typed EvalReport; `.correct["logits"]` the per-example correctness per attack).
+
+    budget: "standard" (AutoAttack's) or "cpu"; single settings (e.g. apgd_steps=20) override it.
+    out_dir: also write eval.json, eval.md and eval.npz there.
+    """
+    from nfi_tf.evaluation import runner
+    from nfi_tf.evaluation.suite import nfi_targets, square
+
+    started = time.time()
+    x, y = _check_images(x, y)
+    transform = InputTransform(float(input_scale), float(input_offset),
+                               None if mean is None else tuple(np.atleast_1d(mean).tolist()),
+                               None if std is None else tuple(np.atleast_1d(std).tolist()))
+    values = {**suite.budget(budget), **budget_overrides}
+    with runner.quiet_retracing():
+        subject, notes, gradient_ok, query = _subject(model, x, output=output, transform=transform,
+                                                      twin=twin, batch_size=int(batch_size),
+                                                      dataset=dataset, out_dir=out_dir)
+    if attacks is None:  # a routed model keeps its route-aware attacks
+        attacks = PLAIN_SUITE + (("route_aware",) if subject.method == "nfi" else ())
+    cfg = validate(EvalConfig(model_dir=out_dir or "(in memory)", attacks=parse_attacks(attacks),
+                              batch_size=int(batch_size), seed=int(seed), epsilon=float(epsilon),
+                              norm=norm, verbose=0, **values))
+    if out_dir:
+        os.makedirs(out_dir, exist_ok=True)
+    check(int(y.max(initial=0)) < subject.num_classes and int(y.min(initial=0)) >= 0,
+          f"labels must be in [0, {subject.num_classes - 1}] (the model has {subject.num_classes} "
+          f"outputs). Received: range [{y.min()}, {y.max()}]")
+    pgd = AttackConfig(epsilon=cfg.epsilon, step_size=cfg.step_size or cfg.epsilon / 4,
+                       num_steps=cfg.pgd_steps or 20)
+    budgets = Budgets.of(cfg, pgd, subject.num_classes)
+    threat = ThreatModel(cfg.norm, cfg.epsilon)
+    planned = plan.plan(subject.method, cfg)
+    notes += runner.skipped_for_norm(cfg)
+    if not gradient_ok:
+        planned = [p for p in planned if not p.spec.gradient]
+    if subject.num_classes < 4 and any(p.family == "apgd_t" for p in planned):
+        notes.append(f"APGD-T skipped: its targeted DLR loss needs >= 4 classes. "
+                     f"Received: {subject.num_classes}")
+        planned = [p for p in planned if p.family != "apgd_t"]
+    attacks_built = {f: suite.get(f).build(budgets, threat) for f in dict.fromkeys(p.family for p in planned)}
+    targets = {}
+    for p in planned:
+        t = nfi_targets.target_for(subject.classifier, p.key)
+        if query is not None and p.family == square.SPEC.name:
+            t = dataclasses.replace(t, query=query)  # Square queries the file itself
+        targets[p.key] = t
+    setup = runner.Setup(cfg, subject, planned, attacks_built, targets, budgets, threat, int(seed), x, y,
+                          notes, None, None)
+    return runner.run_setup(setup, started, log or (lambda m: None))
