@@ -79,6 +79,8 @@ def run_suites(config: BenchConfig, log=print) -> dict:
 
         settle("serve")
         results["serve"] = run_serve(work_dir, config.serve_model_dir, tiny, log)
+        if "error" not in results["serve"]:
+            show(tables.precisions_table(results["serve"]))
     if "flops" in suites:
         from bench.flops_suite import run_flops
 

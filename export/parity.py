@@ -94,10 +94,10 @@ def compare(reference: dict[str, np.ndarray], runtimes: dict[str, dict[str, np.n
         names = [k for k in _ORDER if k in out] + sorted(set(out) - set(_ORDER) - {outputs.ROUTE})
         diffs[runtime] = {k: float(np.max(np.abs(out[k].astype(np.float64) - reference[k])))
                           for k in names}
-        same = out["route"] == reference["route"]
+        same = out[outputs.ROUTE] == reference[outputs.ROUTE]
         agreement[runtime] = float(same.mean())
         mismatches[runtime] = [int(i) for i in np.flatnonzero(~same)]
-    return ParityReport(examples=len(reference["route"]), atol=atol, max_abs_diff=diffs,
+    return ParityReport(examples=len(reference[outputs.ROUTE]), atol=atol, max_abs_diff=diffs,
                         route_agreement=agreement, route_mismatches=mismatches,
                         margins=argmax_margins(reference))
 

@@ -106,4 +106,4 @@ def compare(fp32: dict[str, np.ndarray], int8: dict[str, np.ndarray], labels: np
         examples=len(labels), calibration_examples=calibration_examples,
         fp32_accuracy=float(np.mean(p32 == labels)), int8_accuracy=float(np.mean(p8 == labels)),
         prediction_agreement=float(np.mean(p32 == p8)),
-        route_agreement=float(np.mean(fp32["route"] == int8["route"])))
+        route_agreement=float(np.mean(fp32[outputs.ROUTE] == int8[outputs.ROUTE])))

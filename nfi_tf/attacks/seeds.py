@@ -14,7 +14,7 @@ from that canonical tuple:
 Same parts, same draws, on any run and after any resume. `stateless_seed(a, b)` is `[a, b]`
 for 0 <= a, b < 2**62, so training's key is literally (seed, step) and the per-epoch check's
 (seed, batch). The three functions keep the values of the helpers they replace
-(`attacks.base.seed_tensor`, `attacks.base.numpy_rng`, `evaluation.attack_factory.int_seed`),
+(`attacks.base.seed_tensor`, `attacks.base.numpy_rng` and the evaluation's former `int_seed`),
 so no evaluation number moves because of this module.
 """
 
