@@ -21,7 +21,7 @@ def make_eval_step(classifier, attack: AttackConfig, seed: int):
     """A compiled step returning per-output counts of correct predictions on x and on x'."""
 
     def tradeoff(z):
-        return classifier(z, training=False)["tradeoff"]
+        return classifier(z, training=False)[outputs.TRADEOFF]
 
     @tf.function(reduce_retracing=True)
     def step(x, y, batch_index):

@@ -16,7 +16,7 @@ from collections.abc import Callable
 import keras
 import tensorflow as tf
 
-from nfi_tf import losses
+from nfi_tf import losses, outputs
 from nfi_tf.attacks import losses as attack_losses
 from nfi_tf.attacks import pgd_core
 from nfi_tf.attacks.seeds import stateless_seed
@@ -43,7 +43,7 @@ class AdversarialTrainer(keras.Model):
         super().__init__(**kwargs)
         self.classifier = classifier
         self.config = config
-        self.heads_layer = classifier.get_layer("heads")
+        self.heads_layer = classifier.get_layer(outputs.HEADS_LAYER)
         # The running counterfactual denominator (docs/method.md §2): a moving average of the
         # whole model's KL over steps, and how many steps it has seen (0: take the next batch's
         # value as is). Not trainable; checkpointed next to the model (`counterfactual_state`)
@@ -69,7 +69,7 @@ class AdversarialTrainer(keras.Model):
     def _tradeoff_eval(self, x):
         # The attack sees the model in inference mode (batch-norm statistics frozen, no
         # dropout), as TRADES' `model.eval()` during generation.
-        return self.classifier(x, training=False)["tradeoff"]
+        return self.classifier(x, training=False)[outputs.TRADEOFF]
 
     def adversarial_examples(self, x, seed):
         """x' maximizing KL(h_t(x) || h_t(x')) from TRADES' start x + 0.001 N(0, 1)."""
@@ -88,11 +88,11 @@ class AdversarialTrainer(keras.Model):
         Why train `rob` against it: the benign route (and the adversarial one) needs the robust
         part score to agree with the trade-off head; if `rob` keeps the label on x_rg, no wrong
         class can be agreed on, and the switch falls back to the trade-off head."""
-        clean = tf.stop_gradient(self.classifier(x, training=False)["tradeoff"])
+        clean = tf.stop_gradient(self.classifier(x, training=False)[outputs.TRADEOFF])
         num_classes = clean.shape[-1]
         target = tf.argmax(clean - 1e9 * tf.one_hot(tf.argmax(clean, axis=-1), num_classes),
                            axis=-1, output_type=tf.int32)
-        names = ("tradeoff", "rob", "nr", "benign")
+        names = (outputs.TRADEOFF, outputs.ROB, outputs.NR, outputs.BENIGN)
 
         def scores(images):
             out = self.classifier(images, training=False)
@@ -109,8 +109,8 @@ class AdversarialTrainer(keras.Model):
         """CE of the robust part score on x_rg, and how often x_rg fools the routed output."""
         out = self.classifier(x_rg, training=training)
         ce = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(
-            y, tf.cast(out["rob"], tf.float32), from_logits=True))
-        return ce, 1.0 - _accuracy(y, out["routed"])
+            y, tf.cast(out[outputs.ROB], tf.float32), from_logits=True))
+        return ce, 1.0 - _accuracy(y, out[outputs.ROUTED])
 
     def step_seed(self, offset: int = 0):
         """The random start is a function of (seed, step): replayable after a resume. `offset`
@@ -122,8 +122,8 @@ class AdversarialTrainer(keras.Model):
         out = dict(self.classifier(x, training=training))
         if self.config.loss.detach_aux_heads and self.config.model.method == "nfi":
             # Ablation: the benign and adversarial heads learn on a frozen copy of f(x).
-            feature = tf.stop_gradient(out["feature"])
-            for head in ("benign", "adversarial"):
+            feature = tf.stop_gradient(out[outputs.FEATURE])
+            for head in (outputs.BENIGN, outputs.ADVERSARIAL):
                 out[head] = self.heads_layer.head_logits(head, feature)
         return out
 
@@ -137,7 +137,7 @@ class AdversarialTrainer(keras.Model):
         if lo.counterfactual_loss != "running":
             return None, warmup
         whole = tf.cast(tf.stop_gradient(
-            losses.kl_divergence(clean["tradeoff"], adv["tradeoff"])), tf.float32)
+            losses.kl_divergence(clean[outputs.TRADEOFF], adv[outputs.TRADEOFF])), tf.float32)
         ctx = tf.distribute.get_replica_context()
         if ctx is not None and ctx.num_replicas_in_sync > 1:
             # One denominator for the global batch, the same on every replica.
@@ -198,23 +198,23 @@ class AdversarialTrainer(keras.Model):
 
     def batch_metrics(self, terms, clean, adv, y):
         m = dict(terms)
-        m["acc_tradeoff"] = _accuracy(y, clean["tradeoff"])
-        m["adv_acc_tradeoff"] = _accuracy(y, adv["tradeoff"])
+        m["acc_tradeoff"] = _accuracy(y, clean[outputs.TRADEOFF])
+        m["adv_acc_tradeoff"] = _accuracy(y, adv[outputs.TRADEOFF])
         if self.config.model.method == "nfi":
-            m["acc_benign"] = _accuracy(y, clean["benign"])
-            m["adv_acc_adversarial"] = _accuracy(y, adv["adversarial"])
-            m["acc_robust_part"] = _accuracy(y, clean["robust_part"])
-            m["acc_nonrobust_part"] = _accuracy(y, clean["nonrobust_part"])
-            m["acc_routed"] = _accuracy(y, clean["routed"])
+            m["acc_benign"] = _accuracy(y, clean[outputs.BENIGN])
+            m["adv_acc_adversarial"] = _accuracy(y, adv[outputs.ADVERSARIAL])
+            m["acc_robust_part"] = _accuracy(y, clean[outputs.ROBUST_PART])
+            m["acc_nonrobust_part"] = _accuracy(y, clean[outputs.NONROBUST_PART])
+            m["acc_routed"] = _accuracy(y, clean[outputs.ROUTED])
             for i, name in enumerate(ROUTE_NAMES):
-                m[f"route_{name}"] = tf.reduce_mean(tf.cast(tf.equal(clean["route"], i), tf.float32))
+                m[f"route_{name}"] = tf.reduce_mean(tf.cast(tf.equal(clean[outputs.ROUTE], i), tf.float32))
         return m
 
     def test_step(self, data):
         x, y = data
         out = self.classifier(x, training=False)
-        return {"acc_routed": _accuracy(y, out["routed"]),
-                "acc_tradeoff": _accuracy(y, out["tradeoff"])}
+        return {"acc_routed": _accuracy(y, out[outputs.ROUTED]),
+                "acc_tradeoff": _accuracy(y, out[outputs.TRADEOFF])}
 
 
 def step_function(trainer: AdversarialTrainer, strategy, jit_compile: bool) -> Callable:
