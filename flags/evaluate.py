@@ -7,11 +7,14 @@ settings (the dataset preset, TRADES' evaluation scripts); a flag given on the c
 overrides them. AutoAttack's budgets default to its standard version.
 """
 
+import os
+
 from absl import flags
 
 from flags import common
 from flags import dataclass_flags as dcf
 from flags.train import preset_text
+from nfi_tf.evaluation.classifier import ClassifierSource
 from nfi_tf.evaluation.config import EvalConfig, parse_attacks, validate
 from nfi_tf.evaluation.suite import registry
 
@@ -33,15 +36,39 @@ def _default_text(spec: dcf.FlagSpec) -> str | None:
     return f"{spec.none}: {preset}, unless set in training"
 
 
+def source_specs() -> list[dcf.FlagSpec]:
+    return dcf.flag_specs(ClassifierSource)
+
+
 def define_evaluate_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
-    common.define_model_dir(help_text="A model dir written by python -m nfi_tf.train; eval.json, "
-                            "eval.md, eval.npz and feature_overlap.{json,png} are written into it.",
-                            flag_values=flag_values)
+    # Not required: a classifier nfi-tf did not train comes with --keras_model, --saved_model or
+    # --onnx instead (then --model_dir, if given, is only where the reports go).
+    common.define_model_dir(required=False, help_text="A model dir written by python -m nfi_tf.train; "
+                            "eval.json, eval.md, eval.npz and feature_overlap.{json,png} are written "
+                            "into it.", flag_values=flag_values)
     common.define_data_dir(flag_values)
     dcf.define(specs(), default_text=_default_text, flag_values=flag_values)
+    dcf.define(source_specs(), flag_values=flag_values)
     flags.DEFINE_list("merge", None, "Merge these eval.npz files (several runs on one model) into one "
                       "per-example worst case in --model_dir/eval_merged.{json,md}; runs no attack.",
                       flag_values=flag_values)
+
+
+def is_classifier_mode(values: flags.FlagValues) -> bool:
+    """--keras_model/--saved_model, or --onnx without a trained model dir (--model_dir is then only
+    where the reports go): a classifier nfi-tf did not train."""
+    model_dir = values["model_dir"].value
+    trained = bool(model_dir) and os.path.exists(os.path.join(model_dir, "model.keras"))
+    return bool(values["keras_model"].value or values["saved_model"].value
+                or (values["onnx"].value and not trained))
+
+
+def source_from_flags(values: flags.FlagValues) -> tuple[ClassifierSource, dict]:
+    """The classifier mode's source, and the EvalConfig fields given on the command line."""
+    source = ClassifierSource(**dcf.values_from_flags(values, source_specs()))
+    every = dcf.values_from_flags(values, specs(), converters={"attacks": parse_attacks})
+    given = {s.field: every[s.field] for s in specs() if values[s.flag].present}
+    return source, given
 
 
 def eval_config_from_flags(values: flags.FlagValues) -> EvalConfig:

@@ -180,3 +180,32 @@ def test_an_nfi_model_keeps_its_route_aware_attacks_and_agrees_with_the_cli_runn
     default = nfi_tf.evaluate_classifier(trained.classifier, images[:16], labels[:16], epsilon=0.3,
                                          budget="cpu", **{**small, "batch_size": 16})
     assert "route_aware" in default.report.columns  # a routed model keeps its route-aware attacks
+
+
+def test_the_command_line_evaluates_a_keras_file_and_an_onnx_file(tmp_path, mnist_test_arrays):
+    import tf2onnx
+    from helpers import run_cli
+
+    model = _nchw_mnist_cnn()
+    keras_path, onnx_path = str(tmp_path / "nchw.keras"), str(tmp_path / "nchw.onnx")
+    model.save(keras_path)
+    tf2onnx.convert.from_keras(model, input_signature=(tf.TensorSpec((None, 1, 28, 28), tf.float32),),
+                               output_path=onnx_path)
+    budget = ["--dataset=mnist", "--eval_examples=32", "--budget=cpu", "--apgd_steps=5", "--fab_steps=5",
+              "--square_queries=50"]
+    # The Keras file takes NCHW too: only the ONNX file's layout is detected, so a Keras model
+    # must take NHWC. Here the ONNX file with the Keras file as its twin.
+    out = run_cli("nfi_tf.evaluate", f"--onnx={onnx_path}", f"--twin={keras_path}",
+                  f"--model_dir={tmp_path / 'reports'}", *budget)
+    assert out.returncode == 0, out.stderr[-2000:]
+    report = EvalReport.load(str(tmp_path / "reports" / "eval.json"))
+    assert report.method == "classifier" and report.settings["apgd"]["steps"] == 5  # flag over budget
+    assert report.settings["square"]["queries"] == 50 and report.settings["fab_t"]["steps"] == 5
+    assert report.settings["apgd"]["targets"] == 3  # the cpu budget where no flag is given
+    assert "twin checked against ONNX Runtime on 32 images" in report.settings["model"]
+    assert "Model: ONNX file nchw.onnx (NCHW input" in open(tmp_path / "reports" / "eval.md").read()
+    missing = run_cli("nfi_tf.evaluate", "--eval_examples=8")
+    lines = [ln for ln in missing.stderr.splitlines() if "error" in ln.lower()]
+    assert missing.returncode == 2 and len(lines) == 1 and "give --model_dir" in lines[0], missing.stderr
+    no_data = run_cli("nfi_tf.evaluate", f"--onnx={onnx_path}")
+    assert no_data.returncode == 2 and "--dataset is required" in no_data.stderr

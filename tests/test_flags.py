@@ -87,9 +87,11 @@ BEFORE = {
     },
 }
 # Flags added since: a field that gains help metadata becomes a flag (evaluate: cw_confidence,
-# from the attack registry's budget).
-ADDED = {"evaluate": {"cw_confidence"}}
-REQUIRED = {"train": {"model_dir"}, "evaluate": {"model_dir"}, "export": {"model_dir"},
+# from the attack registry's budget; norm; the classifier mode's ClassifierSource fields).
+ADDED = {"evaluate": {"cw_confidence", "norm", "keras_model", "saved_model", "dataset", "twin", "budget"}}
+# evaluate: --model_dir is no longer required, a classifier comes with --keras_model & co instead
+# (the command then says in one line what it needs; tests/test_evaluate_classifier.py).
+REQUIRED = {"train": {"model_dir"}, "evaluate": set(), "export": {"model_dir"},
             "predict": {"model"}, "bench": set()}
 
 DEFINE = {"train": train_flags.define_train_flags, "evaluate": evaluate_flags.define_evaluate_flags,
@@ -99,7 +101,8 @@ DEFINE = {"train": train_flags.define_train_flags, "evaluate": evaluate_flags.de
 
 GENERATED = {
     "train": lambda: [s for specs in train_flags.group_specs().values() for s in specs],
-    "evaluate": evaluate_flags.specs, "export": export_flags.export_specs,
+    "evaluate": lambda: evaluate_flags.specs() + evaluate_flags.source_specs(),
+    "export": export_flags.export_specs,
     "predict": lambda: export_flags.predict_specs() + export_flags.session_specs(),
     "bench": bench_flags.specs,
 }

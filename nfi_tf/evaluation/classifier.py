@@ -45,6 +45,68 @@ TWIN_ATOL = 1e-3  # relative to the logits' scale: float32 converters agree far 
 
 
 @dataclasses.dataclass(frozen=True)
+class ClassifierSource:
+    """`python -m nfi_tf.evaluate` on a classifier nfi-tf did not train: what it is, which test
+    images, and how it takes them (the attacks' settings are EvalConfig's)."""
+
+    keras_model: str | None = dataclasses.field(default=None, metadata={
+        "help": "Evaluate this Keras model file (.keras/.h5) instead of a --model_dir", "none": "none"})
+    saved_model: str | None = dataclasses.field(default=None, metadata={
+        "help": "Evaluate this SavedModel directory instead of a --model_dir", "none": "none"})
+    dataset: str | None = dataclasses.field(default=None, metadata={
+        "help": "Test images for --keras_model/--saved_model/--onnx without --model_dir "
+                "(a tfds name: mnist, cifar10)", "none": "none"})
+    output: str | None = dataclasses.field(default=None, metadata={
+        "help": "The model's logits output, when it has several", "none": "its only output, or 'logits'"})
+    twin: str | None = dataclasses.field(default=None, metadata={
+        "help": "A Keras model file computing the same function as --onnx, for the gradient attacks "
+                "(checked against ONNX Runtime first)", "none": "Square only on an ONNX file"})
+    budget: str = dataclasses.field(default="standard", metadata={
+        "help": "Named attack budget: standard (AutoAttack's) or cpu; single budget flags given "
+                "on the command line override it"})
+    input_scale: float = dataclasses.field(default=1.0, metadata={
+        "help": "The model sees x * input_scale + input_offset (x in [0, 1]), e.g. 255"})
+    input_offset: float = dataclasses.field(default=0.0, metadata={"help": "See --input_scale"})
+    mean: tuple[float, ...] | None = dataclasses.field(default=None, metadata={
+        "help": "Per-channel mean subtracted after the scale (then divided by --std)", "none": "none"})
+    std: tuple[float, ...] | None = dataclasses.field(default=None, metadata={
+        "help": "Per-channel std the model divides by", "none": "none"})
+
+    @property
+    def model(self) -> str | None:
+        return self.keras_model or self.saved_model
+
+
+def evaluate_source(source: ClassifierSource, given: dict, onnx_path: str | None, out_dir: str | None,
+                    data_dir: str | None = None, download: bool = True,
+                    log: Callable[[str], None] = print):
+    """The CLI's classifier mode: the dataset's test images, then evaluate_classifier. `given`:
+    the EvalConfig fields set on the command line (the rest come from the budget and defaults)."""
+    from nfi_tf import data
+    from nfi_tf.config import make_config
+
+    paths = [p for p in (source.keras_model, source.saved_model, onnx_path) if p]
+    check(len(paths) == 1, "give exactly one of --model_dir, --keras_model, --saved_model, --onnx. "
+                           f"Received: {', '.join(paths) or 'none'}")
+    check(bool(source.dataset), "--dataset is required with --keras_model, --saved_model or --onnx "
+                                "(the test images to attack). Received: dataset=None")
+    preset = make_config(source.dataset)
+    data_cfg = dataclasses.replace(preset.data, data_dir=data_dir) if data_dir else preset.data
+    images, labels = data.load_arrays(data_cfg, "test", given.get("eval_examples"), download)
+    given = {k: v for k, v in given.items() if k not in ("eval_examples", "onnx")}
+    epsilon = given.pop("epsilon", None) or preset.eval_attack.epsilon
+    twin = None
+    if source.twin:
+        import keras
+
+        twin = keras.models.load_model(source.twin, compile=False)
+    return evaluate_classifier(paths[0], images, labels, epsilon=float(epsilon), budget=source.budget,
+                               output=source.output, input_scale=source.input_scale,
+                               input_offset=source.input_offset, mean=source.mean, std=source.std,
+                               twin=twin, out_dir=out_dir, dataset=preset.data.dataset, log=log, **given)
+
+
+@dataclasses.dataclass(frozen=True)
 class InputTransform:
     """What the model sees of an image x in [0, 1]: ((x * scale + offset) - mean) / std."""
 
@@ -335,7 +397,7 @@ def evaluate_classifier(model, x, y, *, epsilon: float, norm: str = "linf", budg
     transform = InputTransform(float(input_scale), float(input_offset),
                                None if mean is None else tuple(np.atleast_1d(mean).tolist()),
                                None if std is None else tuple(np.atleast_1d(std).tolist()))
-    values = {**suite.budget(budget), **budget_overrides}
+    values = {"verbose": 0, **suite.budget(budget), **budget_overrides}
     with runner.quiet_retracing():
         subject, notes, gradient_ok, query = _subject(model, x, output=output, transform=transform,
                                                       twin=twin, batch_size=int(batch_size),
@@ -344,7 +406,7 @@ def evaluate_classifier(model, x, y, *, epsilon: float, norm: str = "linf", budg
         attacks = PLAIN_SUITE + (("route_aware",) if subject.method == "nfi" else ())
     cfg = validate(EvalConfig(model_dir=out_dir or "(in memory)", attacks=parse_attacks(attacks),
                               batch_size=int(batch_size), seed=int(seed), epsilon=float(epsilon),
-                              norm=norm, verbose=0, **values))
+                              norm=norm, **values))
     if out_dir:
         os.makedirs(out_dir, exist_ok=True)
     check(int(y.max(initial=0)) < subject.num_classes and int(y.min(initial=0)) >= 0,

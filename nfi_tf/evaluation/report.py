@@ -120,6 +120,8 @@ def markdown(result: EvalReport) -> str:
              f"{result.examples} test images, {_norm_title(s)} eps = {s['epsilon']:g}, seed {result.seed}. "
              "Accuracy in %.", ""]
     lines += md_table(["output"] + _titles(result), main_table_rows(result))
+    if s.get("model"):  # a classifier nfi-tf did not train: what it is and how it was run
+        lines += ["", f"Model: {s['model']}."]
     lines += ["", "Attacks that ran:", ""] + attack_notes(result)
     if result.method == "nfi":
         lines.append("- Every gradient attack on the routed model runs through the hard switch, a "
