@@ -26,12 +26,12 @@ import keras
 import numpy as np
 
 from nfi_tf import data, model_io, outputs
+from nfi_tf.attacks.seeds import int_seed
 from nfi_tf.attacks.threat import ThreatModel
 from nfi_tf.config import AttackConfig, make_config
 from nfi_tf.evaluation import feature_overlap, plan, records, report, suite
 from nfi_tf.evaluation import routes as routes_lib
 from nfi_tf.evaluation import worst_case as wc
-from nfi_tf.attacks.seeds import int_seed
 from nfi_tf.evaluation.config import EvalConfig, validate
 from nfi_tf.evaluation.eval_report import EvalReport
 from nfi_tf.evaluation.keys import AttackKey
