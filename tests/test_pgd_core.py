@@ -133,6 +133,9 @@ def test_seed_values_are_those_of_the_helpers_they_replace():
     np.testing.assert_array_equal(seeds.stateless_seed(11, "pgd@routed:hard", 0), [11, 2467378476113222])
     np.testing.assert_array_equal(seeds.stateless_seed(7, 123), [7, 123])  # training's (seed, step)
     np.testing.assert_array_equal(seeds.numpy_rng(5, "square").integers(0, 1000, 3), [858, 472, 253])
+    from nfi_tf.evaluation import runner  # the evaluation keys its batches with this very function
+
+    assert runner.int_seed is seeds.int_seed
 
 
 def test_seed_from_tensors_equals_seed_from_ints():
