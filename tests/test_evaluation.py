@@ -470,7 +470,7 @@ def test_cli_end_to_end(trained_mnist_dir, tmp_path):
 @pytest.mark.parametrize("args, message", [
     (("--model_dir=/nonexistent/model",), "model dir /nonexistent/model does not exist"),
     (("--model_dir=.", "--attacks=pgd,fgsm"), "Received: attacks=pgd,fgsm"),
-    (("--model_dir=.", "--route_temperatures=a"), "Received: route_temperatures=a"),
+    (("--model_dir=.", "--route_temperatures=a"), "Received: route_temperatures='a'"),
 ])
 @pytest.mark.large
 def test_cli_bad_input_is_one_line_and_exit_2(args, message):
