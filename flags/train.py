@@ -56,10 +56,13 @@ def define_train_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     common.define_data_dir(flag_values)
     common.define_cpu_devices(flag_values)
     presets = ", ".join(PRESETS)
-    flags.DEFINE_string("dataset", DataConfig.dataset, "A tfds image classification dataset: "
-                        "mnist, cifar10, cifar100, svhn_cropped, ... It picks the preset of "
-                        f"every unset flag: TRADES' settings for {presets}; other datasets take "
-                        "cifar10's.", flag_values=flag_values)
+    flags.DEFINE_string("dataset", DataConfig.dataset, "A tfds image classification dataset "
+                        "(mnist, cifar10, cifar100, svhn_cropped, ...), folder:PATH (one "
+                        "subfolder of PNG/JPEG images per class, or PATH/train and PATH/test "
+                        "holding them) or PATH.npz (arrays x, y; optionally x_test, y_test). It "
+                        f"picks the preset of every unset flag: TRADES' settings for {presets}; "
+                        "other datasets get one derived from their images, printed at start.",
+                        flag_values=flag_values)
     for group, specs in group_specs().items():
         dcf.define(specs, unset=True, flag_values=flag_values,
                    default_text=lambda spec, group=group: preset_text(group, spec.field, spec.default))

@@ -45,7 +45,18 @@ class DataConfig:
                 "then reports on them, not on test images (0: no validation split)"})
     # TRADES' CIFAR augmentation: pad 4, random crop, horizontal flip
     augment: bool = field(default=False, metadata={"help": "Pad-4 random crop + flip"})
+    # Streamed tfds sets (not mnist/cifar10, which are permuted in memory) shuffle in a buffer.
     shuffle_buffer: int = 10_000
+    # Sets whose images differ in size need it; a fixed-size set is resized when it is given.
+    image_size: int | None = field(default=None, metadata={
+        "help": "Resize every image to NxN pixels (needed when the dataset's images differ in "
+                "size)", "none": "the dataset's own size"})
+    # A folder without PATH/test, an .npz without x_test, a tfds set without a test or
+    # validation split: this share of the training images is the test split (said at start).
+    test_share: float = field(default=0.1, metadata={
+        "help": "When the dataset has no test split of its own (a folder without test/, an .npz "
+                "without x_test, a tfds set without test or validation): the share of its "
+                "training images held out as the test split"})
 
 
 @dataclass(frozen=True)
@@ -53,7 +64,9 @@ class ModelConfig:
     method: str = field(default="nfi", metadata={
         "help": "nfi (three heads + routing) or trades (the baseline)"})
     backbone: str = field(default="small_cnn", metadata={
-        "help": f"Feature extractor: {' or '.join(BACKBONES)}"})
+        "help": f"Feature extractor: {', '.join(BACKBONES)} or keras.applications.NAME (e.g. "
+                f"keras.applications.MobileNetV2: include_top=False, global average pooling, its "
+                f"preprocess_input inside the model, which takes [0, 1] pixels)"})
     depth: int = field(default=34, metadata={"help": "WideResNet depth, 6n+4"})  # WideResNet only
     width: int = field(default=10, metadata={"help": "WideResNet widening factor"})
     # d: the first d feature dims are the robust part. None: 128 if 128 < D else D // 2 (see
@@ -62,9 +75,14 @@ class ModelConfig:
         "help": "d: feature dims of the robust part",
         "none": "128 if the backbone's feature size D is over 128, else D // 2"})
     dropout: float = field(default=0.5, metadata={"help": "SmallCNN dropout rate"})  # TRADES: 0.5
+    # keras.applications backbones only; checked for existence when the model is built, so a
+    # model dir's config.json still loads where the file is gone.
+    backbone_weights: str | None = field(default=None, metadata={
+        "help": "keras.applications backbones: a local include_top=False weights file to start "
+                "from (never downloaded)", "none": "random initialization"})
 
     def __post_init__(self):
-        if self.robust_dims is None and self.backbone in BACKBONES:
+        if self.robust_dims is None and backbones.is_known(self.backbone):
             dims = backbones.feature_dims(self)
             if dims > 0:  # else validate() reports the width
                 object.__setattr__(self, "robust_dims", backbones.default_robust_dims(dims))
@@ -215,7 +233,7 @@ _GROUP_CLASSES = {
 }
 
 # TRADES' official settings (train_trades_mnist.py, train_trades_cifar10.py and their
-# pgd_attack scripts). Datasets not listed take the CIFAR-10 row, the usual 32x32 RGB recipe.
+# pgd_attack scripts). Other datasets get one derived from their images (`derived_preset`).
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "mnist": {
         "data": {"augment": False},
@@ -246,9 +264,57 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
 }
 
 
+# A dataset without a preset: MNIST's recipe for small grayscale images (digits-like), else
+# CIFAR-10's (eps 8/255: natural images). Small or grayscale images get SmallCNN; larger RGB ones
+# CIFAR-10's WideResNet-34-10, named in `preset_note` since it is slow on a CPU.
+_MNIST_LIKE_MAX_SIDE = 36  # 28x28-ish
+_SMALL_CNN_MAX_SIDE = 31  # below CIFAR-10's 32x32
+
+
+def derived_preset(image_shape) -> tuple[str, dict[str, dict[str, Any]]]:
+    """(a name, the preset) for images of (height, width, channels); height and width may be
+    None (a tfds set of variable size, no --image_size): taken as large."""
+    h, w, c = image_shape
+    side = max(h, w) if h is not None and w is not None else None
+    small = side is not None and side <= _SMALL_CNN_MAX_SIDE
+    if c == 1 and side is not None and side <= _MNIST_LIKE_MAX_SIDE:
+        return "mnist-like", PRESETS["mnist"]
+    preset = {group: dict(values) for group, values in PRESETS["cifar10"].items()}
+    if c == 1 or small:
+        preset["model"] = {"backbone": "small_cnn"}
+    return ("natural-image" if c == 3 else "natural-grayscale"), preset
+
+
+def preset_note(dataset: str, image_shape) -> str | None:
+    """The one line that says which preset a dataset without one got (None for mnist/cifar10)."""
+    if dataset in PRESETS:
+        return None
+    name, p = derived_preset(image_shape)
+    h, w, c = image_shape
+    a, model = p["attack"], p["model"]
+    backbone = model["backbone"]
+    if backbone == "wide_resnet":
+        backbone = (f"CIFAR-10's wide_resnet depth {model['depth']} width {model['width']} "
+                    f"(slow on a CPU: --backbone=small_cnn or --depth/--width for a smaller one)")
+    return (f"nfi_tf: {dataset} has no preset: derived the {name} preset from its "
+            f"{h or '?'}x{w or '?'}x{c} images: epsilon {a['epsilon']:g}, training PGD "
+            f"{a['num_steps']} steps of {a['step_size']:g}, beta {p['loss']['beta']:g}, "
+            f"augment {p['data']['augment']}, backbone {backbone} (every flag overrides it)")
+
+
 def make_config(dataset: str, overrides: dict[str, dict[str, Any]] | None = None) -> Config:
-    """The preset for `dataset`, with `overrides` ({group: {field: value}}) applied, validated."""
-    preset = PRESETS.get(dataset, PRESETS["cifar10"])
+    """The preset for `dataset`, with `overrides` ({group: {field: value}}) applied, validated.
+
+    mnist and cifar10 have TRADES' presets; any other dataset (a tfds name, folder:PATH or an
+    .npz) one derived from its images (`derived_preset`), which reads its image shape (one
+    header; an unknown or missing dataset is an NfiError here). A path is made absolute."""
+    preset = PRESETS.get(dataset)
+    if preset is None:
+        from nfi_tf.datasets import probe
+
+        data = (overrides or {}).get("data", {})
+        dataset, shape = probe.preset_shape(dataset, data.get("data_dir"), data.get("image_size"))
+        preset = PRESETS.get(dataset) or derived_preset(shape)[1]
     groups: dict[str, dict[str, Any]] = {}
     for name in _GROUP_CLASSES:
         groups[name] = dict(preset.get(name, {}))
@@ -263,7 +329,10 @@ def make_config(dataset: str, overrides: dict[str, dict[str, Any]] | None = None
 def validate(c: Config) -> Config:
     """Reject contradictory or out-of-range settings with the offending value in the message."""
     d, m, t, lo = c.data, c.model, c.train, c.loss
-    check(bool(d.dataset), "dataset must be a non-empty tfds name")
+    check(bool(d.dataset), "dataset must be a tfds name, folder:PATH or PATH.npz")
+    check(d.image_size is None or d.image_size >= 8,
+          f"image_size must be >= 8 pixels. Received: image_size={d.image_size}")
+    check(0 < d.test_share < 1, f"test_share must be in (0, 1). Received: test_share={d.test_share}")
     check(d.train_examples is None or d.train_examples > 0,
           f"train_examples must be > 0. Received: train_examples={d.train_examples}")
     check(d.eval_examples > 0, f"eval_examples must be > 0. Received: eval_examples={d.eval_examples}")
@@ -271,17 +340,33 @@ def validate(c: Config) -> Config:
           f"validation_examples must be an integer >= 0. "
           f"Received: validation_examples={d.validation_examples!r}")
     check(m.method in METHODS, f"method must be one of {METHODS}. Received: method={m.method!r}")
-    check(m.backbone in BACKBONES,
-          f"backbone must be one of {BACKBONES}. Received: backbone={m.backbone!r}")
+    check(m.backbone in BACKBONES + (backbones.CUSTOM,) or backbones.is_application(m.backbone),
+          f"backbone must be one of {BACKBONES} or keras.applications.NAME (e.g. "
+          f"keras.applications.MobileNetV2). Received: backbone={m.backbone!r}")
+    if backbones.is_application(m.backbone):
+        try:
+            backbones.application(m.backbone)
+        except ValueError as e:
+            raise NfiError(str(e)) from None
+    check(m.backbone_weights is None or backbones.is_application(m.backbone),
+          f"backbone_weights is for keras.applications backbones. "
+          f"Received: backbone_weights={m.backbone_weights!r}, backbone={m.backbone!r}")
+    check(m.backbone_weights != "imagenet",
+          "backbone_weights must be a local weights file: nothing is downloaded (get the "
+          "include_top=False file elsewhere and give its path). Received: backbone_weights='imagenet'")
     if m.backbone == "wide_resnet":
         check(m.depth >= 10 and (m.depth - 4) % 6 == 0,
               f"WideResNet depth must be 6n+4 with n >= 1 (10, 16, 22, 28, 34, ...). "
               f"Received: depth={m.depth}")
         check(m.width >= 1, f"WideResNet width must be >= 1. Received: width={m.width}")
-    feat = backbones.feature_dims(m)
-    check(m.robust_dims is not None and 0 < m.robust_dims < feat,
-          f"robust_dims must be in [1, {feat - 1}] for the {m.backbone} feature of size {feat}. "
-          f"Received: robust_dims={m.robust_dims}")
+    if m.backbone == backbones.CUSTOM:  # D is the model's own: the heads check d < D at build
+        check(isinstance(m.robust_dims, int) and m.robust_dims > 0,
+              f"robust_dims must be an integer >= 1. Received: robust_dims={m.robust_dims!r}")
+    else:
+        feat = backbones.feature_dims(m)
+        check(m.robust_dims is not None and 0 < m.robust_dims < feat,
+              f"robust_dims must be in [1, {feat - 1}] for the {m.backbone} feature of size "
+              f"{feat}. Received: robust_dims={m.robust_dims}")
     for name, a in (("attack", c.attack), ("eval_attack", c.eval_attack)):
         check(math.isfinite(a.epsilon) and a.epsilon > 0,
               f"{name} epsilon must be > 0. Received: epsilon={a.epsilon}")

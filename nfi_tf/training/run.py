@@ -33,7 +33,7 @@ import tensorflow as tf
 from tensorflow.python.framework import config as tf_config  # disable_op_determinism is not public
 
 from nfi_tf import data, io_utils, serving_examples
-from nfi_tf.config import Config
+from nfi_tf.config import Config, preset_note
 from nfi_tf.distribute import build_strategy, distribute_dataset, is_chief
 from nfi_tf.training import epoch_eval, hooks
 from nfi_tf.training.controller import Controller, LoopState
@@ -74,6 +74,11 @@ def train_and_evaluate(config: Config, model_dir: str, *, download: bool = True,
     write_dir = model_dir if scratch is None else scratch.name
 
     info = data.load_info(config.data, download)
+    if verbose:  # a dataset without a preset, or without a test split, says what it got
+        for note in (preset_note(config.data.dataset, info.image_shape),
+                     data.split_note(config.data, download)):
+            if note:
+                print(note, flush=True)
     t = config.train
     stream = data.TrainStream(config.data, t.batch_size, t.seed, download)
     # "validation" (held-out train images) when --validation_examples is set, else "test".
