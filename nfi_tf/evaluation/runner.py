@@ -22,7 +22,6 @@ import os
 import time
 from collections.abc import Callable
 
-import keras
 import numpy as np
 
 from nfi_tf import data, model_io, outputs
@@ -40,6 +39,7 @@ from nfi_tf.evaluation.suite import apgd_t, nfi_targets, registry, square
 from nfi_tf.evaluation.suite.budgets import Budgets
 from nfi_tf.evaluation.suite.target import AttackTarget
 from nfi_tf.outputs import ROUTE_NAMES
+from nfi_tf.progress import progress_bar
 
 OVERLAP_JSON = "feature_overlap.json"
 OVERLAP_PNG = "feature_overlap.png"
@@ -199,7 +199,7 @@ def _run(s: Setup) -> _Recorder:
                          overlap and str(overlap), s.onnx, keep_inputs=cfg.save_adversarial)
     units = len(s.planned) + 1 + (1 if s.onnx else 0)
     num_batches = -(-len(s.labels) // cfg.batch_size)
-    bar = keras.utils.Progbar(num_batches * units, verbose=cfg.verbose, unit_name="attack")
+    bar = progress_bar(num_batches * units, cfg.verbose, "evaluate", unit_name="attack")
     for b in range(num_batches):
         x = s.x[b * cfg.batch_size:(b + 1) * cfg.batch_size]
         y = s.labels[b * cfg.batch_size:(b + 1) * cfg.batch_size]

@@ -216,9 +216,11 @@ class Progress(Hook):
             print(self.banner + resuming, flush=True)
 
     def on_epoch_begin(self, state: LoopState) -> None:
-        import keras
+        from nfi_tf.progress import progress_bar
 
-        self.bar = keras.utils.Progbar(state.steps_per_epoch, verbose=self.verbose, unit_name="step")
+        # In a log file: a line every 60 s of the epoch (and the epoch line below), no bar.
+        self.bar = progress_bar(state.steps_per_epoch, self.verbose, f"epoch {state.epoch + 1}",
+                                unit_name="step", every=60.0)
 
     def on_step_end(self, state: LoopState, metrics: dict[str, float]) -> None:
         self.bar.update(state.step - state.epoch * state.steps_per_epoch,
