@@ -6,6 +6,10 @@ Importing the package registers every custom layer with Keras, so a model writte
     import nfi_tf
     model = nfi_tf.load_model("runs/mnist")          # a model dir, or a path to model.keras
     out = model(images)                              # dict: routed, route, tradeoff, benign, ...
+
+Your own backbone and Keras' fit(): `build_classifier(backbone=..., num_classes=...)`,
+`make_trainer(config, classifier)`, `compile()`, `fit(...)`, `trainer.save_model_dir(path)`
+(README.md, "Your own backbone and `fit()`").
 """
 
 import os
@@ -21,7 +25,10 @@ quiet_import()  # the CUDA notices a CPU-only machine prints before any logging 
 from nfi_tf import models  # noqa: E402  (registers the custom layers with Keras)
 from nfi_tf.errors import NfiError  # noqa: E402
 from nfi_tf.evaluation.classifier import evaluate_classifier  # noqa: E402
-from nfi_tf.model_io import load_model, load_trained  # noqa: E402
+from nfi_tf.model_io import load_model, load_trained, save_model_dir  # noqa: E402
+from nfi_tf.models import build_classifier  # noqa: E402
+from nfi_tf.training.step import AdversarialTrainer, make_trainer  # noqa: E402
 
 __version__ = "0.1.0"
-__all__ = ["NfiError", "evaluate_classifier", "load_model", "load_trained", "models"]
+__all__ = ["AdversarialTrainer", "NfiError", "build_classifier", "evaluate_classifier", "load_model",
+           "load_trained", "make_trainer", "models", "save_model_dir"]

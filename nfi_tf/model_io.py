@@ -1,4 +1,5 @@
-"""Load what `nfi_tf.train` wrote: the config, the dataset info and the trained classifier."""
+"""Load what `nfi_tf.train` wrote (the config, the dataset info and the trained classifier), and
+write the same model dir for a classifier trained elsewhere (Keras' `fit()`)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import zipfile
 
 import keras
 
-from nfi_tf import data
+from nfi_tf import data, io_utils
+from nfi_tf import serving_examples as serving_examples_lib
 from nfi_tf.config import Config
 from nfi_tf.errors import NfiError
 
@@ -50,3 +52,20 @@ def load_trained(model_dir: str, download: bool = True) -> TrainedModel:
     classifier = load_classifier(os.path.join(model_dir, "model.keras"))
     info = data.load_info(config.data, download)
     return TrainedModel(config, classifier, info, model_dir)
+
+
+def save_model_dir(classifier: keras.Model, config: Config, model_dir: str, *,
+                   serving_examples: bool = True, download: bool = True) -> str:
+    """Write `model_dir` as `python -m nfi_tf.train` leaves it: config.json, model.keras and
+    (unless `serving_examples=False`) serving_examples.npz, a few real test images of
+    `config.data`'s dataset for the export's parity check. `export`, `nfi_tf.evaluate` and
+    `load_trained` then take it. `config.model` must describe `classifier`
+    (`nfi_tf.training.step.config_for` makes it so; `AdversarialTrainer.save_model_dir` uses it)."""
+    os.makedirs(model_dir, exist_ok=True)
+    config.save(os.path.join(model_dir, "config.json"))
+    with io_utils.atomic_path(os.path.join(model_dir, "model.keras"), suffix=".keras") as tmp:
+        classifier.save(tmp)
+    if serving_examples:
+        info = data.load_info(config.data, download)
+        serving_examples_lib.save(model_dir, config.data, info, download=download)
+    return model_dir

@@ -4,23 +4,29 @@ The PGD is the project's one core (`nfi_tf.attacks.pgd_core.pgd`: CleverHans' PG
 start drawn statelessly from (seed, step)), the same the per-epoch check and the evaluation run.
 
 `AdversarialTrainer` is a Keras 3 model following the keras-io custom `train_step` idiom, so
-it also works with `compile()`/`fit()`; `nfi_tf.training.controller` drives it with its own loop
-for exact resume, NaN stops and tf.distribute. The step reads nothing global: the config is
-passed in. `step_function` compiles it for a distribution strategy.
+it also works with `compile()`/`fit()` (tests/test_own_backbone.py): `make_trainer` builds one
+from a config or around your own classifier, `compile()` defaults to the config's SGD, `fit()`
+logs epoch means of every batch metric (as the CLI's history does) and takes Keras' callbacks,
+`evaluate()` / validation report clean `acc_routed` and `acc_tradeoff`, and `save_model_dir`
+writes the model dir that `export` and `nfi_tf.evaluate` read. `nfi_tf.training.controller`
+drives the same step with its own loop for exact resume, NaN stops and tf.distribute. The step
+reads nothing global: the config is passed in. `step_function` compiles it for a strategy.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 import keras
 import tensorflow as tf
 
-from nfi_tf import losses, outputs
+from nfi_tf import backbones, data, losses, model_io, outputs
 from nfi_tf.attacks import losses as attack_losses
 from nfi_tf.attacks import pgd_core
 from nfi_tf.attacks.seeds import stateless_seed
 from nfi_tf.config import Config
+from nfi_tf.models.classifier import build_classifier, feature_dims
 from nfi_tf.outputs import ROUTE_NAMES
 
 
@@ -55,6 +61,54 @@ class AdversarialTrainer(keras.Model):
         self.cf_running_count = tf.Variable(0, trainable=False, dtype=tf.int64,
                                             name="cf_running_count",
                                             aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+        # fit()/evaluate(): one Mean per logged value, made when the step is first traced (the
+        # keys depend on the config's losses). Kept out of Keras' attribute tracking.
+        self._means = _Means()
+        self._epoch_means = False  # set by fit(): train_step then returns epoch means
+        # The classifier is built (functional): so is the trainer, as BackupAndRestore requires.
+        self.built = True
+
+    # === Keras' compile()/fit() ===
+
+    def compile(self, optimizer=None, **kwargs):
+        """Keras' compile; `optimizer=None`: SGD with the config's learning rate and momentum
+        (constant: pass `nfi_tf.training.make_optimizer(config, steps_per_epoch)` for TRADES'
+        decay epochs). `jit_compile` defaults to the config's. The losses are the step's own:
+        `loss`/`metrics` arguments are not used."""
+        if optimizer is None:
+            t = self.config.train
+            optimizer = keras.optimizers.SGD(learning_rate=t.learning_rate, momentum=t.momentum)
+        kwargs.setdefault("jit_compile", self.config.train.jit_compile)
+        super().compile(optimizer=optimizer, **kwargs)
+
+    def fit(self, *args, **kwargs):
+        """Keras' fit on [0, 1] float images and integer labels; logs are epoch means."""
+        self._epoch_means = True
+        try:
+            return super().fit(*args, **kwargs)
+        finally:
+            self._epoch_means = False
+
+    @property
+    def metrics(self):
+        return list(self._means.trackers.values())
+
+    def _mean_logs(self, values: dict) -> dict:
+        out = {}
+        for key, value in values.items():
+            if key not in self._means.trackers:
+                self._means.trackers[key] = keras.metrics.Mean(name=key)
+            tracker = self._means.trackers[key]
+            tracker.update_state(value)
+            out[key] = tracker.result()
+        return out
+
+    def save_model_dir(self, model_dir: str, *, serving_examples: bool = True,
+                       download: bool = True) -> str:
+        """Write `model_dir` as `python -m nfi_tf.train` does (config.json, model.keras and,
+        unless told not to, serving_examples.npz): `export` and `nfi_tf.evaluate` take it."""
+        return model_io.save_model_dir(self.classifier, self.config, model_dir,
+                                       serving_examples=serving_examples, download=download)
 
     def counterfactual_state(self) -> dict[str, tf.Variable]:
         """The variables a checkpoint must hold for an exact resume (none unless the running
@@ -172,7 +226,7 @@ class AdversarialTrainer(keras.Model):
                                     for v in self.classifier.trainable_variables])
 
     def train_step(self, data):
-        x, y = data
+        x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
         x_adv = self.adversarial_examples(x, self.step_seed())
         guard = self.config.loss.route_guard_weight
         if guard:
@@ -194,7 +248,8 @@ class AdversarialTrainer(keras.Model):
         if "cf_running_kl" in terms:
             self.cf_running_kl.assign(terms["cf_running_kl"])
             self.cf_running_count.assign_add(1)
-        return self.batch_metrics(terms, clean, adv, y)
+        m = self.batch_metrics(terms, clean, adv, y)
+        return self._mean_logs(m) if self._epoch_means else m
 
     def batch_metrics(self, terms, clean, adv, y):
         m = dict(terms)
@@ -211,10 +266,56 @@ class AdversarialTrainer(keras.Model):
         return m
 
     def test_step(self, data):
-        x, y = data
+        """Clean accuracy of the routed output and the trade-off head (means over the batches;
+        batch-size weighted, so the last partial batch counts by its size)."""
+        x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
         out = self.classifier(x, training=False)
-        return {"acc_routed": _accuracy(y, out[outputs.ROUTED]),
-                "acc_tradeoff": _accuracy(y, out[outputs.TRADEOFF])}
+        size = tf.cast(tf.shape(y)[0], tf.float32)
+        logs = {}
+        for key, name in (("acc_routed", outputs.ROUTED), ("acc_tradeoff", outputs.TRADEOFF)):
+            if key not in self._means.trackers:
+                self._means.trackers[key] = keras.metrics.Mean(name=key)
+            self._means.trackers[key].update_state(_accuracy(y, out[name]), sample_weight=size)
+            logs[key] = self._means.trackers[key].result()
+        return logs
+
+
+class _Means:
+    """A plain holder (Keras tracks a model's dict attributes; these metrics are made lazily)."""
+
+    def __init__(self):
+        self.trackers: dict[str, keras.metrics.Mean] = {}
+
+
+def make_trainer(config: Config, classifier: keras.Model | None = None, *, image_shape=None,
+                 num_classes=None) -> AdversarialTrainer:
+    """An `AdversarialTrainer` for compile()/fit().
+
+    Without `classifier`: the one `config.model` describes, on the dataset's image shape and
+    classes (from its info unless given). With your own (`nfi_tf.build_classifier(backbone=...)`):
+    its method and robust_dims are written into the config (backbone `custom` unless the
+    config's backbone has its feature size), so the saved config.json describes the model.
+    """
+    if classifier is None:
+        if image_shape is None or num_classes is None:
+            info = data.load_info(config.data)
+            image_shape = image_shape or info.image_shape
+            num_classes = num_classes or info.num_classes
+        classifier = build_classifier(config.model, image_shape, num_classes)
+        return AdversarialTrainer(classifier, config)
+    return AdversarialTrainer(classifier, config_for(classifier, config))
+
+
+def config_for(classifier: keras.Model, config: Config) -> Config:
+    """`config` with its model group describing `classifier` (method, robust_dims, backbone)."""
+    heads = classifier.get_layer(outputs.HEADS_LAYER)
+    method = "nfi" if tuple(heads.heads) == outputs.HEADS else "trades"
+    m = config.model
+    same = backbones.is_known(m.backbone) and backbones.feature_dims(m) == feature_dims(classifier)
+    model = dataclasses.replace(m, method=method, robust_dims=int(heads.robust_dims),
+                                backbone=m.backbone if same else backbones.CUSTOM,
+                                backbone_weights=m.backbone_weights if same else None)
+    return Config.from_dict({**config.to_dict(), "model": dataclasses.asdict(model)})
 
 
 def step_function(trainer: AdversarialTrainer, strategy, jit_compile: bool) -> Callable:
