@@ -478,3 +478,24 @@ def test_cli_bad_input_is_one_line_and_exit_2(args, message):
     assert out.returncode == 2, out.stderr[-2000:]
     lines = [line for line in out.stderr.splitlines() if line.startswith("nfi_tf.evaluate: error:")]
     assert len(lines) == 1 and message in lines[0], out.stderr[-2000:]
+
+
+def test_cascade_attacks_only_what_every_earlier_attack_left_robust(trained_mnist_dir, tmp_path):
+    model_dir = _copy_model_dir(trained_mnist_dir, tmp_path / "cascade")
+    attacks = ("clean", "pgd", "autoattack", "route_aware")
+    r = evaluate_model(EvalConfig(model_dir=model_dir, attacks=attacks, cascade=True,
+                                  attack_outputs=("routed", "tradeoff"), **SMALL), log=lambda m: None)
+    assert r.report.columns == ["clean", "worst_case"] and r.report.settings["worst_case_mode"] == "cascade"
+    assert r.report.autoattack_cumulative is None
+    after = r.report.cascade_cumulative["tradeoff"]
+    assert list(after) == ["pgd", "apgd_ce", "apgd_t", "fab_t", "square", "route"]
+    assert list(after.values()) == sorted(after.values(), reverse=True)  # never rises
+    assert after["route"] == pytest.approx(r.report.table["tradeoff"]["worst_case"])
+    # An image PGD broke on the trade-off head is never attacked again for it: later inputs are x.
+    corr = r.correct["tradeoff"]
+    broken = corr["clean"] & ~corr["pgd@tradeoff"]
+    assert broken.sum() > 5
+    for key in ("apgd_ce@tradeoff", "square@tradeoff"):
+        assert corr[key][broken].all(), key
+    assert r.max_linf["pgd@tradeoff"] > EPS - 0.05
+    assert "Worst case in cascade" in report.markdown(r.report)

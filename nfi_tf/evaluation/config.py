@@ -74,6 +74,10 @@ class EvalConfig:
     onnx: str | None = field(default=None, metadata={
         "help": "An exported model.onnx: score every adversarial input on it and run Square "
                 "against it through ONNX Runtime", "none": "none"})
+    cascade: bool = field(default=False, metadata={
+        "help": "Worst case in cascade: each attack runs only on the points every earlier attack "
+                "left robust on the output it attacks, so the cost falls as points fall; the table "
+                "then has clean and worst case only (per-attack columns need every image)"})
     save_adversarial: bool = field(default=False, metadata={
         "help": "Also keep each example's worst adversarial image per output in eval.npz"})
     overlap_top_k: int = field(default=10, metadata={

@@ -43,6 +43,7 @@ class EvalReport:
     seconds: float | None = None
     seconds_by_attack: dict[Key, float] = dataclasses.field(default_factory=dict)  # wall s per attack
     autoattack_cumulative: dict[str, dict[str, float]] | None = None
+    cascade_cumulative: dict[str, dict[str, float]] | None = None  # --cascade: after each family
     onnx: dict[str, Any] | None = None
     routed_adaptive: dict[str, Any] | None = None
     route_stats: dict[str, Any] | None = None

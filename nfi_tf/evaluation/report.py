@@ -27,6 +27,8 @@ def column_title(column: str, pgd_steps: int | None = None) -> str:
     if column in fixed:
         return fixed[column]
     spec = next(s for s in suite.specs() if s.option_name == column or s.name == column)
+    if pgd_steps is None:
+        return spec.title.replace("-{pgd_steps}", "")
     return spec.title.format(pgd_steps=pgd_steps)
 
 
@@ -148,6 +150,15 @@ def markdown(result: EvalReport) -> str:
                   f"transferred {_pct(onnx['transfer_of_every_keras_attack'])}%, worst case "
                   f"{_pct(onnx['worst_case'])}% (the Keras routed model's worst case: "
                   f"{_pct(onnx['keras_routed_worst_case'])}%)."]
+    cascade = result.cascade_cumulative
+    if cascade:
+        lines += ["", "## Worst case in cascade, robust accuracy after each attack", "",
+                  "Each attack ran only on the points every earlier attack (and its transfers) left "
+                  "robust on the output it attacks; per-attack columns are not measured in this mode.",
+                  ""]
+        for row, after in cascade.items():
+            lines += md_table([ROW_TITLES.get(row, row)] + [column_title(f) for f in after],
+                              [["robust %"] + [_pct(v) for v in after.values()]]) + [""]
     cumulative = result.autoattack_cumulative
     if cumulative:
         lines += ["", "## AutoAttack, robust accuracy after each attack", ""]

@@ -209,7 +209,9 @@ def _run(s: Setup) -> _Recorder:
             started = time.perf_counter()
             name = str(p.key)
             todo = np.ones(len(y), bool)
-            if p.suite:  # AutoAttack: only the points the suite so far left robust on this output
+            if cfg.cascade:  # the whole worst case: only what every input so far left robust
+                todo = wc.all_correct(batch_correct[p.target])
+            elif p.suite:  # AutoAttack: only the points the suite so far left robust on this output
                 done = [str(q.key) for q in s.planned if q.suite and q.target == p.target
                         and str(q.key) in batch_correct[p.target]]
                 todo = wc.all_correct({k: batch_correct[p.target][k] for k in [wc.CLEAN] + done})
@@ -300,6 +302,8 @@ class _Recorder:
 
 
 def _columns(s: Setup) -> list[str]:
+    if s.cfg.cascade:  # a per-attack column would count the points earlier attacks skipped for it
+        return [wc.CLEAN, "worst_case"]
     fams = [spec.option_name for spec in suite.specs()
             if not spec.routed_only and any(p.family == spec.name and not p.suite for p in s.planned)]
     if any(p.suite for p in s.planned):
@@ -318,6 +322,7 @@ def _settings(s: Setup) -> dict:
         out.setdefault(spec.entry, spec.settings(b, s.threat))
     ran = {p.family for p in s.planned} | ({square.SPEC.name} if s.onnx else set())
     out.update({
+        "worst_case_mode": "cascade" if cfg.cascade else "columns",
         "autoattack_deviations": registry.deviations(ran, b.values, b.num_classes),
         "attacks": list(cfg.attacks),
         "attack_outputs": list(cfg.attack_outputs) if cfg.attack_outputs else list(s.subject.rows),
@@ -369,7 +374,9 @@ def _report(s: Setup, recorder: _Recorder) -> dict:
         notes=s.notes,
         records=report.EVAL_NPZ,
     )
-    if result.suite_keys:
+    if s.cfg.cascade:
+        result.cascade_cumulative = _cascade_cumulative(correct, s)
+    elif result.suite_keys:
         result.autoattack_cumulative = _cumulative(correct, s)
     if s.onnx is not None:
         result.onnx = _onnx_summary(correct, [str(p.key) for p in s.planned])
@@ -401,6 +408,19 @@ def _onnx_summary(correct: dict, planned_keys: list[str]) -> dict:
         "keras_routed_worst_case": float(wc.all_correct(correct[outputs.ROUTED]).mean())
         if outputs.ROUTED in correct else None,
     }
+
+
+def _cascade_cumulative(correct: dict, s: Setup) -> dict:
+    """The cascade's robust accuracy after each attack family, in run order, per attacked output
+    (every family's inputs count, whichever output they attacked: transfers are part of it)."""
+    out = {}
+    for row in sorted({p.target for p in s.planned}, key=s.subject.rows.index):
+        acc, keys = {}, [wc.CLEAN]
+        for family in dict.fromkeys(p.family for p in s.planned):
+            keys += [str(p.key) for p in s.planned if p.family == family]
+            acc[family] = float(wc.all_correct({k: correct[row][k] for k in keys}).mean())
+        out[row] = acc
+    return out
 
 
 def _cumulative(correct: dict, s: Setup) -> dict:
