@@ -9,9 +9,15 @@ from nfi_tf.distribute import split_cpu
 
 split_cpu(2)
 
-sys.path.insert(0, sys.argv[2])
-import helpers  # noqa: E402
+import importlib.util  # noqa: E402
+import os  # noqa: E402
+
 import numpy as np  # noqa: E402
+
+# tests/helpers.py, loaded from its file (argv[2] is the tests folder), not put on sys.path.
+_spec = importlib.util.spec_from_file_location("helpers", os.path.join(sys.argv[2], "helpers.py"))
+helpers = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(helpers)
 
 from nfi_tf.training import train_and_evaluate  # noqa: E402
 
