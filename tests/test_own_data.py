@@ -246,3 +246,23 @@ def test_bad_input_through_the_cli_is_one_line_and_exit_2(case, tmp_path):
     dataset, message = {c: (d, m) for c, d, m in _bad_inputs(str(tmp_path))}[case]
     error = _one_line_error(f"--dataset={dataset}", f"--model_dir={tmp_path / 'model'}")
     assert message in error, error
+
+
+def test_a_streamed_tfds_set_covers_its_split_resumes_and_resizes(monkeypatch):
+    """Any tfds set other than mnist/cifar10 streams from its files: MNIST forced down that path."""
+    monkeypatch.setattr(data, "_IN_MEMORY", ())
+    cfg = make_config("mnist", {"data": {"train_examples": 300, "shuffle_buffer": 64}}).data
+    stream = data.TrainStream(cfg, batch_size=128, seed=0)
+    assert stream._load is None  # no split in memory
+    batches = list(stream.epoch(0))
+    assert [len(b[1]) for b in batches] == [128, 128, 44]
+    x = np.concatenate([np.round(b[0].numpy() * 255) for b in batches]).astype(np.uint8)
+    y = np.concatenate([b[1].numpy() for b in batches])
+    assert _by_bytes(x, y) == _by_bytes(*_real("mnist", "train", 300))
+    assert not np.array_equal(y, _real("mnist", "train", 300)[1])  # shuffled
+    resumed = list(stream.epoch(0, skip_batches=1))
+    np.testing.assert_array_equal(resumed[0][0], batches[1][0])
+    big = make_config("mnist", {"data": {"train_examples": 64, "image_size": 32}}).data
+    assert data.load_info(big).image_shape == (32, 32, 1)
+    first, _ = next(iter(data.TrainStream(big, batch_size=64, seed=0).epoch(0)))
+    assert first.shape == (64, 32, 32, 1)
