@@ -266,3 +266,16 @@ def test_a_streamed_tfds_set_covers_its_split_resumes_and_resizes(monkeypatch):
     assert data.load_info(big).image_shape == (32, 32, 1)
     first, _ = next(iter(data.TrainStream(big, batch_size=64, seed=0).epoch(0)))
     assert first.shape == (64, 32, 32, 1)
+
+
+def test_a_config_json_from_before_the_new_data_fields_still_loads(tmp_path):
+    from nfi_tf.config import Config
+
+    old = make_config("mnist").to_dict()
+    for name in ("image_size", "test_share"):
+        del old["data"][name]
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(old))
+    loaded = Config.load(str(path))
+    assert (loaded.data.image_size, loaded.data.test_share) == (None, 0.1)
+    assert loaded == make_config("mnist")
