@@ -279,3 +279,29 @@ def test_a_config_json_from_before_the_new_data_fields_still_loads(tmp_path):
     loaded = Config.load(str(path))
     assert (loaded.data.image_size, loaded.data.test_share) == (None, 0.1)
     assert loaded == make_config("mnist")
+
+
+@pytest.mark.large  # two subprocesses: train, export
+def test_an_npz_with_a_keras_applications_backbone_trains_exports_and_serves(cifar_npz, tmp_path):
+    from export.config import SessionConfig
+    from export.serve import Predictor
+
+    path, (_, _, x_test, _) = cifar_npz
+    model_dir = str(tmp_path / "model")
+    out = run_cli("nfi_tf.train", f"--dataset={path}", f"--model_dir={model_dir}",
+                  "--backbone=keras.applications.MobileNetV2", "--epochs=1", "--train_examples=64",
+                  "--batch_size=32", "--eval_examples=32", "--attack_steps=1", "--eval_attack_steps=1",
+                  "--lr_decay_epochs=")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "done: 2 steps" in out.stdout
+    ex = run_cli("export.to_onnx", f"--model_dir={model_dir}", f"--output={tmp_path / 'export'}",
+                 "--parity_examples=32", timeout=600)
+    assert ex.returncode == 0, ex.stderr[-2000:]
+    import nfi_tf
+
+    model = nfi_tf.load_model(model_dir)
+    served = Predictor(str(tmp_path / "export" / "model.onnx"),
+                       SessionConfig(providers=("CPUExecutionProvider",))).predict(x_test[:16])
+    want = model(x_test[:16].astype(np.float32) / 255.0, training=False)
+    np.testing.assert_array_equal(served.routes, np.asarray(want["route"]))
+    np.testing.assert_allclose(served.logits, np.asarray(want["routed"]), atol=1e-4)
