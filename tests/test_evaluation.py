@@ -292,6 +292,8 @@ def test_records_round_trip_and_merge_is_the_per_example_worst_case(trained_mnis
         expected = (a.worst[row] & b.worst[row]).mean()
         assert merged["worst_case"][row] == pytest.approx(expected)
         assert merged["worst_case"][row] <= min(a.worst[row].mean(), b.worst[row].mean())
+    assert merged["runs"][0] is None and merged["runs"][1]["seed"] == 6  # read through EvalReport
+    assert merged["runs"][1]["eval_json_version"] == EVAL_JSON_VERSION
     assert os.path.exists(os.path.join(model_dir, report.MERGED_MD))
     other = _copy_model_dir(trained_mnist_dir, tmp_path / "other")
     evaluate_model(EvalConfig(model_dir=other, attacks=("clean",), **{**SMALL, "eval_examples": 32}),

@@ -493,17 +493,32 @@ def _routed_summary(correct: dict, table: dict) -> dict:
     }
 
 
+def _report_beside(npz_path: str) -> EvalReport | None:
+    """The eval.json written with an eval.npz (a renamed record has none that is surely its own)."""
+    if os.path.basename(npz_path) != report.EVAL_NPZ:
+        return None
+    path = os.path.join(os.path.dirname(os.path.abspath(npz_path)), report.EVAL_JSON)
+    return EvalReport.load(path) if os.path.exists(path) else None
+
+
 def merge_evaluations(paths: list[str], out_dir: str, log: Callable[[str], None] = print) -> dict:
     """Merge the eval.npz of several runs on one model into one worst case; writes
     eval_merged.json and eval_merged.md into `out_dir`."""
     from nfi_tf import io_utils
 
     merged = records.merge(paths)
+    # Each run's report, where it sits beside its records (an unknown eval.json version is a
+    # one-line error here, not a silent merge): which of its attacks ran AutoAttack's way.
+    reports = [_report_beside(p) for p in paths]
     worst = {row: wc.all_correct(merged["correct"][row]) for row in merged["rows"]}
     result = {"merged_from": list(paths), "examples": int(len(merged["labels"])),
               "meta": merged["meta"], "per_run_worst_case": merged["per_run_worst_case"],
               "worst_case": {row: float(v.mean()) for row, v in worst.items()},
-              "attack_keys": {row: sorted(merged["correct"][row]) for row in merged["rows"]}}
+              "attack_keys": {row: sorted(merged["correct"][row]) for row in merged["rows"]},
+              "runs": [None if r is None else {"eval_json_version": r.version, "seed": r.seed,
+                                               "attacks": r.settings.get("attacks"),
+                                               "suite_keys": [str(k) for k in r.suite_keys]}
+                       for r in reports]}
     io_utils.atomic_write_json(os.path.join(out_dir, report.MERGED_JSON), result)
     io_utils.atomic_write_text(os.path.join(out_dir, report.MERGED_MD),
                                report.merged_markdown(merged, result["worst_case"]))
