@@ -20,10 +20,11 @@ from nfi_tf.experiments import __main__ as experiments_main
 from nfi_tf.experiments.reproduction import plan
 from nfi_tf.experiments.runs import train_flag_name
 
-# What scripts/quickstart.sh ran before its run became data (2026-12-03), flag for flag.
+# What scripts/quickstart.sh ran before its run became data (2026-12-03), flag for flag, plus
+# the fixed training subset (issue 26: the same images and time on a full 60,000-image MNIST).
 QUICKSTART_TRAIN_FLAGS = ["--dataset=mnist", "--model_dir=M", "--epochs=3", "--attack_steps=10",
                           "--step_size=0.04", "--learning_rate=0.05", "--lr_decay_epochs=2",
-                          "--eval_examples=500"]
+                          "--eval_examples=500", "--train_examples=17435"]
 QUICKSTART_EVAL_FLAGS = ["--model_dir=M", "--eval_examples=500",
                          "--attacks=clean,pgd,cw,autoattack,route_aware",
                          "--attack_outputs=routed,tradeoff", "--apgd_steps=50", "--apgd_targets=3",
