@@ -9,7 +9,7 @@ Importing the package registers every custom layer with Keras, so a model writte
 
 Your own backbone and Keras' fit(): `build_classifier(backbone=..., num_classes=...)`,
 `make_trainer(config, classifier)`, `compile()`, `fit(...)`, `trainer.save_model_dir(path)`
-(README.md, "Your own backbone and `fit()`").
+(docs/own_model.md, "Your own backbone and `fit()`").
 """
 
 import os
