@@ -59,7 +59,8 @@ def test_export_output_that_names_an_onnx_file_is_a_one_line_error(tmp_path):
 
 @pytest.mark.parametrize("module, own, foreign", [
     ("nfi_tf.train", ("--dataset", "--method", "--epsilon", "--robust_dims", "--model_dir"), "--test_size"),
-    ("nfi_tf.evaluate", ("--attacks", "--square_queries", "--onnx", "--merge"), "--dataset"),
+    ("nfi_tf.evaluate", ("--attacks", "--square_queries", "--onnx", "--merge", "--keras_model", "--dataset"),
+     "--epochs"),
     ("export.to_onnx", ("--model_dir", "--quantize", "--output"), "--attacks"),
 ])
 @pytest.mark.large
