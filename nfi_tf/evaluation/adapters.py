@@ -1,0 +1,171 @@
+"""Any model as an images -> logits function: the adapters evaluate_classifier runs attacks on.
+
+Keras models and callables (a logits output, or a dict/list with the logits named), SavedModel
+directories, ONNX files through ONNX Runtime (NCHW inputs transposed from the NHWC images the
+attacks work on), an input transform for models that take other pixels than [0, 1], and the
+parity check that a differentiable twin of an ONNX file must pass before its gradients are used.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable
+
+import numpy as np
+
+from nfi_tf import outputs
+from nfi_tf.errors import NfiError, check
+
+LOGITS = outputs.LOGITS
+TWIN_ATOL = 1e-3  # relative to the logits' scale: float32 converters agree far below this
+
+
+@dataclasses.dataclass(frozen=True)
+class InputTransform:
+    """What the model sees of an image x in [0, 1]: ((x * scale + offset) - mean) / std."""
+
+    scale: float = 1.0
+    offset: float = 0.0
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+
+    @property
+    def identity(self) -> bool:
+        return self.scale == 1.0 and self.offset == 0.0 and self.mean is None and self.std is None
+
+    def describe(self) -> str:
+        if self.identity:
+            return "images in [0, 1]"
+        text = f"x * {self.scale:g} + {self.offset:g}"
+        if self.mean is not None or self.std is not None:
+            text = f"(({text}) - mean {list(self.mean or [0])}) / std {list(self.std or [1])}"
+        return "the model sees " + text
+
+    def apply(self, x):
+        out = x * self.scale + self.offset
+        if self.mean is not None:
+            out = out - np.asarray(self.mean, np.float32)
+        if self.std is not None:
+            out = out / np.asarray(self.std, np.float32)
+        return out
+
+
+def pick_logits(out, output: str | None, where: str):
+    """The logits among a model's outputs (a tensor, a dict or a list)."""
+    if isinstance(out, dict):
+        if output is None:
+            if len(out) == 1:
+                return next(iter(out.values()))
+            if LOGITS in out:
+                return out[LOGITS]
+            raise NfiError(f"{where} returns several outputs; name the logits with output=. "
+                           f"Received outputs: {sorted(out)}")
+        if output not in out:
+            raise NfiError(f"{where} has no output {output!r}. Received outputs: {sorted(out)}")
+        return out[output]
+    if isinstance(out, (list, tuple)):
+        if output is None:
+            if len(out) == 1:
+                return out[0]
+            raise NfiError(f"{where} returns {len(out)} outputs; give output= as their index")
+        return out[int(output)]
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class Layout:
+    """An input transform followed by NHWC -> NCHW when the model takes channels first."""
+
+    transform: InputTransform
+    nchw: bool
+
+    def apply(self, x):
+        import tensorflow as tf
+
+        out = self.transform.apply(x)
+        return tf.transpose(out, [0, 3, 1, 2]) if self.nchw else out
+
+
+def keras_logits(model, output, transform: InputTransform, where: str) -> Callable:
+    import keras
+
+    call = (lambda z: model(z, training=False)) if isinstance(model, keras.Model) else model
+    return lambda z: pick_logits(call(transform.apply(z)), output, where)
+
+
+def saved_model_logits(path: str, output, transform: InputTransform) -> Callable:
+    import tensorflow as tf
+
+    try:
+        loaded = tf.saved_model.load(path)
+    except Exception as e:  # TensorFlow raises many types for an unreadable directory
+        raise NfiError(f"{path} is not a loadable SavedModel ({type(e).__name__})") from e
+    fn = loaded.signatures.get("serving_default") if hasattr(loaded, "signatures") else None
+    if fn is None:
+        return keras_logits(loaded, output, transform, path)
+    name = list(fn.structured_input_signature[1])[0]
+    return lambda z: pick_logits(fn(**{name: transform.apply(z)}), output, path)
+
+
+@dataclasses.dataclass
+class OnnxLogits:
+    """ONNX Runtime on the file: numpy NHWC images in [0, 1] -> logits (NCHW files transposed)."""
+
+    path: str
+    output: str | None
+    transform: InputTransform
+    batch_size: int = 500
+
+    def __post_init__(self):
+        import onnxruntime as ort
+
+        if not os.path.isfile(self.path):
+            raise NfiError(f"no ONNX file at {self.path}")
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(self.path, sess_options=opts,
+                                                providers=["CPUExecutionProvider"])
+        except Exception as e:  # onnxruntime raises its own types for unreadable files
+            raise NfiError(f"{self.path} is not a loadable ONNX model ({type(e).__name__})") from e
+        inp = self.session.get_inputs()[0]
+        self.input_name = inp.name
+        shape = list(inp.shape)
+        # NCHW when the channel axis (1 or 3 wide) is second and the last axis is not a channel one
+        self.nchw = (len(shape) == 4 and shape[1] in (1, 3) and shape[3] not in (1, 3))
+        names = [o.name for o in self.session.get_outputs()]
+        if self.output is None:
+            self.output_name = LOGITS if LOGITS in names else names[0]
+        elif self.output not in names:
+            raise NfiError(f"{self.path} has no output {self.output!r}. Received outputs: {names}")
+        else:
+            self.output_name = self.output
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        x = np.asarray(self.transform.apply(np.asarray(images, np.float32)), np.float32)
+        if self.nchw:
+            x = np.transpose(x, (0, 3, 1, 2))
+        x = np.ascontiguousarray(x)
+        parts = [self.session.run([self.output_name], {self.input_name: x[i:i + self.batch_size]})[0]
+                 for i in range(0, len(x), self.batch_size)]
+        return np.concatenate(parts).astype(np.float32)
+
+
+def check_twin(twin_logits, query, x) -> str:
+    """Max |twin - ONNX Runtime| on the evaluation's images; a one-line error past tolerance."""
+    import tensorflow as tf
+
+    ref = query(x)
+    got = np.concatenate([np.asarray(twin_logits(tf.constant(x[i:i + 256])))
+                          for i in range(0, len(x), 256)])
+    check(got.shape == ref.shape, f"the twin's logits have shape {got.shape}, the ONNX file's "
+                                  f"{ref.shape}: not the same model")
+    diff = float(np.max(np.abs(got - ref)))
+    scale = max(1.0, float(np.max(np.abs(ref))))
+    agree = float(np.mean(np.argmax(got, 1) == np.argmax(ref, 1)))
+    if diff > TWIN_ATOL * scale or agree < 1.0:
+        raise NfiError(f"the differentiable twin disagrees with ONNX Runtime on the evaluation images "
+                       f"(max |diff| {diff:.3g} > {TWIN_ATOL * scale:.3g}, argmax agreement "
+                       f"{100 * agree:.2f}%): its gradients would not attack the file")
+    return f"twin checked against ONNX Runtime on {len(x)} images: max |diff| {diff:.2g}, argmax agree"
