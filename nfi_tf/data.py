@@ -312,8 +312,18 @@ class _NpzSource:
         return load
 
 
-@functools.lru_cache(maxsize=16)
 def _source(cfg: DataConfig, download: bool = True):
+    """The dataset's source, cached per config and per where tfds would look: a source built
+    while the data was there must not outlive a change of TFDS_DATA_DIR (or tfds' default)."""
+    from tensorflow_datasets.core import constants
+
+    where = cfg.data_dir or os.environ.get("TFDS_DATA_DIR") or constants.DATA_DIR
+    return _source_at(cfg, download, where)
+
+
+@functools.lru_cache(maxsize=16)
+def _source_at(cfg: DataConfig, download: bool, where: str):
+    del where  # part of the cache key only
     s = spec.parse(cfg.dataset)
     if s.kind == spec.FOLDER:
         return _FolderSource(cfg, s.path)
