@@ -23,7 +23,10 @@ CPU_ONLY_NOISE = re.compile(
     r"All log messages before absl::InitializeLog|Could not find cuda drivers|failed call to cuInit"
     r"|cpu_feature_guard|To enable the following instructions|rebuild TensorFlow with the appropriate"
     r"|Unable to register cu(DNN|FFT|BLAS) factory|computation placer already registered"
-    r"|TF-TRT Warning: Could not find TensorRT")
+    r"|TF-TRT Warning: Could not find TensorRT"
+    # oneDNN's "custom operations are on" (TF_ENABLE_ONEDNN_OPTS=1, or by default on CPUs with
+    # AVX512-VNNI/BF16/AMX): a notice that mentions "errors" and reads like one.
+    r"|oneDNN custom operations are on")
 
 
 def has_nvidia_driver() -> bool:

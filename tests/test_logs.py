@@ -34,7 +34,9 @@ def test_cpu_only_notices_are_dropped_only_without_a_gpu_driver():
     noise = ["W0000 ... All log messages before absl::InitializeLog() is called are written to STDERR",
              "I0000 00:00:1 cudart_stub.cc:31] Could not find cuda drivers on your machine, GPU will not "
              "be used.",
-             "E0000 00:00:1 cuda_platform.cc:52] failed call to cuInit: INTERNAL: CUDA error: (303)"]
+             "E0000 00:00:1 cuda_platform.cc:52] failed call to cuInit: INTERNAL: CUDA error: (303)",
+             "I0000 00:00:1 port.cc:153] oneDNN custom operations are on. You may see slightly different "
+             "numerical results due to floating-point round-off errors"]
     real = "E0000 00:00:1 some_kernel.cc:9] Out of memory while allocating 12 GiB"
     assert not any(quiet_start.keep(line, gpu_machine=False) for line in noise)
     assert quiet_start.keep(real, gpu_machine=False)
