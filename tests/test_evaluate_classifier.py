@@ -107,15 +107,22 @@ def test_bad_inputs_are_one_line_errors(plain_cifar_model, cifar):
         nfi_tf.evaluate_classifier("/nonexistent/model.bin", x, y, epsilon=8 / 255)
 
 
-def test_l2_runs_the_attacks_with_an_l2_version_and_names_the_others(plain_cifar_model, cifar):
+def test_l2_runs_the_whole_autoattack_suite(plain_cifar_model, cifar, tmp_path):
     _, _, x, y = cifar
     r = nfi_tf.evaluate_classifier(plain_cifar_model, x[:32], y[:32], epsilon=0.5, norm="l2",
-                                   budget="cpu", **FAST)
-    assert [c for c in r.report.autoattack_cumulative["logits"]] == ["apgd_ce", "apgd_t"]
-    assert any("FAB-T, Square skipped: no L2 version" in n for n in r.report.notes)
+                                   budget="cpu", out_dir=str(tmp_path), save_adversarial=True, **FAST)
+    # All four of AutoAttack's attacks have an L2 version: nothing is skipped.
+    assert [c for c in r.report.autoattack_cumulative["logits"]] == ["apgd_ce", "apgd_t", "fab_t", "square"]
+    assert not any("skipped" in n for n in r.report.notes), r.report.notes
     assert r.report.settings["norm"] == "l2"
+    assert r.report.settings["fab_t"]["norm"] == r.report.settings["square"]["norm"] == "l2"
     assert max(r.max_linf.values()) <= 0.5 + 1e-6  # |delta|_inf <= |delta|_2 <= eps
+    worst = np.load(os.path.join(str(tmp_path), "eval.npz"))["adversarial|logits"]
+    l2 = np.linalg.norm((worst - x[:32]).reshape(32, -1).astype(np.float64), axis=1)
+    assert l2.max() <= 0.5 + 1e-5  # every example's worst input is in the L2 ball
     assert r.report.table["logits"]["autoattack"] < r.report.table["logits"]["clean"]
+    md = open(os.path.join(str(tmp_path), "eval.md")).read()
+    assert "L2 eps = 0.5" in md and "(L2 projections)" in md and "L2 pseudo-gaussian windows" in md
 
 
 def _nchw_mnist_cnn():

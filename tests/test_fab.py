@@ -1,5 +1,5 @@
-"""FAB-T: the exact L-inf hyperplane-box projection, the minimal distance on linear models, the
-judge rule, the eps ball on a trained model, and seeding."""
+"""FAB-T: the exact L-inf and L2 hyperplane-box projections, the minimal distance on linear
+models, the judge rule, the eps ball on a trained model, and seeding, in both norms."""
 
 import os
 
@@ -9,7 +9,12 @@ import tensorflow as tf
 from scipy.optimize import linprog
 
 from nfi_tf.attacks.base import Target, fooled, seed_tensor
-from nfi_tf.attacks.fab import FABTargeted, project_linf_hyperplane_box, random_start
+from nfi_tf.attacks.fab import (
+    FABTargeted,
+    project_l2_hyperplane_box,
+    project_linf_hyperplane_box,
+    random_start,
+)
 from nfi_tf.attacks.threat import ThreatModel
 
 
@@ -224,6 +229,151 @@ def test_bad_arguments_raise(kwargs):
         FABTargeted(Target(lambda v: v), ThreatModel("linf", 0.3), **kwargs)
 
 
-def test_l2_threat_is_refused():
-    with pytest.raises(ValueError, match="Received: threat.norm='l2'"):
-        FABTargeted(Target(lambda v: v), ThreatModel("l2", 0.5))
+# ---- L2 ----
+
+
+def _bisection_min_l2(t, w, b, lo=0.0, hi=1.0):
+    """The L2 hyperplane-box projection by a slow bisection on the KKT multiplier: each coordinate
+    moves toward the hyperplane by min(lam |w_i|, room_i); lam makes the gap close exactly."""
+    c = w @ t - b
+    direction = -np.sign(c) * np.sign(w)
+    room = np.where(direction > 0, hi - t, t - lo)
+    room = np.where(direction == 0, 0.0, room)
+
+    def closed(lam):
+        return np.sum(np.abs(w) * np.minimum(lam * np.abs(w), room))
+
+    upper = 1.0
+    while closed(upper) < abs(c) and upper < 1e15:
+        upper *= 2
+    lower = 0.0
+    for _ in range(200):
+        mid = 0.5 * (lower + upper)
+        lower, upper = (mid, upper) if closed(mid) < abs(c) else (lower, mid)
+    return t + direction * np.minimum(upper * np.abs(w), room)
+
+
+@pytest.mark.parametrize("dims", [3, 8, 20, 60])
+def test_l2_projection_matches_a_bisection_and_beats_every_feasible_point(dims):
+    rng = np.random.default_rng(100 + dims)
+    t, w, b = _random_problems(rng, 16, dims)
+    p = project_l2_hyperplane_box(t, w, b).numpy()
+    np.testing.assert_allclose(np.sum(w * p, axis=1), b, atol=1e-9)  # on the hyperplane
+    assert p.min() >= 0.0 and p.max() <= 1.0  # in the box
+    dist = np.linalg.norm(p - t, axis=1)
+    for i in range(len(t)):
+        np.testing.assert_allclose(p[i], _bisection_min_l2(t[i], w[i], b[i]), atol=1e-9)
+        # No box point on the hyperplane is closer: random ones, drawn by walking a box point
+        # that lies on it (b was made from one) along directions inside the hyperplane.
+        z0 = _feasible_point(rng, w[i], b[i])
+        for _ in range(200):
+            v = rng.normal(size=dims)
+            v -= (v @ w[i]) / (w[i] @ w[i]) * w[i]
+            z = z0 + rng.uniform(0, 0.3) * v
+            if z.min() >= 0 and z.max() <= 1:
+                assert dist[i] <= np.linalg.norm(z - t[i]) + 1e-12
+        assert dist[i] <= np.linalg.norm(z0 - t[i]) + 1e-12
+
+
+def _feasible_point(rng, w, b):
+    """A box point on {<w, z> = b}: the L2 projection of a random box point (checked)."""
+    z = project_l2_hyperplane_box(rng.uniform(0, 1, (1, w.size)), w[None], np.array([b])).numpy()[0]
+    assert abs(w @ z - b) < 1e-9 and z.min() >= 0 and z.max() <= 1
+    return z
+
+
+def test_l2_projection_without_the_box_is_the_euclidean_formula_and_unreachable_gives_the_corner():
+    t = np.array([[0.5, 0.5, 0.5, 0.5]])
+    w = np.array([[1.0, -2.0, 0.5, 0.0]])
+    b = np.array([0.1])  # <w, t> = -0.25: t + (b - <w, t>) w / |w|^2 = t + 0.35 / 5.25 w
+    p = project_l2_hyperplane_box(t, w, b).numpy()
+    np.testing.assert_allclose(p, t + 0.35 / 5.25 * w, atol=1e-12)
+    # One coordinate hits its face: it stops there and the others make up the gap.
+    t2 = np.array([[0.95, 0.5]])
+    w2 = np.array([[1.0, 1.0]])
+    p2 = project_l2_hyperplane_box(t2, w2, np.array([1.75])).numpy()  # free answer (1.1, 0.65)
+    np.testing.assert_allclose(p2, [[1.0, 0.75]], atol=1e-12)
+    unreachable = project_l2_hyperplane_box(np.array([[0.2, 0.7]]), np.array([[1.0, -1.0]]),
+                                            np.array([5.0])).numpy()
+    np.testing.assert_allclose(unreachable, [[1.0, 0.0]])
+
+
+def test_l2_projection_in_float32_at_image_size():
+    rng = np.random.default_rng(11)
+    t, w, b = _random_problems(rng, 3, 784)
+    p = project_l2_hyperplane_box(t.astype(np.float32), w.astype(np.float32), b.astype(np.float32))
+    p = p.numpy().astype(np.float64)
+    assert p.min() >= 0.0 and p.max() <= 1.0
+    for i in range(len(t)):
+        assert abs(w[i] @ p[i] - b[i]) < 1e-4 * np.abs(w[i]).sum()
+        ref = _bisection_min_l2(t[i], w[i], b[i])
+        assert abs(np.linalg.norm(p[i] - t[i]) - np.linalg.norm(ref - t[i])) < 1e-4
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_l2_fab_finds_the_closed_form_distance_and_fails_below_it(n_classes):
+    fn, weights, x, logits, y = _linear(n_classes, 20, seed=10 + n_classes)
+    rows = np.arange(len(y))
+    # The L2 distance to the boundary with class j: (z_y - z_j) / |w_j - w_y|_2.
+    dist = np.stack([(logits[rows, y] - logits[:, j])
+                     / np.maximum(np.linalg.norm(weights[j] - weights[y], axis=1), 1e-12)
+                     for j in range(n_classes)], axis=1)
+    dist[rows, y] = np.inf
+    # The closed form holds when the free minimizer x + (z_j - z_y) (w_j - w_y) / |w_j - w_y|^2
+    # stays in the box, for every class j.
+    for j in range(n_classes):
+        step = weights[j] - weights[y]
+        free = x + ((logits[:, j] - logits[rows, y]) / np.maximum((step ** 2).sum(1), 1e-12))[:, None] * step
+        assert np.all(free[y != j] > 0.0) and np.all(free[y != j] < 1.0)
+    scores = logits.copy()
+    scores[rows, y] = -np.inf
+    to_first = dist[rows, scores.argmax(1)]
+
+    res = FABTargeted(Target(fn), ThreatModel("l2", 1.0), steps=100).run_with_info(x, y, seed=0)
+    assert res.fooled.all()
+    l2 = np.linalg.norm((res.x_adv - x).astype(np.float64), axis=1)
+    np.testing.assert_allclose(res.distance, l2, rtol=1e-6)
+    assert np.all(l2 >= dist.min(1) * (1 - 1e-4))  # nothing beats the optimum
+    np.testing.assert_allclose(l2, to_first, rtol=1e-2)
+    # The L-inf attack stops at its own (different) optimum; the L2 one is the L2 minimum.
+    linf = FABTargeted(Target(fn), ThreatModel("linf", 1.0), steps=100).run_with_info(x, y, seed=0)
+    assert np.mean(np.linalg.norm(linf.x_adv - x, axis=1)) > 1.05 * np.mean(l2)
+
+    # eps just below each example's distance: nothing within eps fools it, so x comes back.
+    eps = 0.97 * dist.min(1).min()
+    below = FABTargeted(Target(fn), ThreatModel("l2", float(eps)), steps=100, restarts=2)
+    res_below = below.run_with_info(x, y, seed=0)
+    assert not res_below.fooled.any()
+    np.testing.assert_array_equal(res_below.x_adv, x)
+    # At an eps between the examples' distances, exactly those within reach are fooled.
+    mid = float(np.median(to_first))
+    res_mid = FABTargeted(Target(fn), ThreatModel("l2", mid), steps=100).run_with_info(x, y, seed=0)
+    clear = (to_first < 0.98 * mid) & (dist.min(1) < 0.98 * mid)
+    assert clear.sum() >= 5 and (dist.min(1) > mid).sum() >= 5
+    assert res_mid.fooled[clear].all() and not res_mid.fooled[dist.min(1) > mid].any()
+    assert np.all(np.linalg.norm((res_mid.x_adv - x).astype(np.float64), axis=1) <= mid + 1e-5)
+
+
+def test_l2_fab_on_the_trained_model_stays_in_the_ball_and_is_seeded(trained_target):
+    target, x, y = trained_target
+    eps = 1.5
+    attack = FABTargeted(target, ThreatModel("l2", eps), steps=10, restarts=2, n_targets=2)
+    res = attack.run_with_info(x[:32], y[:32], seed=3)
+    x = x[:32]
+    l2 = np.linalg.norm((res.x_adv - x).reshape(len(x), -1).astype(np.float64), axis=1)
+    assert l2.max() <= eps + 1e-5
+    assert res.x_adv.min() >= 0.0 and res.x_adv.max() <= 1.0
+    np.testing.assert_allclose(res.distance, l2, rtol=1e-6)
+    verdict = fooled(target.judge_logits(tf.constant(res.x_adv)), y[:32]).numpy()
+    np.testing.assert_array_equal(res.fooled, verdict)
+    clean_error = fooled(target.judge_logits(tf.constant(x)), y[:32]).numpy()
+    assert res.fooled.mean() > clean_error.mean()
+    np.testing.assert_array_equal(res.x_adv, attack.run(x, y[:32], seed=3))
+    # The L2 restart point: eps/2 away in L2 (less where the box clips it), from the seed.
+    x0 = tf.constant(x[:8])
+    s1 = random_start(x0, eps, seed_tensor(3, "fab_t", 0, 1), "l2").numpy()
+    s2 = random_start(x0, eps, seed_tensor(4, "fab_t", 0, 1), "l2").numpy()
+    assert not np.array_equal(s1, s2)
+    start_l2 = np.linalg.norm((s1 - x[:8]).reshape(8, -1), axis=1)
+    assert np.all(start_l2 <= 0.5 * eps + 1e-5) and np.all(start_l2 > 0.1 * eps)
+    assert s1.min() >= 0.0 and s1.max() <= 1.0

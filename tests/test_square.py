@@ -1,12 +1,21 @@
-"""Square (L-inf): the p schedule, an undefended MNIST CNN broken with few queries, the ball and
-judge rules, query bookkeeping, seeding, and a pure-numpy model (the ONNX Runtime path)."""
+"""Square (L-inf and L2): the p schedule, an undefended MNIST CNN broken with few queries, the ball
+and judge rules, query bookkeeping, seeding, a pure-numpy model (the ONNX Runtime path), and the
+L2 version's pseudo-gaussian patterns, eps sphere and search."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from nfi_tf.attacks.square import Square, keras_query, margin_and_loss, p_schedule, square_side
+from nfi_tf.attacks.square import (
+    Square,
+    keras_query,
+    margin_and_loss,
+    meta_pseudo_gaussian,
+    p_schedule,
+    square_side,
+    square_side_l2,
+)
 from nfi_tf.attacks.threat import ThreatModel
 
 N_ATTACK = 64
@@ -204,11 +213,124 @@ def test_numpy_model_accuracy_drops(mnist_small):
 
 def test_bad_arguments():
     model = NumpyLinear()
-    with pytest.raises(ValueError, match="Received: threat.norm='l2'"):
-        Square(model, ThreatModel("l2", 1.0))
     with pytest.raises(ValueError, match="Received: loss='dlr'"):
         Square(model, ThreatModel("linf", 0.1), loss="dlr")
     with pytest.raises(ValueError, match="Received: restarts=0"):
         Square(model, ThreatModel("linf", 0.1), restarts=0)
     with pytest.raises(ValueError, match="Received: batch_size=0"):
         keras_query(lambda t: t, batch_size=0)
+
+
+# ---- L2 ----
+
+
+def _rectangles_by_loop(rows, cols):
+    """The nested-rectangle bump built the slow way: rectangle k spans rows c_r - k .. c_r + k and
+    columns c_c - k .. c_c + k (cut at the edges) and adds 1 / (k + 1)^2, until one covers all."""
+    bump = np.zeros((rows, cols))
+    k = 0
+    while True:
+        r0, c0 = rows // 2 - k, cols // 2 - k
+        bump[max(r0, 0):r0 + 2 * k + 1, max(c0, 0):c0 + 2 * k + 1] += 1.0 / (k + 1) ** 2
+        if r0 <= 0 and c0 <= 0 and r0 + 2 * k + 1 >= rows and c0 + 2 * k + 1 >= cols:
+            return bump / np.sqrt(np.sum(bump ** 2))
+        k += 1
+
+
+@pytest.mark.parametrize("side", [1, 3, 4, 5, 7, 10, 25])
+def test_meta_pseudo_gaussian_is_two_opposite_unit_bumps(side):
+    block = meta_pseudo_gaussian(side)
+    assert block.shape == (side, side)
+    assert np.sum(block ** 2) == pytest.approx(1.0)
+    top = side // 2
+    assert np.all(block[:top] > 0) and np.all(block[top:] < 0)
+    if top:
+        # Each half is a nested-rectangle bump, the halves weighted as the reference does.
+        upper, lower = _rectangles_by_loop(top, side), _rectangles_by_loop(side - top, side)
+        joined = np.concatenate([upper, -lower]) / np.sqrt(2.0)
+        np.testing.assert_allclose(block, joined, atol=1e-12)
+        assert np.argmax(block[:top].sum(1)) == top // 2  # peaked at its centre row
+
+
+def test_square_side_l2():
+    assert square_side_l2(0.8, 28, 28, 1) == 25       # round(25.04), odd
+    assert square_side_l2(0.8, 32, 32, 3) == 29       # round(28.6)
+    assert square_side_l2(0.1, 28, 28, 1) == 9        # round(8.85)
+    assert square_side_l2(0.05, 28, 28, 1) == 7       # round(6.26) = 6, even: 7
+    assert square_side_l2(0.8 / 512, 32, 32, 3) == 3  # never below 3
+    assert square_side_l2(0.8, 2, 2, 1) == 2          # capped at the image
+
+
+def test_l2_points_are_on_the_sphere_and_in_the_box(mnist_small):
+    """Away from the box faces (an image at 0.5 and eps <= 0.5, so no pixel can move past one),
+    every candidate the attack queries is exactly eps away in L2; on real images, within eps."""
+    x, _ = mnist_small
+    model = NumpyLinear(seed=5)
+    flat = np.full((8, 28, 28, 1), 0.5, np.float32)
+    y_flat = model.predict(flat)
+    attack = Square(model, ThreatModel("l2", 0.5), n_queries=50)
+    x_adv = attack.run(flat, y_flat, seed=1)
+    queried = np.concatenate(model.batches[1:])  # every candidate after the clean check
+    dist = np.linalg.norm((queried - 0.5).reshape(len(queried), -1).astype(np.float64), axis=1)
+    np.testing.assert_allclose(dist, 0.5, rtol=1e-5)
+    assert np.all(np.linalg.norm((x_adv - flat).reshape(8, -1), axis=1) <= 0.5 + 1e-5)
+
+    model.batches.clear()
+    y = model.predict(x)
+    eps = 3.0
+    attack = Square(model, ThreatModel("l2", eps), n_queries=100, restarts=2)
+    x_adv = attack.run(x, y, seed=2)
+    for batch in model.batches[1:]:  # (each restart attacks a subset; every candidate checked)
+        assert batch.min() >= 0.0 and batch.max() <= 1.0
+    assert x_adv.dtype == np.float32 and x_adv.min() >= 0.0 and x_adv.max() <= 1.0
+    l2 = np.linalg.norm((x_adv - x).reshape(len(x), -1).astype(np.float64), axis=1)
+    assert l2.max() <= eps + 1e-5
+    np.testing.assert_array_equal(attack.fooled, model.predict(x_adv) != y)
+
+
+def test_l2_breaks_a_non_robust_model_and_never_adds_a_correct_prediction(mnist_small):
+    x, labels = mnist_small
+    model = NumpyLinear(seed=4)
+    y = labels.astype(np.int64)  # the true labels: the model gets many wrong before any attack
+    correct = model.predict(x) == y
+    assert 0 < correct.sum() < len(x)
+    attack = Square(model, ThreatModel("l2", 2.0), n_queries=300)
+    x_adv = attack.run(x, y, seed=0)
+    correct_adv = model.predict(x_adv) == y
+    assert not np.any(correct_adv & ~correct)  # nothing it got wrong becomes right
+    np.testing.assert_array_equal(x_adv[~correct], x[~correct])
+    assert correct_adv.sum() <= 0.2 * correct.sum(), (correct.sum(), correct_adv.sum())
+    # A tiny eps breaks fewer (the search is real, not the start alone).
+    small = Square(model, ThreatModel("l2", 0.2), n_queries=300).run(x, y, seed=0)
+    assert (model.predict(small) == y).sum() > correct_adv.sum()
+
+
+def test_l2_undefended_mnist_cnn_is_broken(undefended_mnist, mnist_small):
+    x, y = mnist_small
+    eps = 5.0
+    attack = Square(undefended_mnist, ThreatModel("l2", eps), n_queries=300)
+    x_adv = attack.run(x, y, seed=0)
+    clean_acc = float(np.mean(np.argmax(undefended_mnist(x), 1) == y))
+    adv_acc = float(np.mean(np.argmax(undefended_mnist(x_adv), 1) == y))
+    assert adv_acc <= 0.2, (clean_acc, adv_acc)
+    assert np.linalg.norm((x_adv - x).reshape(len(x), -1).astype(np.float64), axis=1).max() <= eps + 1e-5
+    # Gaussian noise of the same L2 norm barely hurts it: the search is what breaks it.
+    noise = np.random.default_rng(0).normal(size=x.shape)
+    noise *= eps / np.linalg.norm(noise.reshape(len(x), -1), axis=1)[:, None, None, None]
+    noisy = np.clip(x + noise, 0, 1).astype(np.float32)
+    noisy_acc = float(np.mean(np.argmax(undefended_mnist(noisy), 1) == y))
+    assert noisy_acc > 0.8, noisy_acc
+    assert attack.queries_used.max() > 1
+
+
+def test_l2_seeded(mnist_small):
+    x, _ = mnist_small
+    model = NumpyLinear(seed=3)
+    y = model.predict(x)
+    runs = []
+    for seed in (7, 7, 8):
+        attack = Square(model, ThreatModel("l2", 0.8), n_queries=30)
+        runs.append((attack.run(x, y, seed=seed), attack.queries_used.copy()))
+    np.testing.assert_array_equal(runs[0][0], runs[1][0])
+    np.testing.assert_array_equal(runs[0][1], runs[1][1])
+    assert not np.array_equal(runs[0][0], runs[2][0])

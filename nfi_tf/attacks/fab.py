@@ -1,19 +1,28 @@
-"""FAB-T: the targeted Fast Adaptive Boundary attack, L-inf (Croce & Hein, ICML 2020), native TF.
+"""FAB-T: the targeted Fast Adaptive Boundary attack, L-inf and L2 (Croce & Hein, ICML 2020), native TF.
 
-FAB looks for the smallest L-inf perturbation that changes the decision. At each iterate x1 it
-linearizes f_t - f_y (target class t, true class y) and projects both x1 and the clean point x0
-onto the hyperplane where that linearization vanishes, intersected with the pixel box [0, 1].
-The next iterate is a convex combination of the two projections (overshot by `eta`), biased
-toward the clean point by alpha = min(|d1| / (|d1| + |d2|), alpha_max), |d1| the distance of the
-projection from x1 and |d2| the one from x0: the closer the current iterate is to the boundary
-relative to the clean point, the less it is pulled back. When an iterate is adversarial it is
-recorded if it is the closest one so far and then pulled back toward x0 by `beta`, so the
-search keeps shrinking the perturbation along the boundary.
+FAB looks for the smallest perturbation (in the threat's norm) that changes the decision. At
+each iterate x1 it linearizes f_t - f_y (target class t, true class y) and projects both x1 and
+the clean point x0 onto the hyperplane where that linearization vanishes, intersected with the
+pixel box [0, 1], each projection the closest point in the threat's norm. The next iterate is a
+convex combination of the two projections (overshot by `eta`), biased toward the clean point by
+alpha = min(|d1| / (|d1| + |d2|), alpha_max), |d1| the distance (in the norm) of the projection
+from x1 and |d2| the one from x0: the closer the current iterate is to the boundary relative to
+the clean point, the less it is pulled back. When an iterate is adversarial it is recorded if it
+is the closest one so far and then pulled back toward x0 by `beta`, so the search keeps
+shrinking the perturbation along the boundary.
 
 As AutoAttack runs it (its standard version): each example is attacked with the classes ranked
 2nd, 3rd, ... by the clean output as targets in turn (`n_targets` of them), each target with
-`restarts` runs (the first from x itself, the others from x + eps/2 * u / |u|_inf, u uniform),
-and a target/restart only runs on the examples not yet fooled within eps.
+`restarts` runs (the first from x itself, the others from x + eps/2 * u / |u|, u uniform in
+[-1, 1] with |.|_inf for L-inf, u standard normal with |.|_2 for L2), and a target/restart only
+runs on the examples not yet fooled within eps.
+
+Both projections are exact. For either norm the closest box point on {<w, z> = b} moves each
+coordinate toward the hyperplane by min(lambda * rate_i, room_i) (room_i: the distance to the
+box face it moves toward), with rate_i = 1 for L-inf (Lagrange: a common radius) and |w_i| for
+L2 (the KKT point of min |d|_2^2 is d = clip(-lambda w, box)); the gap closed is a piecewise-
+linear nondecreasing function of lambda, solved by sorting its kinks (`_crossing`). AutoAttack
+finds the same segment by bisection; the answer is the same point.
 
 Success is decided by `target.judge_logits`, the output the model serves; the gradient comes
 from `target.logits`. An example is returned as its closest judge-fooling point when that point
@@ -36,19 +45,10 @@ _MIN_DISTANCE = 1e-8
 _NOT_FOUND = 1e10
 
 
-def _hyperplane_box_delta(points, w, b, lo, hi):
-    """[N, D] delta of minimal L-inf norm with <w, points + delta> = b and lo <= points + delta <= hi.
-
-    With c = <w, p> - b, every coordinate i should move by s_i = -sign(c) sign(w_i) (the
-    direction that closes the gap), at most room_i (the distance to the box face it moves
-    toward). For an L-inf radius r the best gap closed is h(r) = sum_i |w_i| min(r, room_i),
-    a nondecreasing piecewise-linear function with kinks at the rooms; the projection is
-    s * min(r*, room) for the smallest r* with h(r*) = |c|. Sorting the rooms gives h at every
-    kink with two cumulative sums, the kink segment holding r* by counting kinks with h < |c|,
-    and r* by solving the linear piece there: exact, vectorized, O(D log D) per row.
-    When even the full box corner cannot reach the hyperplane (h(max room) < |c|), the delta
-    is that corner, the box point closest to the hyperplane, as in the reference implementation.
-    """
+def _toward_hyperplane(points, w, b, lo, hi):
+    """(need [N], direction [N, D], room [N, D]): the gap |<w, p> - b| to close, the sign each
+    coordinate moves with to close it (-sign(gap) sign(w_i), 0 where w_i = 0), and how far it
+    can move that way before it reaches the box face (0 where it does not move)."""
     dtype = points.dtype
     lo = tf.cast(lo, dtype)
     hi = tf.cast(hi, dtype)
@@ -57,27 +57,78 @@ def _hyperplane_box_delta(points, w, b, lo, hi):
     direction = toward[:, None] * tf.sign(w)
     room = tf.where(direction > 0, hi - points, points - lo)
     room = tf.where(direction == 0, tf.zeros_like(room), tf.maximum(room, 0))
-    weight = tf.abs(w)
-    need = tf.abs(gap)
+    return tf.abs(gap), direction, room
 
-    order = tf.argsort(room, axis=1)
-    room_sorted = tf.gather(room, order, batch_dims=1)
+
+def _crossing(kinks, weight, need):
+    """[N] the smallest lam >= 0 with h(lam) = sum_i weight_i min(lam, kinks_i) = need, per row.
+
+    h is nondecreasing and piecewise linear with kinks at `kinks` [N, D] (>= 0). Sorting them
+    gives h at every kink with two cumulative sums, the segment holding lam by counting kinks
+    with h < need, and lam by solving the linear piece there: exact, O(D log D) per row. When
+    even h(max kink) < need the hyperplane is out of reach: lam = max kink (every coordinate at
+    its face: the box corner closest to the hyperplane, as in the reference implementation).
+    """
+    dtype = kinks.dtype
+    order = tf.argsort(kinks, axis=1)
+    kinks_sorted = tf.gather(kinks, order, batch_dims=1)
     weight_sorted = tf.gather(weight, order, batch_dims=1)
-    used = tf.cumsum(weight_sorted * room_sorted, axis=1, exclusive=True)
+    used = tf.cumsum(weight_sorted * kinks_sorted, axis=1, exclusive=True)
     slope = tf.reduce_sum(weight_sorted, axis=1, keepdims=True) - tf.cumsum(
         weight_sorted, axis=1, exclusive=True)
-    h_at_kinks = used + room_sorted * slope
+    h_at_kinks = used + kinks_sorted * slope
 
-    dims = tf.shape(points)[1]
+    dims = tf.shape(kinks)[1]
     segment = tf.reduce_sum(tf.cast(h_at_kinks < need[:, None], tf.int32), axis=1)
     feasible = segment < dims
     k = tf.minimum(segment, dims - 1)[:, None]
     used_k = tf.gather(used, k, batch_dims=1)[:, 0]
     slope_k = tf.gather(slope, k, batch_dims=1)[:, 0]
     tiny = tf.constant(np.finfo(dtype.as_numpy_dtype).tiny, dtype)
-    radius = tf.maximum((need - used_k) / tf.maximum(slope_k, tiny), 0)
-    radius = tf.where(feasible, radius, tf.reduce_max(room, axis=1))
+    lam = tf.maximum((need - used_k) / tf.maximum(slope_k, tiny), 0)
+    return tf.where(feasible, lam, tf.reduce_max(kinks, axis=1))
+
+
+def _hyperplane_box_delta(points, w, b, lo, hi):
+    """[N, D] delta of minimal L-inf norm with <w, points + delta> = b and lo <= points + delta <= hi.
+
+    Every coordinate moves toward the hyperplane by min(r, room_i); for an L-inf radius r the
+    gap closed is h(r) = sum_i |w_i| min(r, room_i), kinks at the rooms: the projection is
+    direction * min(r*, room) for the smallest r* with h(r*) = |c| (`_crossing`).
+    """
+    need, direction, room = _toward_hyperplane(points, w, b, lo, hi)
+    radius = _crossing(room, tf.abs(w), need)
     return direction * tf.minimum(radius[:, None], room)
+
+
+def _hyperplane_box_delta_l2(points, w, b, lo, hi):
+    """[N, D] delta of minimal L2 norm with <w, points + delta> = b and lo <= points + delta <= hi.
+
+    The KKT point of min |d|_2^2 on the hyperplane and the box is d_i = direction_i *
+    min(lam |w_i|, room_i) for one lam >= 0: the unconstrained projection -c w / |w|_2^2 with
+    the coordinates that would leave the box stopped at their face. The gap closed,
+    h(lam) = sum_i w_i^2 min(lam, room_i / |w_i|), has its kinks at room_i / |w_i|, so lam is
+    `_crossing` with weights w_i^2. Unreachable hyperplanes give the closest box corner, as for
+    L-inf. Coordinates with w_i^2 = 0 (also by float underflow) do not move.
+    """
+    need, direction, room = _toward_hyperplane(points, w, b, lo, hi)
+    rate = tf.abs(w)
+    weight = tf.square(w)
+    active = weight > 0
+    kinks = tf.where(active, room / tf.where(active, rate, tf.ones_like(rate)), tf.zeros_like(room))
+    lam = _crossing(kinks, tf.where(active, weight, tf.zeros_like(weight)), need)
+    step = tf.minimum(lam[:, None] * rate, room)
+    return tf.where(active, direction * step, tf.zeros_like(step))
+
+
+def _checked(points, w, b):
+    points = tf.convert_to_tensor(points)
+    w = tf.convert_to_tensor(w, points.dtype)
+    b = tf.convert_to_tensor(b, points.dtype)
+    if points.shape.rank != 2 or w.shape.rank != 2 or b.shape.rank != 1:
+        raise ValueError(f"points and w must be [N, D] and b [N]. Received: points.shape={points.shape}, "
+                         f"w.shape={w.shape}, b.shape={b.shape}")
+    return points, w, b
 
 
 def project_linf_hyperplane_box(points, w, b, lo=0.0, hi=1.0):
@@ -87,21 +138,39 @@ def project_linf_hyperplane_box(points, w, b, lo=0.0, hi=1.0):
     the hyperplane-box intersection; when the intersection is empty, the box corner that comes
     closest to the hyperplane (what FAB steps toward then).
     """
-    points = tf.convert_to_tensor(points)
-    w = tf.convert_to_tensor(w, points.dtype)
-    b = tf.convert_to_tensor(b, points.dtype)
-    if points.shape.rank != 2 or w.shape.rank != 2 or b.shape.rank != 1:
-        raise ValueError(f"points and w must be [N, D] and b [N]. Received: points.shape={points.shape}, "
-                         f"w.shape={w.shape}, b.shape={b.shape}")
+    points, w, b = _checked(points, w, b)
     return points + _hyperplane_box_delta(points, w, b, lo, hi)
 
 
-def random_start(x0: tf.Tensor, epsilon: float, seed: tf.Tensor) -> tf.Tensor:
-    """The reference's restart point: x0 + eps/2 * u / |u|_inf, u ~ U(-1, 1)^D, clipped to [0, 1]."""
-    u = tf.random.stateless_uniform(tf.shape(x0), seed=seed, minval=-1.0, maxval=1.0, dtype=x0.dtype)
+def project_l2_hyperplane_box(points, w, b, lo=0.0, hi=1.0):
+    """The L2 projection of each row of `points` [N, D] onto {z : <w, z> = b} within [lo, hi]^D.
+
+    As `project_linf_hyperplane_box`, in the Euclidean norm: the closest point of the
+    intersection, or (intersection empty) the box corner closest to the hyperplane.
+    """
+    points, w, b = _checked(points, w, b)
+    return points + _hyperplane_box_delta_l2(points, w, b, lo, hi)
+
+
+def random_start(x0: tf.Tensor, epsilon: float, seed: tf.Tensor, norm: str = "linf") -> tf.Tensor:
+    """The reference's restart point, clipped to [0, 1]: x0 + eps/2 * u / |u|_inf with
+    u ~ U(-1, 1)^D for L-inf, x0 + eps/2 * u / |u|_2 with u ~ N(0, 1)^D for L2."""
     axes = list(range(1, len(x0.shape)))
+    if norm == "l2":
+        u = tf.random.stateless_normal(tf.shape(x0), seed=seed, dtype=x0.dtype)
+        scale = tf.sqrt(tf.reduce_sum(tf.square(u), axis=axes, keepdims=True))
+        return tf.clip_by_value(x0 + 0.5 * epsilon * u / scale, 0.0, 1.0)
+    u = tf.random.stateless_uniform(tf.shape(x0), seed=seed, minval=-1.0, maxval=1.0, dtype=x0.dtype)
     scale = tf.reduce_max(tf.abs(u), axis=axes, keepdims=True)
     return tf.clip_by_value(x0 + 0.5 * epsilon * u / scale, 0.0, 1.0)
+
+
+def _distances(a: np.ndarray, b: np.ndarray, norm: str) -> np.ndarray:
+    """[B] |a - b| per example in the threat's norm (L2 summed in float64)."""
+    diff = (a - b).reshape(len(a), -1)
+    if norm == "l2":
+        return np.sqrt(np.sum(np.square(diff, dtype=np.float64), axis=1))
+    return np.abs(diff).max(axis=1)
 
 
 def _pick(logits: tf.Tensor, classes: tf.Tensor) -> tf.Tensor:
@@ -118,7 +187,8 @@ def _rank_targets(clean_logits: np.ndarray, y: np.ndarray, n_targets: int) -> np
 
 @dataclass(frozen=True)
 class FABResult:
-    """`x_adv` [B, ...]; `fooled` [B] the judge is fooled at x_adv; `distance` [B] |x_adv - x|_inf."""
+    """`x_adv` [B, ...]; `fooled` [B] the judge is fooled at x_adv; `distance` [B] |x_adv - x| in
+    the threat's norm (L-inf or L2)."""
 
     x_adv: np.ndarray
     fooled: np.ndarray
@@ -126,15 +196,16 @@ class FABResult:
 
 
 class FABTargeted(Attack):
-    """FAB-T (L-inf): `steps` iterations per target and restart, `n_targets` targets."""
+    """FAB-T (L-inf or L2, the threat's norm): `steps` iterations per target and restart,
+    `n_targets` targets."""
 
     name = "fab_t"
 
     def __init__(self, target: Target, threat: ThreatModel, steps: int = 100, restarts: int = 1,
                  n_targets: int = 9, alpha_max: float = 0.1, eta: float = 1.05, beta: float = 0.9):
         super().__init__(threat)
-        if threat.norm != "linf":
-            raise ValueError(f"FABTargeted is the L-inf attack. Received: threat.norm={threat.norm!r}")
+        if threat.norm not in ("linf", "l2"):
+            raise ValueError(f"FABTargeted has L-inf and L2 versions. Received: threat.norm={threat.norm!r}")
         for name, value in (("steps", steps), ("restarts", restarts), ("n_targets", n_targets)):
             if int(value) != value or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1. Received: {name}={value}")
@@ -163,18 +234,19 @@ class FABTargeted(Attack):
         x0f = tf.reshape(x0, [batch, -1])
         x1f = tf.reshape(x1, [batch, -1])
         b = tf.reduce_sum(w * x1f, axis=1) - diff
-        delta = _hyperplane_box_delta(tf.concat([x1f, x0f], 0), tf.concat([w, w], 0),
-                                      tf.concat([b, b], 0), 0.0, 1.0)
+        l2 = self.threat.norm == "l2"
+        project = _hyperplane_box_delta_l2 if l2 else _hyperplane_box_delta
+        delta = project(tf.concat([x1f, x0f], 0), tf.concat([w, w], 0), tf.concat([b, b], 0), 0.0, 1.0)
         d1, d2 = delta[:batch], delta[batch:]
-        a1 = tf.maximum(tf.reduce_max(tf.abs(d1), axis=1, keepdims=True), _MIN_DISTANCE)
-        a2 = tf.maximum(tf.reduce_max(tf.abs(d2), axis=1, keepdims=True), _MIN_DISTANCE)
+        a1 = tf.maximum(self._norm(d1, keepdims=True), _MIN_DISTANCE)
+        a2 = tf.maximum(self._norm(d2, keepdims=True), _MIN_DISTANCE)
         alpha = tf.clip_by_value(a1 / (a1 + a2), 0.0, self.alpha_max)
         x1f = tf.clip_by_value((x1f + self.eta * d1) * (1 - alpha) + (x0f + self.eta * d2) * alpha,
                                0.0, 1.0)
         x1 = tf.reshape(x1f, tf.shape(x0))
 
         adv = fooled(self.target.judge_logits(x1), y)
-        norm = tf.reduce_max(tf.abs(x1f - x0f), axis=1)
+        norm = self._norm(x1f - x0f)
         closer = tf.logical_and(adv, norm < best_norm)
         shape = tf.concat([[batch], tf.ones([len(x0.shape) - 1], tf.int32)], 0)
         best = tf.where(tf.reshape(closer, shape), x1, best)
@@ -182,8 +254,14 @@ class FABTargeted(Attack):
         x1 = tf.where(tf.reshape(adv, shape), x0 + self.beta * (x1 - x0), x1)
         return x1, best, best_norm
 
+    def _norm(self, flat, keepdims=False):
+        """|row| of a [N, D] tensor in the threat's norm."""
+        if self.threat.norm == "l2":
+            return tf.sqrt(tf.reduce_sum(tf.square(flat), axis=1, keepdims=keepdims))
+        return tf.reduce_max(tf.abs(flat), axis=1, keepdims=keepdims)
+
     def _search_impl(self, x0, y, t, x_start, steps):
-        """(closest judge-fooling iterate, its L-inf distance or _NOT_FOUND) per example."""
+        """(closest judge-fooling iterate, its distance in the norm or _NOT_FOUND) per example."""
         best_norm = tf.fill(tf.shape(y), tf.constant(_NOT_FOUND, x0.dtype))
 
         def body(i, x1, best, best_norm):
@@ -199,12 +277,13 @@ class FABTargeted(Attack):
         return self.run_with_info(x, y, seed).x_adv
 
     def run_with_info(self, x: np.ndarray, y: np.ndarray, seed: int) -> FABResult:
-        """`run`, with which examples fool the judge at x_adv and at what L-inf distance."""
+        """`run`, with which examples fool the judge at x_adv and at what distance (threat's norm)."""
         x = np.asarray(x, np.float32)
         y = np.asarray(y).astype(np.int32)
         if y.shape != x.shape[:1]:
             raise ValueError(f"y must be [B] for x [B, ...]. Received: x.shape={x.shape}, y.shape={y.shape}")
-        eps = np.float32(self.threat.epsilon)
+        norm = self.threat.norm
+        eps = np.float32(self.threat.epsilon) if norm == "linf" else np.float64(self.threat.epsilon)
         clean = self._judge(tf.constant(x)).numpy()
         robust = np.argmax(clean, axis=1) == y
         n_targets = min(self.n_targets, clean.shape[1] - 1)
@@ -218,11 +297,11 @@ class FABTargeted(Attack):
                     break
                 x0 = tf.constant(x[idx])
                 start = x0 if restart == 0 else random_start(x0, float(eps),
-                                                             seed_tensor(seed, self.name, k, restart))
+                                                             seed_tensor(seed, self.name, k, restart), norm)
                 best, _ = self._search(x0, tf.constant(y[idx]), tf.constant(targets[idx, k]), start, steps)
                 best = best.numpy()
                 # Accept by the numpy distance, the one callers check the eps ball with.
-                dist = np.abs(best - x[idx]).reshape(idx.size, -1).max(axis=1)
+                dist = _distances(best, x[idx], norm)
                 ok = (dist > 0) & (dist <= eps)
                 x_adv[idx[ok]] = best[ok]
                 robust[idx[ok]] = False
@@ -238,5 +317,5 @@ class FABTargeted(Attack):
         is_fooled = fooled(self._judge(tf.constant(x_adv)), y).numpy()
         x_adv = np.where((changed & ~is_fooled).reshape((-1,) + (1,) * (x.ndim - 1)), x, x_adv)
         is_fooled = fooled(self._judge(tf.constant(x_adv)), y).numpy()
-        distance = np.abs(x_adv - x).reshape(len(x), -1).max(axis=1)
+        distance = _distances(x_adv, x, self.threat.norm)
         return FABResult(x_adv.astype(np.float32), is_fooled, distance)

@@ -1,4 +1,5 @@
-"""The Square attack, L-inf (Andriushchenko, Croce, Flammarion & Hein, ECCV 2020), as AutoAttack runs it.
+"""The Square attack, L-inf and L2 (Andriushchenko, Croce, Flammarion & Hein, ECCV 2020), as AutoAttack
+runs it.
 
 Square is a random search that only reads logits: no gradient, no graph, no framework on the
 model side. Its model is therefore a plain query function, numpy NHWC float32 images ->
@@ -15,10 +16,22 @@ The L-inf algorithm, per restart, on the examples the query still classifies cor
   * s shrinks with the schedule `p_schedule`: p is the fraction of pixels a window covers.
 Fooled examples drop out of the batch, so each iteration pays queries only for the ones left.
 
+The L2 algorithm, the same loop (same p schedule, same acceptance) with other proposals; every
+point is x + eps * delta / |delta|_2 clipped to [0, 1], so on the eps sphere unless the box cuts:
+  * start at a grid of h//5-sided blocks (from the image's centre), each block a
+    `meta_pseudo_gaussian` pattern (two nested-rectangle bumps of opposite sign, one half above
+    the other or, at random, side by side) with a random sign per channel;
+  * each iteration draw two windows of side s (at least 3, odd): the perturbation in the second
+    is removed and the first gets a fresh pseudo-gaussian pattern (random sign per channel) added
+    to its old content, rescaled so that it carries the mass of both windows plus whatever the
+    box had clipped off the budget; the whole delta is then renormalized to eps.
+
 What differs from AutoAttack's PyTorch `SquareAttack` (L-inf), and why:
   * AutoAttack draws one window and one sign per channel for the whole batch each iteration;
     here each example draws its own, as the paper's algorithm (and its authors' reference
-    code) does, so examples do not share their search.
+    code) does, so examples do not share their search. For L2 the same holds for both
+    windows, the signs and the pattern's orientation (AutoAttack: one per batch, per block at
+    the start).
   * success is argmax(query) != y (ties go to the lowest index, as argmax does), not
     margin <= 0, so a returned "fooled" point always fools the judge; an example at an exact
     tie with y winning it stays in the search.
@@ -81,6 +94,61 @@ def square_side(p: float, height: int, width: int, channels: int) -> int:
     return min(side, height, width)
 
 
+def square_side_l2(p: float, height: int, width: int, channels: int) -> int:
+    """The L2 version's window side: max(round(sqrt(p * h * w)), 3), made odd by adding 1, as the
+    reference does; capped at min(h, w) so the window fits a small image (never binding from 7x7 up
+    at p <= 0.8)."""
+    n_features = height * width * channels
+    side = max(int(round(math.sqrt(p * n_features / channels))), 3)
+    if side % 2 == 0:
+        side += 1
+    return min(side, height, width)
+
+
+def _nested_rectangles(rows: int, cols: int) -> np.ndarray:
+    """[rows, cols] float64, unit L2 norm: a pseudo-gaussian bump of nested rectangles.
+
+    The rectangles share the centre (rows // 2, cols // 2); the k-th (k = 0, 1, ...) reaches k
+    pixels from it in both directions (Chebyshev distance) and adds 1 / (k + 1)^2, up to the
+    one that covers the whole block. So a pixel at Chebyshev distance d from the centre holds the
+    tail sum over k >= d of 1 / (k + 1)^2: the bump decays like 1/d from its centre.
+    """
+    if rows == 0 or cols == 0:
+        return np.zeros((rows, cols))
+    distance = np.maximum(np.abs(np.arange(rows) - rows // 2)[:, None],
+                          np.abs(np.arange(cols) - cols // 2)[None, :])
+    n_rectangles = max(rows, cols) // 2 + 1
+    tail = np.cumsum((1.0 / np.arange(1, n_rectangles + 1) ** 2)[::-1])[::-1]
+    bump = tail[distance]
+    return bump / np.sqrt(np.sum(bump ** 2))
+
+
+def meta_pseudo_gaussian(side: int) -> np.ndarray:
+    """[side, side] float64, unit L2 norm: a bump over the top side // 2 rows and a negative bump
+    over the rest (the L2 Square's pattern; transposing it gives the left/right version)."""
+    top = side // 2
+    block = np.concatenate([_nested_rectangles(top, side), -_nested_rectangles(side - top, side)])
+    return block / np.sqrt(np.sum(block ** 2))
+
+
+def _oriented_patterns(rng: np.random.Generator, count: int, side: int) -> np.ndarray:
+    """[count, side, side, 1] meta pseudo-gaussian patterns, each transposed with probability 1/2."""
+    block = meta_pseudo_gaussian(side)
+    flip = rng.integers(0, 2, size=count).astype(bool)
+    return np.where(flip[:, None, None], block.T[None], block[None])[..., None]
+
+
+def _l2_norms(t: np.ndarray) -> np.ndarray:
+    """[B] L2 norm of each example (float64)."""
+    return np.sqrt(np.sum(np.square(t.reshape(len(t), -1), dtype=np.float64), axis=1))
+
+
+def _on_sphere(x: np.ndarray, delta: np.ndarray, eps: float) -> np.ndarray:
+    """clip(x + eps * delta / |delta|_2, 0, 1) per example, as float32 (the L2 candidates)."""
+    scale = eps / (_l2_norms(delta) + 1e-12)
+    return np.clip(x + scale[:, None, None, None] * delta, 0.0, 1.0).astype(np.float32)
+
+
 def _check_p_init(p_init: float) -> None:
     if not (math.isfinite(p_init) and 0 < p_init <= 1):
         raise ValueError(f"p_init must be in (0, 1]. Received: p_init={p_init}")
@@ -119,14 +187,15 @@ def _random_signs(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarra
 
 
 class Square(Attack):
-    """L-inf Square attack on a query function; after `run`, `queries_used` and `fooled` per example.
+    """Square attack (L-inf or L2, the threat's norm) on a query function; after `run`,
+    `queries_used` and `fooled` per example.
 
     Args:
         query: numpy float32 NHWC images in [0, 1] -> numpy logits [B, classes]. Its argmax is
             the judge. Called only on non-empty batches.
-        threat: an L-inf ThreatModel (its epsilon is the budget; step_size is unused).
+        threat: an L-inf or L2 ThreatModel (its epsilon is the budget; step_size is unused).
         n_queries: iterations per restart (AutoAttack's `n_queries`).
-        p_init: the fraction of pixels the first windows cover (AutoAttack: 0.8).
+        p_init: the fraction of pixels the first windows cover (AutoAttack: 0.8, both norms).
         restarts: independent runs; each attacks only the examples no earlier run fooled.
         loss: "margin" (AutoAttack's default) or "ce" (minimizes -CE): the acceptance criterion.
     """
@@ -136,8 +205,8 @@ class Square(Attack):
     def __init__(self, query: QueryFn, threat: ThreatModel, n_queries: int = 5000, p_init: float = 0.8,
                  restarts: int = 1, loss: str = "margin"):
         super().__init__(threat)
-        if threat.norm != "linf":
-            raise ValueError(f"Square here is the L-inf attack. Received: threat.norm={threat.norm!r}")
+        if threat.norm not in ("linf", "l2"):
+            raise ValueError(f"Square has L-inf and L2 versions. Received: threat.norm={threat.norm!r}")
         if not callable(query):
             raise ValueError(f"query must be callable. Received: query={query!r}")
         if int(n_queries) != n_queries or n_queries < 1:
@@ -188,20 +257,18 @@ class Square(Attack):
         self.queries_used = queries
         self.fooled = fooled
         # Returned as queried, not re-projected by `finish`: every point is built from
-        # clip(x +/- eps, 0, 1) and so already in the ball, and a re-projection could move a
-        # judged point by a rounding error, which the judge has not seen.
+        # clip(x +/- eps, 0, 1) or clip(x + eps * delta / |delta|_2, 0, 1) and so already in the
+        # ball, and a re-projection could move a judged point by a rounding error, which the
+        # judge has not seen.
         return x_adv
 
     def _single_run(self, x: np.ndarray, y: np.ndarray, rng: np.random.Generator):
         """One restart on examples the query classifies correctly: (x_best, loss, fooled, queries)."""
-        n, height, width, channels = x.shape
-        eps = np.float32(self.threat.epsilon)
-        # Every candidate pixel is x + eps or x - eps (then clipped to [0, 1]): the L-inf search
-        # space is the corners of the box, so both are computed once.
-        up = np.clip(x + eps, 0.0, 1.0)
-        down = np.clip(x - eps, 0.0, 1.0)
-        stripes = _random_signs(rng, (n, 1, width, channels))
-        x_best = np.where(stripes > 0, up, down)
+        n = len(x)
+        if self.threat.norm == "l2":
+            x_best, propose = self._l2_search(x, rng)
+        else:
+            x_best, propose = self._linf_search(x, rng)
         logits = self._logits(x_best)
         _, loss = margin_and_loss(logits, y, self.loss)
         fooled = _fooled(logits, y)
@@ -210,14 +277,7 @@ class Square(Attack):
             active = np.flatnonzero(~fooled)
             if active.size == 0:
                 break
-            side = square_side(p_schedule(iteration, self.n_queries, self.p_init), height, width, channels)
-            # Corners in [0, h - s) as the reference draws them (the last position only when s == h).
-            rows = rng.integers(0, max(height - side, 1), size=active.size)
-            cols = rng.integers(0, max(width - side, 1), size=active.size)
-            signs = _random_signs(rng, (active.size, 1, 1, channels))
-            window = _window_mask(rows, cols, side, height, width)
-            corner = np.where(signs > 0, up[active], down[active])
-            x_new = np.where(window, corner, x_best[active])
+            x_new = propose(iteration, active, x_best)
             logits = self._logits(x_new)
             _, loss_new = margin_and_loss(logits, y[active], self.loss)
             fooled_new = _fooled(logits, y[active])
@@ -227,6 +287,83 @@ class Square(Attack):
             fooled[active] = fooled_new
             queries[active] += 1
         return x_best, loss, fooled, queries
+
+    def _linf_search(self, x: np.ndarray, rng: np.random.Generator):
+        """(vertical-stripes start, proposal function) of the L-inf version."""
+        n, height, width, channels = x.shape
+        eps = np.float32(self.threat.epsilon)
+        # Every candidate pixel is x + eps or x - eps (then clipped to [0, 1]): the L-inf search
+        # space is the corners of the box, so both are computed once.
+        up = np.clip(x + eps, 0.0, 1.0)
+        down = np.clip(x - eps, 0.0, 1.0)
+        stripes = _random_signs(rng, (n, 1, width, channels))
+        start = np.where(stripes > 0, up, down)
+
+        def propose(iteration, active, x_best):
+            side = square_side(p_schedule(iteration, self.n_queries, self.p_init), height, width, channels)
+            # Corners in [0, h - s) as the reference draws them (the last position only when s == h).
+            rows = rng.integers(0, max(height - side, 1), size=active.size)
+            cols = rng.integers(0, max(width - side, 1), size=active.size)
+            signs = _random_signs(rng, (active.size, 1, 1, channels))
+            window = _window_mask(rows, cols, side, height, width)
+            corner = np.where(signs > 0, up[active], down[active])
+            return np.where(window, corner, x_best[active])
+
+        return start, propose
+
+    def _l2_search(self, x: np.ndarray, rng: np.random.Generator):
+        """(pseudo-gaussian grid start, proposal function) of the L2 version (module docstring)."""
+        n, height, width, channels = x.shape
+        eps = float(self.threat.epsilon)
+        start = _on_sphere(x, self._l2_grid(rng, n, height, width, channels), eps)
+
+        def propose(iteration, active, x_best):
+            m = active.size
+            side = square_side_l2(p_schedule(iteration, self.n_queries, self.p_init), height, width, channels)
+            x_now = x[active]
+            delta = x_best[active].astype(np.float64) - x_now
+            rows1 = rng.integers(0, max(height - side, 1), size=m)
+            cols1 = rng.integers(0, max(width - side, 1), size=m)
+            rows2 = rng.integers(0, max(height - side, 1), size=m)
+            cols2 = rng.integers(0, max(width - side, 1), size=m)
+            pattern = _oriented_patterns(rng, m, side) * _random_signs(rng, (m, 1, 1, channels))
+            window1 = _window_mask(rows1, cols1, side, height, width)
+            window2 = _window_mask(rows2, cols2, side, height, width)
+            # The first window's content per channel [m, s, s, c], and the mass at stake: what the
+            # two windows hold now and what the box clipped off the eps budget.
+            ex = np.arange(m)[:, None, None]
+            at = (ex, rows1[:, None, None] + np.arange(side)[None, :, None],
+                  cols1[:, None, None] + np.arange(side)[None, None, :])
+            old = delta[at]
+            old_norm = np.sqrt(np.sum(old ** 2, axis=(1, 2), keepdims=True))
+            in_windows = _l2_norms(np.where(window1 | window2, delta, 0.0))
+            missing = np.maximum(eps ** 2 - _l2_norms(delta) ** 2, 0.0)
+            new = pattern + old / (1e-12 + old_norm)
+            new_norm = np.sqrt(np.sum(new ** 2, axis=(1, 2), keepdims=True))
+            mass = np.sqrt(missing / channels + in_windows ** 2)[:, None, None, None]
+            delta = np.where(window2, 0.0, delta)
+            delta[at] = new / (1e-12 + new_norm) * mass
+            return _on_sphere(x_now, delta, eps)
+
+        return start, propose
+
+    @staticmethod
+    def _l2_grid(rng: np.random.Generator, n: int, height: int, width: int, channels: int) -> np.ndarray:
+        """[n, h, w, c] the L2 start's delta: blocks of side h // 5 tiled from offset
+        (h - 5 s) // 2 in both directions, h // s rows and w // s columns of them (cut at the
+        image's edge), each a pseudo-gaussian pattern with a random sign per channel."""
+        side = max(height // 5, 1)
+        offset = (height - 5 * side) // 2
+        delta = np.zeros((n, height, width, channels))
+        for i in range(height // side):
+            top = offset + i * side
+            for j in range(width // side):
+                left = offset + j * side
+                block = _oriented_patterns(rng, n, side) * _random_signs(rng, (n, 1, 1, channels))
+                rows, cols = min(side, height - top), min(side, width - left)
+                if rows > 0 and cols > 0:
+                    delta[:, top:top + rows, left:left + cols] += block[:, :rows, :cols]
+        return delta
 
 
 def keras_query(logits_fn: Callable[[tf.Tensor], tf.Tensor], batch_size: int = 500) -> QueryFn:

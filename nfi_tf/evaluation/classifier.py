@@ -11,8 +11,9 @@ mean) / std`, stated in the report.
 
 The suite is AutoAttack's (APGD-CE, APGD-T, FAB-T, Square) in its order, each attack only on the
 points the previous ones left robust, so its cost falls with the share already broken;
-`attacks=("clean", "apgd_ce", ...)` gives per-attack columns on every image instead. L2 runs the
-attacks that have an L2 version here (APGD-CE, APGD-T) and names the others as skipped.
+`attacks=("clean", "apgd_ce", ...)` gives per-attack columns on every image instead. `norm="l2"`
+runs the same four in their L2 versions (eps the L2 radius); a requested attack that has no L2
+version (PGD, CW-Linf, the route-aware ones) is named in the notes as skipped.
 
 An ONNX file is scored by ONNX Runtime on the file itself (every adversarial image is re-scored
 there) and attacked by Square through it; the gradient attacks need a differentiable twin (`twin=`:

@@ -1,4 +1,7 @@
-"""FAB-T: AutoAttack's third attack, targeted FAB (minimum-norm), one run per target class."""
+"""FAB-T: AutoAttack's third attack, targeted FAB (minimum-norm), one run per target class.
+
+L-inf and L2 (the threat's norm): the projections onto the linearized boundary, the restarts'
+random start and the distances it minimizes are the norm's (nfi_tf.attacks.fab)."""
 
 from __future__ import annotations
 
@@ -27,9 +30,15 @@ class FABAttack:
         return self._built(target).run(x, y, seed)
 
 
+def _note(s):
+    entry = s["fab_t"]
+    line = f"FAB-T: {entry['targets']} target classes, {entry['steps']} iterations each"
+    # Records written before FAB-T had an L2 version have no norm in their entry: L-inf.
+    return line + (" (L2 projections)" if entry.get("norm", "linf") == "l2" else "")
+
+
 SPEC = registry.AttackSpec(
-    name="fab_t", title="FAB-T", budgets=BUDGETS, suite_position=2,
+    name="fab_t", title="FAB-T", budgets=BUDGETS, suite_position=2, norms=("linf", "l2"),
     build=FABAttack,
-    settings=lambda b, threat: {"steps": b.fab_steps, "targets": b.fab_targets},
-    note=lambda s: (f"FAB-T: {s['fab_t']['targets']} target classes, {s['fab_t']['steps']} "
-                    "iterations each"))
+    settings=lambda b, threat: {"steps": b.fab_steps, "targets": b.fab_targets, "norm": threat.norm},
+    note=_note)

@@ -2,7 +2,8 @@
 
 It only queries the served output (the judge), so on the routed model it needs no relaxation of
 the switch, and it can run on a model it cannot differentiate (an ONNX file through ONNX
-Runtime: `query` targets, see `SquareAttack.on_query`).
+Runtime: `query` targets, see `SquareAttack.on_query`). L-inf and L2 (the threat's norm): the
+L2 version moves pseudo-gaussian mass between windows on the eps sphere (nfi_tf.attacks.square).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from nfi_tf.evaluation.suite import registry
 from nfi_tf.evaluation.suite.target import PerTarget
 
-P_INIT = 0.8  # AutoAttack's p_init for L-inf
+P_INIT = 0.8  # AutoAttack's p_init (the same for L-inf and L2)
 BUDGETS = (
     registry.Budget("square_queries", 5000, 1000, label="Square", unit="queries",
                     help="Square queries (AutoAttack's standard version: 5,000)."),
@@ -39,9 +40,16 @@ class SquareAttack:
         return self._built(target).run(x, y, seed)
 
 
+def _note(s):
+    entry = s["square"]
+    # Records written before Square had an L2 version have no norm in their entry: L-inf.
+    l2 = entry.get("norm", "linf") == "l2"
+    return (f"Square: {entry['queries']} queries, p_init {entry.get('p_init', P_INIT):g}, margin loss "
+            f"(gradient-free{', L2 pseudo-gaussian windows' if l2 else ''})")
+
+
 SPEC = registry.AttackSpec(
     name="square", title="Square", budgets=BUDGETS, suite_position=3, gradient=False,
-    routed_variants=False, build=SquareAttack,
-    settings=lambda b, threat: {"queries": b.square_queries, "p_init": P_INIT},
-    note=lambda s: (f"Square: {s['square']['queries']} queries, "
-                    f"p_init {s['square'].get('p_init', P_INIT):g}, margin loss (gradient-free)"))
+    routed_variants=False, norms=("linf", "l2"), build=SquareAttack,
+    settings=lambda b, threat: {"queries": b.square_queries, "p_init": P_INIT, "norm": threat.norm},
+    note=_note)
