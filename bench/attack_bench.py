@@ -1,131 +1,174 @@
 """Cost of the evaluation's attacks: seconds per image and achieved GFLOP/s vs the fp32 peak.
 
-    python -m bench.attack_bench --model_dir=runs/mnist_quickstart [--examples=32] [--out=FILE]
+    python -m bench.attack_bench --model_dir=runs/mnist_quickstart [--examples=200]
+        [--batch_size=200] [--baseline=GIT_REF] [--max_busy=0.25] [--out=FILE]
 
 Runs AutoAttack's standard suite (APGD-CE, APGD-T, FAB-T with 9 targets and 100 iterations each,
 Square with 5,000 queries) against the routed model, each attack on all the images (not only
 the ones still robust, so each row is that attack's own cost), plus the route-aware attacks.
+`--examples` images in `--batch_size` batches (default: the evaluation's own batch, 200).
+
 Every image the model sees is counted at its input: a forward pass costs F FLOPs (nfi_tf.flops,
 analytic multiply-adds), a backward pass to the input about F more, so an attack's FLOPs are
 F x (images forwarded + images back-propagated) and its achieved GFLOP/s is that over its wall
-time. The machine's peak is bench.peak's best float32 matmul. The load average is recorded
-before and after each attack: compare only figures taken on idle cores.
+time. The machine's peak is bench.peak's best float32 matmul.
+
+Each attack runs in a fresh process (bench/attack_child.py; compile outside the clock). With
+`--baseline=REF` (e.g. the last release, or HEAD before a change) a git worktree of REF is made
+and every attack is measured on it and on the current tree in turn, A B A B..., so both columns
+see the same machine state. Before every measurement the cores must be quiet (bench.quiet).
 """
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
 import sys
-import time
+import tempfile
 
-import numpy as np
-import tensorflow as tf
-
-from nfi_tf import data, flops, model_io, outputs
-from nfi_tf.attacks.threat import ThreatModel
-from nfi_tf.config import make_config
-from nfi_tf.evaluation import suite
-from nfi_tf.evaluation.config import EvalConfig
-from nfi_tf.evaluation.keys import AttackKey
-from nfi_tf.evaluation.suite.budgets import Budgets
-from nfi_tf.evaluation.suite.nfi_targets import target_for
-
+_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_CHILD = os.path.join(_REPO, "bench", "attack_child.py")
+CEILING = "ceiling"  # bench/attack_child.py's key for the model's own rate
 _REPORTED = ("apgd_steps", "apgd_targets", "fab_steps", "fab_targets", "square_queries", "route_steps")
 
 
-class CountingModel:
-    """The classifier with counters on its input: images forwarded and back-propagated."""
+def planned_keys() -> list[str]:
+    """The attacks measured: AutoAttack's suite on the routed output (hard switch), then the
+    route-aware attacks onto all heads and onto the benign route."""
+    from nfi_tf import outputs
+    from nfi_tf.evaluation import suite
+    from nfi_tf.evaluation.keys import AttackKey
 
-    def __init__(self, classifier):
-        self.classifier = classifier
-        self.forward = tf.Variable(0, dtype=tf.int64, trainable=False)
-        self.backward = tf.Variable(0, dtype=tf.int64, trainable=False)
-
-        @tf.custom_gradient
-        def tap(x):
-            self.forward.assign_add(tf.cast(tf.shape(x)[0], tf.int64))
-
-            def grad(dy):
-                self.backward.assign_add(tf.cast(tf.shape(dy)[0], tf.int64))
-                return dy
-
-            return tf.identity(x), grad
-
-        self._tap = tap
-
-    def __call__(self, x, training=False):
-        return self.classifier(self._tap(x), training=training)
-
-    def reset(self):
-        self.forward.assign(0)
-        self.backward.assign(0)
-
-
-def run(model_dir: str, examples: int, log=print) -> dict:
-    trained = model_io.load_trained(model_dir)
-    if trained.config.model.method != "nfi":
-        raise ValueError(f"the attack benchmark needs a routed (nfi) model. Received: "
-                         f"method={trained.config.model.method}")
-    images, labels = data.load_arrays(trained.config.data, "test", examples)
-    x, y = data.uint8_to_float(images), labels
-    preset = make_config(trained.config.data.dataset).eval_attack
-    cfg = EvalConfig(model_dir=model_dir, batch_size=examples)  # AutoAttack's standard budgets
-    budgets = Budgets.of(cfg, preset, trained.info.num_classes)
-    threat = ThreatModel("linf", preset.epsilon)
-    counting = CountingModel(trained.classifier)
-    forward_flops = flops.forward_flops(trained.classifier)
     routed = outputs.ROUTED
-    planned = [AttackKey(f, routed, "" if not suite.get(f).routed_variants else "hard")
-               for f in suite.autoattack()]
+    keys = [AttackKey(f, routed, "" if not suite.get(f).routed_variants else "hard")
+            for f in suite.autoattack()]
     route = suite.route_aware.SPEC.name
-    planned += [AttackKey(route, routed, "all_heads"), AttackKey(route, routed, "benign_route", aux=1)]
-    from bench.quiet import wait_for_quiet
+    keys += [AttackKey(route, routed, "all_heads"), AttackKey(route, routed, "benign_route", aux=1)]
+    return [str(k) for k in keys]
 
-    rows = []
-    for key in planned:
-        attack = suite.get(key.family).build(budgets, threat)
-        target = target_for(counting, key)
-        quiet = wait_for_quiet(log=log)
-        attack.run(x[:2], y[:2], 0, target)  # compile outside the clock
-        counting.reset()
-        load_before = os.getloadavg()[0]
-        start = time.perf_counter()
-        x_adv = attack.run(x, y, 1, target)
-        seconds = time.perf_counter() - start
-        fwd, bwd = int(counting.forward.numpy()), int(counting.backward.numpy())
-        robust = float(np.mean(np.argmax(trained.classifier(x_adv, training=False)[routed], 1) == y))
-        rows.append({"attack": str(key), "seconds": seconds, "seconds_per_image": seconds / examples,
-                     "images_forwarded": fwd, "images_backpropagated": bwd,
-                     "gflop": forward_flops * (fwd + bwd) / 1e9,
-                     "gflop_per_s": forward_flops * (fwd + bwd) / seconds / 1e9,
-                     "routed_accuracy": robust, "load_before": load_before,
-                     "others_busy_share_before": quiet["busy_share"],
-                     "load_after": os.getloadavg()[0]})
-        log(f"{str(key):28s} {seconds / examples:7.3f} s/image  {rows[-1]['gflop_per_s']:6.1f} GFLOP/s  "
-            f"routed acc {robust:.3f}  load {load_before:.2f}->{rows[-1]['load_after']:.2f}")
+
+def baseline_tree(ref: str) -> tuple[str, str]:
+    """(path, commit) of a git worktree of `ref` (made once per commit under the temp dir)."""
+    commit = subprocess.run(["git", "rev-parse", "--verify", f"{ref}^{{commit}}"], cwd=_REPO,
+                            capture_output=True, text=True)
+    if commit.returncode != 0:
+        raise SystemExit(f"attack_bench: --baseline={ref} is not a commit of this repository")
+    sha = commit.stdout.strip()
+    path = os.path.join(tempfile.gettempdir(), f"nfi_attack_baseline_{sha[:12]}")
+    if not os.path.isdir(path):
+        subprocess.run(["git", "worktree", "add", "--detach", path, sha], cwd=_REPO, check=True,
+                       capture_output=True)
+    return path, sha
+
+
+def measure(tree: str, model_dir: str, examples: int, key: str, batch_size: int) -> dict:
+    """One attack on the code of `tree`, in its own process."""
+    env = dict(os.environ, PYTHONPATH=tree)
+    proc = subprocess.run([sys.executable, _CHILD, os.path.abspath(model_dir), str(examples), key,
+                           str(batch_size)], cwd=tree, env=env, capture_output=True, text=True)
+    rows = [line for line in proc.stdout.splitlines() if line.startswith("ATTACK_ROW ")]
+    if proc.returncode != 0 or not rows:
+        tail = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
+        raise SystemExit(f"attack_bench: {key} failed on {tree}: {tail}")
+    return json.loads(rows[-1][len("ATTACK_ROW "):])
+
+
+def _rate(row: dict, forward_flops: float, peak: float) -> dict:
+    flop = forward_flops * (row["images_forwarded"] + row["images_backpropagated"])
+    return {**row, "gflop": flop / 1e9, "gflop_per_s": flop / row["seconds"] / 1e9,
+            "fraction_of_peak": flop / row["seconds"] / 1e9 / peak}
+
+
+def run(model_dir: str, examples: int, batch_size: int, baseline: str | None = None,
+        max_busy: float = 0.25, log=print) -> dict:
     from bench.machine import cpu_model
     from bench.peak import measure_peak
+    from bench.quiet import wait_for_quiet
+    from nfi_tf import flops, model_io
+    from nfi_tf.config import make_config
+    from nfi_tf.evaluation.config import EvalConfig
+    from nfi_tf.evaluation.suite.budgets import Budgets
 
+    trained = model_io.load_trained(model_dir)
+    if trained.config.model.method != "nfi":
+        raise SystemExit(f"attack_bench: needs a routed (nfi) model. Received: "
+                         f"method={trained.config.model.method}")
+    forward_flops = flops.forward_flops(trained.classifier)
+    preset = make_config(trained.config.data.dataset).eval_attack
+    budgets = Budgets.of(EvalConfig(model_dir=model_dir, batch_size=batch_size), preset,
+                         trained.info.num_classes)
+    trees = [("current", _REPO, None)]
+    if baseline:
+        path, sha = baseline_tree(baseline)
+        trees = [("baseline", path, sha)] + trees
+    quiet = wait_for_quiet(max_busy=max_busy, log=log)
     peak = measure_peak()
-    for r in rows:
-        r["fraction_of_peak"] = r["gflop_per_s"] / peak["gflop_per_s_best"]
-    in_suite = [r for k, r in zip(planned, rows) if k.family in suite.autoattack()]
-    return {"model_dir": os.path.abspath(model_dir), "examples": examples,
-            "forward_flops_per_image": forward_flops, "peak": peak,
-            "budgets": {k: v for k, v in budgets.values.items() if k in _REPORTED},
-            "standard_suite_seconds_per_image_all_points": sum(r["seconds_per_image"] for r in in_suite),
-            "attacks": rows, "cpu": cpu_model()}
+    best = peak["gflop_per_s_best"]
+    rows = {name: [] for name, _, _ in trees}
+    ceilings = {}
+    for name, tree, _ in trees:
+        wait_for_quiet(max_busy=max_busy, log=log)
+        c = measure(tree, model_dir, examples, CEILING, batch_size)
+        for kind in ("forward", "forward_backward"):
+            c[f"{kind}_gflop_per_s"] = forward_flops * c[f"{kind}_images"] / c[f"{kind}_seconds"] / 1e9
+            c[f"{kind}_fraction_of_peak"] = c[f"{kind}_gflop_per_s"] / best
+        ceilings[name] = c
+        log(f"{name:8s} the model alone (batch {c['batch']}, oneDNN {c['onednn_setting']}): forward "
+            f"{c['forward_gflop_per_s']:.1f} GFLOP/s ({100 * c['forward_fraction_of_peak']:.0f}% of peak), "
+            f"forward+backward {c['forward_backward_gflop_per_s']:.1f} GFLOP/s "
+            f"({100 * c['forward_backward_fraction_of_peak']:.0f}%)")
+    for key in planned_keys():
+        for name, tree, _ in trees:
+            before = wait_for_quiet(max_busy=max_busy, log=log)
+            row = _rate(measure(tree, model_dir, examples, key, batch_size), forward_flops, best)
+            kind = "forward_backward" if row["images_backpropagated"] else "forward"
+            row["fraction_of_model_rate"] = row["gflop_per_s"] / ceilings[name][f"{kind}_gflop_per_s"]
+            row["others_busy_share_before"] = before["busy_share"]
+            rows[name].append(row)
+            log(f"{name:8s} {key:28s} {row['seconds_per_image']:7.3f} s/image  "
+                f"{row['gflop_per_s']:6.1f} GFLOP/s ({100 * row['fraction_of_peak']:3.0f}% of peak)  "
+                f"routed acc {row['routed_accuracy']:.3f}  load {row['load_before']:.2f}->"
+                f"{row['load_after']:.2f}")
+    suite_keys = planned_keys()[:4]
+    result = {"model_dir": os.path.abspath(model_dir), "examples": examples, "batch_size": batch_size,
+              "forward_flops_per_image": forward_flops, "peak": peak, "cpu": cpu_model(),
+              "quiet_at_start": quiet,
+              "budgets": {k: v for k, v in budgets.values.items() if k in _REPORTED}}
+    for name, _, sha in trees:
+        result[name] = {"commit": sha or _head(), "attacks": rows[name], "model_alone": ceilings[name],
+                        "standard_suite_seconds_per_image_all_points": sum(
+                            r["seconds_per_image"] for r in rows[name] if r["attack"] in suite_keys)}
+    result["attacks"] = rows["current"]  # the file's former layout, kept for existing readers
+    return result
+
+
+def _head() -> str:
+    out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=_REPO, capture_output=True, text=True)
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=_REPO,
+                           capture_output=True, text=True).stdout.strip()
+    return out.stdout.strip() + ("+uncommitted changes" if dirty else "")
 
 
 def main(argv: list[str]) -> None:
-    args = dict(a.lstrip("-").split("=", 1) for a in argv[1:])
+    try:
+        args = dict(a.lstrip("-").split("=", 1) for a in argv[1:])
+    except ValueError:
+        raise SystemExit(f"attack_bench: flags are --name=value. Received: {' '.join(argv[1:])}") from None
+    if "model_dir" not in args:
+        raise SystemExit("attack_bench: --model_dir is required (a routed model, e.g. "
+                         "runs/mnist_quickstart from scripts/quickstart.sh)")
+    examples = int(args.get("examples", 200))
     out = args.get("out", os.path.join("bench", "attack_results.json"))
-    result = run(args["model_dir"], int(args.get("examples", 32)))
+    result = run(args["model_dir"], examples, int(args.get("batch_size", min(examples, 200))),
+                 args.get("baseline"), float(args.get("max_busy", 0.25)))
     from nfi_tf import io_utils
 
     io_utils.atomic_write_json(out, result)
-    print(f"standard suite (each attack on all points): "
-          f"{result['standard_suite_seconds_per_image_all_points']:.2f} s/image; written to {out}")
+    from bench.tables import attack_table
+
+    print(attack_table(result))
+    print(f"written to {out}")
 
 
 if __name__ == "__main__":

@@ -170,3 +170,36 @@ def precisions_table(serve: dict) -> list[str]:
         lines.append(f"| TF SavedModel fp32 | {tf['latency_b1_ms_median']:.3f} ms | "
                      f"{tf[thr]:,.0f} img/s | |")
     return lines
+
+
+def attack_table(out: dict) -> str:
+    """The attack benchmark: each attack's cost on the current code, beside the baseline's when
+    one was measured (bench.attack_bench --baseline)."""
+    current = out["current"]["attacks"]
+    base = {r["attack"]: r for r in out.get("baseline", {}).get("attacks", [])}
+    head = "| attack | s / image | forwards | backwards | GFLOP/s | % of peak | % of the model's rate |"
+    rule = "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+    if base:
+        head += " baseline s / image | baseline % of peak | speed-up |"
+        rule += " ---: | ---: | ---: |"
+    lines = [head, rule]
+    for r in current:
+        line = (f"| {r['attack']} | {r['seconds_per_image']:.3f} | {r['images_forwarded']:,} | "
+                f"{r['images_backpropagated']:,} | {r['gflop_per_s']:.1f} | "
+                f"{100 * r['fraction_of_peak']:.0f}% | {100 * r['fraction_of_model_rate']:.0f}% |")
+        if r["attack"] in base:
+            b = base[r["attack"]]
+            line += (f" {b['seconds_per_image']:.3f} | {100 * b['fraction_of_peak']:.0f}% | "
+                     f"x{b['seconds'] / r['seconds']:.2f} |")
+        lines.append(line)
+    pad = " | | |" if base else ""
+    for name in ("current", "baseline"):
+        if name in out and "model_alone" in out[name]:
+            c = out[name]["model_alone"]
+            lines.append(f"| the model alone, {name} (batch {c['batch']}, TF_ENABLE_ONEDNN_OPTS="
+                         f"{c['onednn_setting']}): forward | | | | {c['forward_gflop_per_s']:.1f} | "
+                         f"{100 * c['forward_fraction_of_peak']:.0f}% | |" + pad)
+            lines.append(f"| the model alone, {name}: forward + backward | | | | "
+                         f"{c['forward_backward_gflop_per_s']:.1f} | "
+                         f"{100 * c['forward_backward_fraction_of_peak']:.0f}% | |" + pad)
+    return "\n".join(lines)

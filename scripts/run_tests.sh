@@ -22,7 +22,8 @@ if [ "${1:-}" != "--numeric-paths" ]; then
   exit
 fi
 shift
-default_on="$(python -c 'from bench.machine import onednn_ops_expected; print(int(onednn_ops_expected()[0]))')"
+# What the tests run by default: the kernels importing nfi_tf picks (nfi_tf/cpu_kernels.py).
+default_on="$(python -c 'import nfi_tf; from bench.machine import onednn_ops_expected; print(int(onednn_ops_expected()[0]))')"
 other=$((1 - default_on))
 paths=("default:" "oneDNN-ops-$other:TF_ENABLE_ONEDNN_OPTS=$other" "one-thread:TF_NUM_INTRAOP_THREADS=1"
        "fixture-seed-1:NFI_TEST_FIXTURE_SEED=1")

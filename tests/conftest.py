@@ -23,8 +23,11 @@ if "TFDS_DATA_DIR" not in os.environ and os.path.isdir(_SHARED):
     os.environ["TFDS_DATA_DIR"] = _SHARED
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-
+# Before anything imports TensorFlow: the package's kernel choice (nfi_tf/cpu_kernels.py) is
+# what users get, so it is what the tests run (TF_ENABLE_ONEDNN_OPTS still overrides it).
 import helpers  # noqa: E402  (tests/ is on sys.path under pytest)
+
+import nfi_tf  # noqa: E402, F401
 
 FIXTURE_MODES = ("committed", "train")
 

@@ -501,3 +501,39 @@ def test_cascade_attacks_only_what_every_earlier_attack_left_robust(trained_mnis
         assert corr[key][broken].all(), key
     assert r.max_linf["pgd@tradeoff"] > EPS - 0.05
     assert "Worst case in cascade" in report.markdown(r.report)
+
+
+def test_split_validation_evaluates_the_held_out_train_images_into_their_own_dir(trained_mnist_dir,
+                                                                                 tmp_path):
+    from nfi_tf import data
+    from nfi_tf.config import Config
+
+    model_dir = _copy_model_dir(trained_mnist_dir, tmp_path / "val")
+    small = dict(SMALL, eval_examples=32, batch_size=32)
+    # The fixture held nothing out: a one-line error naming the flag, and no file written.
+    with pytest.raises(NfiError, match="validation_examples"):
+        evaluate_model(EvalConfig(model_dir=model_dir, attacks=("clean", "pgd"), split="validation",
+                                  **small), log=lambda m: None)
+    assert not os.path.exists(os.path.join(model_dir, "validation", "eval.json"))
+    path = os.path.join(model_dir, "config.json")
+    cfg = json.load(open(path))
+    cfg["data"]["validation_examples"] = 300
+    json.dump(cfg, open(path, "w"))
+    r = evaluate_model(EvalConfig(model_dir=model_dir, attacks=("clean", "pgd"), split="validation",
+                                  **small), log=lambda m: None)
+    saved = EvalReport.load(os.path.join(model_dir, "validation", "eval.json"))
+    assert not os.path.exists(os.path.join(model_dir, "eval.json"))  # the test report is untouched
+    assert any("validation images" in n for n in saved.notes)
+    # The images were the last 300 of the train split (their first 32), not test images.
+    data_cfg = Config.from_dict(cfg).data
+    x, y = data.load_arrays(data_cfg, data.validation_split(data_cfg), None)
+    clf = load_classifier(os.path.join(model_dir, "model.keras"))
+    clean = np.argmax(clf(data.uint8_to_float(x[:32]), training=False)["routed"], 1) == y[:32]
+    assert r.report.table["routed"]["clean"] == pytest.approx(clean.mean())
+    test_x, _ = data.load_arrays(data_cfg, "test", 32)
+    assert not np.array_equal(x[:32], test_x)
+
+
+def test_split_must_be_test_or_validation():
+    with pytest.raises(NfiError, match="split must be one of test, validation. Received: split=train"):
+        validate(EvalConfig(model_dir="m", split="train"))

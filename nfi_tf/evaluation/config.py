@@ -27,6 +27,7 @@ AUTOATTACK_SUITE = suite.autoattack()
 _PLAIN = tuple(s.option_name for s in suite.specs() if not s.routed_only)
 ATTACKS = ((CLEAN,) + _PLAIN + (suite.AUTOATTACK,)
            + tuple(s.option_name for s in suite.specs() if s.routed_only))
+SPLITS = ("test", "validation")
 ALIASES = {"apgd_dlr": "apgd_t", "adaptive": "route_aware"}  # the names of earlier releases
 
 
@@ -42,6 +43,10 @@ class EvalConfig:
                 "the routing switch)"})
     eval_examples: int | None = field(default=None, metadata={
         "help": "Use the first N test images", "none": "the whole test split"})
+    split: str = field(default="test", metadata={
+        "help": "Images to evaluate: test, or validation (the images the model's training held "
+                "out of its train split, --validation_examples; reports go to MODEL_DIR/validation/) "
+                "- choose settings on validation, report on test"})
     batch_size: int = field(default=200, metadata={"help": "Images per attack batch"})
     seed: int | None = field(default=None, metadata={
         "help": "Random seed", "none": "the training seed"})
@@ -126,6 +131,7 @@ def validate(c: EvalConfig) -> EvalConfig:
     check(c.cw_confidence > 0, f"cw_confidence must be > 0. Received: cw_confidence={c.cw_confidence}")
     check(c.attack_outputs is None or len(c.attack_outputs) > 0,
           f"attack_outputs must name at least one output. Received: attack_outputs={c.attack_outputs}")
+    check(c.split in SPLITS, f"split must be one of {', '.join(SPLITS)}. Received: split={c.split}")
     check(c.norm in ("linf", "l2"), f"norm must be linf or l2. Received: norm={c.norm}")
     check(c.onnx is None or c.onnx.endswith(".onnx"),
           f"onnx is the path of an exported .onnx file. Received: onnx={c.onnx}")

@@ -28,6 +28,7 @@ from nfi_tf import data, model_io, outputs
 from nfi_tf.attacks.seeds import int_seed
 from nfi_tf.attacks.threat import ThreatModel
 from nfi_tf.config import AttackConfig, make_config
+from nfi_tf.errors import NfiError
 from nfi_tf.evaluation import feature_overlap, plan, records, report, suite
 from nfi_tf.evaluation import routes as routes_lib
 from nfi_tf.evaluation import worst_case as wc
@@ -156,7 +157,22 @@ def _setup(cfg: EvalConfig) -> Setup:
         notes.append(f"APGD-T skipped: its targeted DLR loss needs >= {apgd_t.MIN_CLASSES} classes. "
                      f"Received: {info.num_classes}")
         planned = [p for p in planned if p.family != apgd_t.SPEC.name]
-    images, labels = data.load_arrays(data_cfg, "test", cfg.eval_examples, cfg.download)
+    out_dir = cfg.model_dir
+    if cfg.split == "validation":
+        if not data_cfg.validation_examples:
+            raise NfiError(f"--split=validation needs a model trained with --validation_examples > 0; "
+                           f"{cfg.model_dir} held no images out of its train split")
+        spec_ = data.validation_split(data_cfg, cfg.download)
+        n = data_cfg.validation_examples if cfg.eval_examples is None else min(
+            cfg.eval_examples, data_cfg.validation_examples)
+        images, labels = data.load_arrays(data_cfg, spec_, None, cfg.download)
+        images, labels = images[:n], labels[:n]
+        out_dir = os.path.join(cfg.model_dir, "validation")
+        os.makedirs(out_dir, exist_ok=True)
+        notes.append(f"evaluated on {n} validation images (held out of the train split: {spec_}), "
+                     f"not on test images")
+    else:
+        images, labels = data.load_arrays(data_cfg, "test", cfg.eval_examples, cfg.download)
     families = list(dict.fromkeys(p.family for p in planned))
     attacks = {f: suite.get(f).build(budgets, threat) for f in families}
     targets = {p.key: nfi_targets.target_for(trained.classifier, p.key) for p in planned}
@@ -164,7 +180,7 @@ def _setup(cfg: EvalConfig) -> Setup:
                       score=compiled_score(trained.classifier), dataset=info.name,
                       num_classes=info.num_classes, class_names=info.class_names,
                       fingerprint=file_fingerprint(os.path.join(cfg.model_dir, "model.keras")),
-                      out_dir=cfg.model_dir,
+                      out_dir=out_dir,
                       heads_kernel=lambda: trained.classifier.get_layer(
                           outputs.HEADS_LAYER).tradeoff_kernel.numpy())
     onnx = onnx_square = None
