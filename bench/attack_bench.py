@@ -64,7 +64,10 @@ def baseline_tree(ref: str) -> tuple[str, str]:
 
 def measure(tree: str, model_dir: str, examples: int, key: str, batch_size: int) -> dict:
     """One attack on the code of `tree`, in its own process."""
-    env = dict(os.environ, PYTHONPATH=tree)
+    from nfi_tf import cpu_kernels
+
+    # Each tree picks its own CPU kernels, as a user's process would (not this one's choice).
+    env = dict(cpu_kernels.user_environment(), PYTHONPATH=tree)
     proc = subprocess.run([sys.executable, _CHILD, os.path.abspath(model_dir), str(examples), key,
                            str(batch_size)], cwd=tree, env=env, capture_output=True, text=True)
     rows = [line for line in proc.stdout.splitlines() if line.startswith("ATTACK_ROW ")]

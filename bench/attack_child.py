@@ -12,6 +12,7 @@ attack registry's `build(...).run(x, y, seed, target)`, `target_for`, `Budgets.o
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import sys
@@ -46,9 +47,11 @@ def _counting(classifier, tf):
 
 
 def measure(model_dir: str, examples: int, key_text: str, batch_size: int | None = None) -> dict:
+    # nfi_tf before TensorFlow: the tree's own choice of CPU kernels, if it makes one (an
+    # import_module call, so that sorting the imports below cannot move it after them).
+    importlib.import_module("nfi_tf")
     import tensorflow as tf
 
-    import nfi_tf  # noqa: F401  (first: the tree's own choice of CPU kernels, if it makes one)
     from nfi_tf import data, model_io, outputs
     from nfi_tf.attacks.threat import ThreatModel
     from nfi_tf.config import make_config

@@ -21,6 +21,16 @@ import sys
 
 VARIABLE = "TF_ENABLE_ONEDNN_OPTS"
 _X86_64 = ("x86_64", "amd64")
+set_by_package = False  # True once prefer_onednn() wrote the variable into os.environ
+
+
+def user_environment() -> dict:
+    """os.environ as the user set it (without the variable this module wrote), for a child
+    process that should make its own choice (e.g. a benchmark of another version's code)."""
+    env = dict(os.environ)
+    if set_by_package:
+        env.pop(VARIABLE, None)
+    return env
 
 
 def prefer_onednn(environ=None, system: str | None = None, machine: str | None = None,
@@ -34,4 +44,7 @@ def prefer_onednn(environ=None, system: str | None = None, machine: str | None =
     if VARIABLE in environ or loaded or system != "Linux" or machine.lower() not in _X86_64:
         return None
     environ[VARIABLE] = "1"
+    if environ is os.environ:
+        global set_by_package
+        set_by_package = True
     return "1"

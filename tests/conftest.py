@@ -12,8 +12,11 @@ here only (scripts/run_tests.sh --numeric-paths sets them):
 
 from __future__ import annotations
 
+import atexit
+import importlib
 import os
 import shutil
+import tempfile
 
 import pytest
 
@@ -21,13 +24,19 @@ _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _SHARED = os.path.normpath(os.path.join(_REPO, "..", "shared", "data", "tfds"))
 if "TFDS_DATA_DIR" not in os.environ and os.path.isdir(_SHARED):
     os.environ["TFDS_DATA_DIR"] = _SHARED
+# The memory-mapped copies of MNIST/CIFAR-10 (nfi_tf/datasets/cache.py) go to a session
+# directory, never to ~/.cache; subprocesses inherit it. A directory given is kept.
+if "NFI_TF_CACHE_DIR" not in os.environ:
+    os.environ["NFI_TF_CACHE_DIR"] = tempfile.mkdtemp(prefix="nfi_tf_cache_")
+    atexit.register(shutil.rmtree, os.environ["NFI_TF_CACHE_DIR"], ignore_errors=True)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # Before anything imports TensorFlow: the package's kernel choice (nfi_tf/cpu_kernels.py) is
-# what users get, so it is what the tests run (TF_ENABLE_ONEDNN_OPTS still overrides it).
-import helpers  # noqa: E402  (tests/ is on sys.path under pytest)
+# what users get, so it is what the tests run (TF_ENABLE_ONEDNN_OPTS still overrides it). An
+# import_module call, so that sorting the imports cannot move it after helpers (which loads TF).
+importlib.import_module("nfi_tf")
 
-import nfi_tf  # noqa: E402, F401
+import helpers  # noqa: E402  (tests/ is on sys.path under pytest)
 
 FIXTURE_MODES = ("committed", "train")
 

@@ -240,3 +240,28 @@ def test_bench_config_from_flags_keeps_the_command_line_and_is_passed_down(tmp_p
     assert results["meta"]["suites"] == ["peak"] and results["meta"]["tiny"] is True
     assert json.loads((tmp_path / "r.json").read_text())["peak"]["gflop_per_s_best"] > 0
     assert (tmp_path / "work").is_dir() and logged[-1] == f"written to {tmp_path / 'r.json'}"
+
+
+def test_attack_bench_rates_and_table_on_given_numbers():
+    """GFLOP/s from the images counted at the model's input, against the peak and against the
+    model's own rate; the table puts the baseline beside the current code."""
+    from bench.attack_bench import _rate, planned_keys
+    from bench.tables import attack_table
+
+    row = _rate({"attack": "apgd_ce@routed:hard", "seconds": 2.0, "seconds_per_image": 0.01,
+                 "images_forwarded": 1000, "images_backpropagated": 1000}, 1e7, 100.0)
+    assert row["gflop"] == pytest.approx(20.0) and row["gflop_per_s"] == pytest.approx(10.0)
+    assert row["fraction_of_peak"] == pytest.approx(0.1)
+    keys = planned_keys()
+    assert keys[:4] == ["apgd_ce@routed:hard", "apgd_t@routed:hard", "fab_t@routed:hard",
+                        "square@routed"] and keys[4].startswith("route@routed:all_heads")
+    alone = {"batch": 200, "onednn_setting": "1", "forward_gflop_per_s": 20.0,
+             "forward_fraction_of_peak": 0.2, "forward_backward_gflop_per_s": 12.5,
+             "forward_backward_fraction_of_peak": 0.125}
+    current = dict(row, fraction_of_model_rate=0.8)
+    base = dict(row, seconds=3.0, seconds_per_image=0.015, fraction_of_peak=0.0667)
+    table = attack_table({"current": {"attacks": [current], "model_alone": alone},
+                          "baseline": {"attacks": [base], "model_alone": alone}})
+    line = [t for t in table.splitlines() if t.startswith("| apgd_ce")][0]
+    assert "| 10% | 80% |" in line and line.endswith("| 0.015 | 7% | x1.50 |")
+    assert "TF_ENABLE_ONEDNN_OPTS=1" in table and "| 12.5 | 12% |" in table

@@ -36,3 +36,13 @@ def test_importing_the_package_first_sets_it_and_a_user_setting_wins():
     out = subprocess.run([sys.executable, "-c", code], env={**base, VARIABLE: "0"},
                          capture_output=True, text=True)
     assert out.stdout.strip().splitlines()[-1] == "0"
+
+
+def test_user_environment_drops_only_what_the_package_wrote(monkeypatch):
+    from nfi_tf import cpu_kernels
+
+    monkeypatch.setattr(cpu_kernels, "set_by_package", True)
+    monkeypatch.setenv(VARIABLE, "1")
+    assert VARIABLE not in cpu_kernels.user_environment()
+    monkeypatch.setattr(cpu_kernels, "set_by_package", False)
+    assert cpu_kernels.user_environment()[VARIABLE] == "1"  # the user's own setting is kept

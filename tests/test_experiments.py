@@ -29,7 +29,9 @@ QUICKSTART_EVAL_FLAGS = ["--model_dir=M", "--eval_examples=500",
                          "--attacks=clean,pgd,cw,autoattack,route_aware",
                          "--attack_outputs=routed,tradeoff", "--apgd_steps=50", "--apgd_targets=3",
                          "--fab_steps=50", "--fab_targets=3", "--square_queries=1000",
-                         "--route_steps=50", "--route_targets=1"]
+                         "--route_steps=50", "--route_targets=1",
+                         # issue 26: the main job's worst case in cascade (same attacks, less work)
+                         "--cascade=true"]
 
 
 def _parsed(define, argv):
@@ -63,7 +65,7 @@ def test_no_script_spells_a_budget_flag():
 
 # === The quickstart ===
 
-def test_quickstart_evaluates_exactly_as_before():
+def test_quickstart_evaluates_as_before_but_in_cascade():
     before = evaluate_flags.eval_config_from_flags(
         _parsed(evaluate_flags.define_evaluate_flags, QUICKSTART_EVAL_FLAGS))
     assert QUICKSTART.eval.config("M") == before
