@@ -218,18 +218,19 @@ def test_the_command_line_evaluates_a_keras_file_and_an_onnx_file(tmp_path, mnis
     assert no_data.returncode == 2 and "--dataset is required" in no_data.stderr
 
 
-def test_the_docs_example_runs(tmp_path, monkeypatch):
-    """The example in docs/own_model.md ("Evaluate any classifier"), as written."""
+@pytest.mark.parametrize("doc", ["README.md", os.path.join("docs", "own_model.md")])
+def test_the_docs_example_runs(doc, tmp_path, monkeypatch):
+    """The "Evaluate any classifier" example of the README and docs/own_model.md, as written."""
     from helpers import REPO
 
-    readme = open(os.path.join(REPO, "docs", "own_model.md")).read()
+    readme = open(os.path.join(REPO, doc)).read()
     block = readme.split("<!-- evaluate-classifier -->", 1)[1].split("```python", 1)[1].split("```", 1)[0]
     keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(10)])
     model.save(str(tmp_path / "my_classifier.keras"))
     monkeypatch.chdir(tmp_path)
     exec(compile(block.replace('budget="cpu"', 'budget="cpu", apgd_steps=5, square_queries=20'),
-                 "docs/own_model.md", "exec"), {})
+                 doc, "exec"), {})
     report = EvalReport.load(str(tmp_path / "my_eval" / "eval.json"))
     assert report.examples == 200 and report.method == "classifier"
     assert report.table["logits"]["worst_case"] <= report.table["logits"]["clean"]
