@@ -45,7 +45,7 @@ class DataConfig:
                 "then reports on them, not on test images (0: no validation split)"})
     # TRADES' CIFAR augmentation: pad 4, random crop, horizontal flip
     augment: bool = field(default=False, metadata={"help": "Pad-4 random crop + flip"})
-    # Streamed tfds sets (not mnist/cifar10, which are permuted in memory) shuffle in a buffer.
+    # Streamed tfds sets (not mnist/cifar10, whose rows are permuted exactly) shuffle in a buffer.
     shuffle_buffer: int = 10_000
     # Sets whose images differ in size need it; a fixed-size set is resized when it is given.
     image_size: int | None = field(default=None, metadata={

@@ -15,10 +15,12 @@ Training streams its batches. The order of epoch `e` is a permutation seeded by 
 and the augmentation of a batch is seeded by `(seed, e, batch)`, so the stream from any
 (epoch, batch) is a pure function of the config: resuming a killed run rebuilds exactly the
 batches it had not yet seen. A folder's batches are read and decoded from its files, an .npz's
-rows from its memory-mapped arrays. The two preset sets, MNIST and CIFAR-10, are small
-(13 MB, 150 MB as uint8) and keep the in-memory form this stream always had (their numbers are
-unchanged); any other tfds set is streamed from its files through a seeded shuffle buffer
-(`shuffle_buffer`) and a resumed epoch skips the batches already seen.
+rows from its memory-mapped arrays. The two preset sets, MNIST and CIFAR-10, keep the exact
+permuted batches they always had (their numbers are unchanged), gathered by row from a uint8
+cache file of the training split, memory-mapped (nfi_tf.datasets.cache: written once, atomically,
+under NFI_TF_CACHE_DIR or ~/.cache/nfi_tf; a cache directory that cannot be written keeps the
+split in memory, as before). Any other tfds set is streamed from its files through a seeded
+shuffle buffer (`shuffle_buffer`) and a resumed epoch skips the batches already seen.
 
 `validation_examples` > 0 holds the last N images of the train split out of training (they are
 never in `training_split`) for the per-epoch evaluation, so settings chosen on those numbers
@@ -38,7 +40,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from nfi_tf.config import DataConfig
-from nfi_tf.datasets import folder, npz, probe, spec
+from nfi_tf.datasets import cache, folder, npz, probe, spec
 from nfi_tf.errors import DataUnavailableError, NfiError
 
 _FIX = ("point --data_dir (or the TFDS_DATA_DIR environment variable) at a folder holding "
@@ -111,8 +113,9 @@ def _builder(cfg: DataConfig, download: bool = True) -> tfds.core.DatasetBuilder
 # === Sources: each seen as the logical splits "train" and "test" ===
 
 _SPLIT = re.compile(r"^(train|test)(?:\[(\d*):(\d*)\])?$")
-# Kept in memory as uint8 for training, as they always were (see the module docstring).
-_IN_MEMORY = ("mnist", "cifar10")
+# Trained on permuted rows, as they always were: gathered from a memory-mapped cache of the
+# split (see the module docstring).
+_INDEXED = ("mnist", "cifar10")
 
 
 def _parse_split(split: str, size: int) -> tuple[str, int, int]:
@@ -203,8 +206,28 @@ class _TfdsSource:
         return ds
 
     def batch_loader(self, split: str):
-        if self.cfg.dataset not in _IN_MEMORY:
+        if self.cfg.dataset not in _INDEXED:
             return None  # streamed (TrainStream.epoch)
+        cached = cache.split_arrays(
+            self.cfg.dataset, self.physical(split), self.builder.data_dir, self.image_shape,
+            self.size(split), lambda: self.examples(split).batch(4096).as_numpy_iterator())
+        if cached is None:  # the cache directory cannot be written (logged)
+            return self._in_memory_loader(split)
+        images, labels = cached
+        labels_t, shape = tf.constant(labels), self.image_shape
+
+        def read(idx):
+            return np.asarray(images[idx])  # the batch's rows only, copied from the map
+
+        def load(idx):
+            x = tf.numpy_function(read, [idx], tf.uint8, stateful=False)
+            x.set_shape([None, *shape])
+            return x, tf.gather(labels_t, idx)
+
+        return load
+
+    def _in_memory_loader(self, split: str):
+        """The whole split as a constant, gathered by row (what the cache replaces, bit for bit)."""
         images, labels = load_arrays(self.cfg, split, None, self.download)
         images, labels = tf.constant(images), tf.constant(labels)
         return lambda idx: (tf.gather(images, idx), tf.gather(labels, idx))

@@ -48,8 +48,9 @@ def distribute_dataset(strategy: tf.distribute.Strategy, ds: tf.data.Dataset):
 
     Every worker builds the same global batches (a function of seed and step, see
     `data.TrainStream`), so each must take its replicas' slices of every batch: DATA sharding.
-    Said explicitly because AUTO first looks for input files to shard (there are none, the split
-    is in memory) and falls back to DATA with a warning.
+    Said explicitly because AUTO first looks for input files to shard (the preset sets have
+    none: their batches are gathered by row from a cached split) and falls back to DATA with a
+    warning.
     """
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA

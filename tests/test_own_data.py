@@ -250,10 +250,10 @@ def test_bad_input_through_the_cli_is_one_line_and_exit_2(case, tmp_path):
 
 def test_a_streamed_tfds_set_covers_its_split_resumes_and_resizes(monkeypatch):
     """Any tfds set other than mnist/cifar10 streams from its files: MNIST forced down that path."""
-    monkeypatch.setattr(data, "_IN_MEMORY", ())
+    monkeypatch.setattr(data, "_INDEXED", ())
     cfg = make_config("mnist", {"data": {"train_examples": 300, "shuffle_buffer": 64}}).data
     stream = data.TrainStream(cfg, batch_size=128, seed=0)
-    assert stream._load is None  # no split in memory
+    assert stream._load is None  # streamed from its files, not gathered by row
     batches = list(stream.epoch(0))
     assert [len(b[1]) for b in batches] == [128, 128, 44]
     x = np.concatenate([np.round(b[0].numpy() * 255) for b in batches]).astype(np.uint8)
