@@ -524,6 +524,10 @@ def test_split_validation_evaluates_the_held_out_train_images_into_their_own_dir
     saved = EvalReport.load(os.path.join(model_dir, "validation", "eval.json"))
     assert not os.path.exists(os.path.join(model_dir, "eval.json"))  # the test report is untouched
     assert any("validation images" in n for n in saved.notes)
+    assert saved.settings["split"] == "validation"
+    assert "32 validation images" in report.text_table(saved)
+    assert "32 validation images" in report.markdown(saved)
+    assert r.report.settings["split"] == "validation"
     # The images were the last 300 of the train split (their first 32), not test images.
     data_cfg = Config.from_dict(cfg).data
     x, y = data.load_arrays(data_cfg, data.validation_split(data_cfg), None)

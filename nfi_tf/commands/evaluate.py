@@ -35,10 +35,10 @@ def main(argv):
         raise NfiError("give --model_dir (a model trained by nfi_tf.train), or --keras_model, "
                        "--saved_model or --onnx with --dataset. Received: none")
     config = evaluate_flags.eval_config_from_flags(FLAGS)
-    from nfi_tf.evaluation.runner import evaluate_model
+    from nfi_tf.evaluation.runner import evaluate_model, report_dir
 
     evaluate_model(config, log=lambda m: print(m, flush=True))
-    print(f"report: {config.model_dir}/eval.json, eval.md, eval.npz")
+    print(f"report: {report_dir(config)}/eval.json, eval.md, eval.npz")
 
 
 def run():

@@ -71,9 +71,14 @@ def _gap_line(summary: dict) -> str | None:
     return line
 
 
+def _images(result: EvalReport) -> str:
+    """"500 test images", or "500 validation images" for --split=validation."""
+    return f"{result.examples} {result.settings.get('split', 'test')} images"
+
+
 def text_table(result: EvalReport) -> str:
     """The main table as aligned text (what the CLI prints)."""
-    lines = [f"{result.dataset} {result.method}, {result.examples} test images, "
+    lines = [f"{result.dataset} {result.method}, {_images(result)}, "
              f"{'L2 ' if result.settings.get('norm') == 'l2' else ''}eps {result.settings['epsilon']:g}:"]
     lines += align(["accuracy %"] + _titles(result), main_table_rows(result))
     gap = _gap_line(result.routed_adaptive or {})
@@ -119,7 +124,7 @@ def attack_notes(result: EvalReport) -> list[str]:
 def markdown(result: EvalReport) -> str:
     s = result.settings
     lines = [f"# Evaluation: {result.dataset}, {result.method}", "",
-             f"{result.examples} test images, {_norm_title(s)} eps = {s['epsilon']:g}, seed {result.seed}. "
+             f"{_images(result)}, {_norm_title(s)} eps = {s['epsilon']:g}, seed {result.seed}. "
              "Accuracy in %.", ""]
     lines += md_table(["output"] + _titles(result), main_table_rows(result))
     if s.get("model"):  # a classifier nfi-tf did not train: what it is and how it was run

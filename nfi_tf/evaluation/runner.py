@@ -97,6 +97,12 @@ def quiet_retracing():
         logger.removeFilter(f)
 
 
+def report_dir(cfg: EvalConfig) -> str:
+    """Where an evaluation of a model dir writes its reports: the model dir itself, or its
+    `validation/` subdirectory for --split=validation (the test report stays untouched)."""
+    return os.path.join(cfg.model_dir, "validation") if cfg.split == "validation" else cfg.model_dir
+
+
 def evaluate_model(cfg: EvalConfig, log: Callable[[str], None] = print) -> EvalResult:
     """Evaluate the model in `cfg.model_dir`; writes eval.json, eval.md, eval.npz and Figure 1."""
     started = time.time()
@@ -157,7 +163,7 @@ def _setup(cfg: EvalConfig) -> Setup:
         notes.append(f"APGD-T skipped: its targeted DLR loss needs >= {apgd_t.MIN_CLASSES} classes. "
                      f"Received: {info.num_classes}")
         planned = [p for p in planned if p.family != apgd_t.SPEC.name]
-    out_dir = cfg.model_dir
+    out_dir = report_dir(cfg)
     if cfg.split == "validation":
         if not data_cfg.validation_examples:
             raise NfiError(f"--split=validation needs a model trained with --validation_examples > 0; "
@@ -167,7 +173,6 @@ def _setup(cfg: EvalConfig) -> Setup:
             cfg.eval_examples, data_cfg.validation_examples)
         images, labels = data.load_arrays(data_cfg, spec_, None, cfg.download)
         images, labels = images[:n], labels[:n]
-        out_dir = os.path.join(cfg.model_dir, "validation")
         os.makedirs(out_dir, exist_ok=True)
         notes.append(f"evaluated on {n} validation images (held out of the train split: {spec_}), "
                      f"not on test images")
@@ -344,6 +349,7 @@ def _settings(s: Setup) -> dict:
         "attack_outputs": list(cfg.attack_outputs) if cfg.attack_outputs else list(s.subject.rows),
         "batch_size": cfg.batch_size,
         "onnx": cfg.onnx,
+        "split": getattr(cfg, "split", "test"),
     })
     return out
 
