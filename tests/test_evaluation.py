@@ -84,6 +84,11 @@ def test_attacks_lower_accuracy_well_below_clean(nfi_eval):
             else:  # not attacked white-box: no column, but transfers still reach its worst case
                 assert table[row][column] is None, (row, column)
         assert table[row]["worst_case"] < 0.8 * clean, row
+    # The report says which rows no white-box attack targeted (their worst case is transfer only).
+    line = next(l for l in report.markdown(nfi_eval.report).splitlines()
+                if l.startswith("- Attacked white-box:"))
+    assert line.startswith("- Attacked white-box: routed (NFI), trade-off head, robust part alone. "
+                           "The worst case of benign head, adversarial head, non-robust part alone ")
 
 
 def test_judged_pgd_returns_the_iterate_that_fooled_the_judge_not_the_last():

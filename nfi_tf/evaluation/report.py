@@ -121,6 +121,12 @@ def attack_notes(result: EvalReport) -> list[str]:
     return lines
 
 
+def _transfer_only_rows(result: EvalReport) -> list[str]:
+    """The table's rows no white-box attack targeted (scored on the other rows' inputs only)."""
+    attacked = result.settings.get("attack_outputs") or []
+    return [r for r in result.rows if attacked and r not in attacked]
+
+
 def markdown(result: EvalReport) -> str:
     s = result.settings
     lines = [f"# Evaluation: {result.dataset}, {result.method}", "",
@@ -137,6 +143,12 @@ def markdown(result: EvalReport) -> str:
     lines.append("- Worst case: an example counts only if it is classified correctly on the clean input "
                  "and on every adversarial input generated, by any attack against any output "
                  "(white-box and transfer).")
+    transfer_only = _transfer_only_rows(result)
+    if transfer_only:
+        lines.append("- Attacked white-box: " + ", ".join(ROW_TITLES.get(r, r) for r in s["attack_outputs"])
+                     + ". The worst case of " + ", ".join(ROW_TITLES.get(r, r) for r in transfer_only)
+                     + " comes from those attacks' inputs alone (transfer): an upper bound on their "
+                     "robustness.")
     summary = result.routed_adaptive
     if summary:
         lines += ["", "## The routed model, attack by attack", ""]
