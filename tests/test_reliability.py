@@ -237,3 +237,28 @@ def test_atomic_write_gives_the_mode_a_plain_open_would(tmp_path):
     finally:
         os.umask(old)
     assert oct(os.stat(path).st_mode & 0o777) == oct(0o644)
+
+
+def test_a_finished_run_asked_again_with_other_settings_keeps_its_config(tmp_path, capsys):
+    # Rerunning a changed recipe (the quickstart's PGD-10 -> PGD-5) on an old, finished model dir
+    # trains nothing; config.json must go on saying what the model was trained with.
+    config = tiny_mnist_config("trades", data={"train_examples": 128},
+                               train={"epochs": 1, "batch_size": 64})
+    train_and_evaluate(config, str(tmp_path), verbose=0)
+    before = open(os.path.join(tmp_path, "config.json")).read()
+    weights = _weights(str(tmp_path))
+    changed = tiny_mnist_config("trades", data={"train_examples": 128},
+                                train={"epochs": 1, "batch_size": 64},
+                                attack={"num_steps": config.attack.num_steps + 3})
+    summary = train_and_evaluate(changed, str(tmp_path), verbose=1)
+    assert open(os.path.join(tmp_path, "config.json")).read() == before
+    assert summary["finished"] and summary["steps"] == 2
+    for a, b in zip(weights, _weights(str(tmp_path))):
+        np.testing.assert_array_equal(a, b)
+    out = capsys.readouterr().out
+    assert (f"nothing to train: {tmp_path} holds a finished run trained with other settings "
+            f"(attack.num_steps={config.attack.num_steps}->{config.attack.num_steps + 3})") in out
+    # The same settings again: nothing printed, config.json the same.
+    train_and_evaluate(config, str(tmp_path), verbose=1)
+    assert "nothing to train" not in capsys.readouterr().out
+    assert open(os.path.join(tmp_path, "config.json")).read() == before

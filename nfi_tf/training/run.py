@@ -87,7 +87,15 @@ def train_and_evaluate(config: Config, model_dir: str, *, download: bool = True,
 
     state = TrainingState(config, write_dir, strategy, info, steps_per_epoch, restore_dir=model_dir)
     start_step = state.restore()
-    config.save(os.path.join(write_dir, "config.json"))
+    # What config.json says the model was trained with: a finished run asked again with other
+    # settings (a changed recipe, e.g. the quickstart's) trains nothing, so its own config is
+    # kept; rewriting it would misstate the model.
+    recorded = _finished_run_config(model_dir, config, start_step, steps_per_epoch * t.epochs)
+    if recorded is not config and verbose:
+        print(f"nothing to train: {model_dir} holds a finished run trained with other settings "
+              f"({', '.join(_differences(recorded, config))}); its config.json is kept. Use "
+              "another --model_dir to train with this call's settings.", flush=True)
+    recorded.save(os.path.join(write_dir, "config.json"))
     eval_step = epoch_eval.make_eval_step(state.classifier, config.eval_attack, t.seed)
     history = hooks.History.resume(os.path.join(model_dir, "history.json"),
                                    os.path.join(write_dir, "history.json"),
@@ -115,7 +123,7 @@ def train_and_evaluate(config: Config, model_dir: str, *, download: bool = True,
     controller = Controller(step_function(state.trainer, strategy, t.jit_compile), epoch_batches,
                             steps_per_epoch, steps_per_epoch * t.epochs, run_hooks)
     loop = controller.run(start_step)
-    summary = _summary(config, info.name, stream.num_examples, eval_name, history.entries, loop,
+    summary = _summary(recorded, info.name, stream.num_examples, eval_name, history.entries, loop,
                        time.time() - started)
     if loop.finished:
         with io_utils.atomic_path(os.path.join(write_dir, "model.keras"), suffix=".keras") as tmp:
@@ -123,6 +131,24 @@ def train_and_evaluate(config: Config, model_dir: str, *, download: bool = True,
         serving_examples.save(write_dir, config.data, info, download=download)
         io_utils.atomic_write_json(os.path.join(write_dir, "summary.json"), summary)
     return summary
+
+
+def _finished_run_config(model_dir: str, config: Config, start_step: int,
+                         total_steps: int) -> Config:
+    """The config a finished run in `model_dir` was trained with when it differs from `config`;
+    else `config` itself (nothing stored, unfinished, or the same settings)."""
+    path = os.path.join(model_dir, "config.json")
+    if start_step < total_steps or not os.path.exists(path):
+        return config
+    stored = Config.load(path)
+    return stored if stored.to_dict() != config.to_dict() else config
+
+
+def _differences(a: Config, b: Config) -> list[str]:
+    """`group.field=old->new` for every field where `b` differs from `a`."""
+    da, db = a.to_dict(), b.to_dict()
+    return [f"{g}.{f}={da[g][f]!r}->{db[g][f]!r}" for g in db for f in db[g]
+            if da.get(g, {}).get(f) != db[g][f]]
 
 
 def _summary(config: Config, dataset: str, train_examples: int, eval_name: str,
