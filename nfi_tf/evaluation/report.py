@@ -113,6 +113,11 @@ def attack_notes(result: EvalReport) -> list[str]:
         lines.append("- AutoAttack column: " + ", ".join(suite.get(n).title for n in suite.autoattack()[:-1])
                      + f" and {suite.get(suite.autoattack()[-1]).title} in that order, each on the "
                      "points the previous ones left robust (AutoAttack's standard version).")
+    ran = {spec.name for spec in families_run(result)}
+    missing = [suite.get(n) for n in suite.autoattack() if n not in ran]
+    if ran & set(suite.autoattack()) and missing:  # some of AutoAttack's attacks, not all
+        lines.append("- Not run: " + ", ".join(spec.title for spec in missing) + " (AutoAttack's "
+                     "other attacks), so this is not AutoAttack's full evaluation.")
     if ONNX_SQUARE_RUN in result.attacks_run:
         lines.append("- The exported ONNX model (ONNX Runtime) is scored on every adversarial input and "
                      "attacked by Square through ONNX Runtime itself.")
