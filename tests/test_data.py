@@ -26,6 +26,8 @@ def test_train_stream_is_float_in_unit_range_and_covers_the_subset():
     labels = np.sort(np.concatenate([b[1] for b in batches]))
     _, all_labels = data.load_arrays(cfg, "train", 300)
     np.testing.assert_array_equal(labels, np.sort(all_labels))  # a permutation of the subset
+    # No autotuning thread: deleting an epoch's iterator waited for it (tens of seconds idle).
+    assert stream.epoch(0).options().autotune.enabled is False
 
 
 def test_epochs_reshuffle_and_resume_replays_the_same_batches():
