@@ -14,8 +14,15 @@ nfi_setup() {
     # shellcheck disable=SC1091
     . .venv/bin/activate
   fi
-  echo "setup: installing nfi-tf${1:+[$1]} into $VIRTUAL_ENV" >&2
-  python -m pip install -q -e ".${1:+[$1]}"
+  # pip is asked again only when pyproject.toml changed since the last install into this
+  # environment (or the extra is new): a no-op `pip install -e .` still costs seconds per command.
+  local stamp="$VIRTUAL_ENV/.nfi_tf_installed${1:+_$1}" want
+  want="$(python -c 'import hashlib; print(hashlib.sha256(open("pyproject.toml", "rb").read()).hexdigest())')"
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    echo "setup: installing nfi-tf${1:+[$1]} into $VIRTUAL_ENV" >&2
+    python -m pip install -q -e ".${1:+[$1]}"
+    echo "$want" > "$stamp"
+  fi
   if [ -z "${TFDS_DATA_DIR:-}" ] && [ -d ../shared/data/tfds ]; then
     TFDS_DATA_DIR="$(cd ../shared/data/tfds && pwd)"
     export TFDS_DATA_DIR
