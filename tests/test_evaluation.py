@@ -86,8 +86,8 @@ def test_attacks_lower_accuracy_well_below_clean(nfi_eval):
         assert table[row]["worst_case"] < 0.8 * clean, row
     # The report says which rows no white-box attack targeted (their worst case is transfer only).
     md = report.markdown(nfi_eval.report).splitlines()
-    assert not any(l.startswith("- Not run:") for l in md)  # all of AutoAttack ran
-    line = next(l for l in md if l.startswith("- Attacked white-box:"))
+    assert not any(ln.startswith("- Not run:") for ln in md)  # all of AutoAttack ran
+    line = next(ln for ln in md if ln.startswith("- Attacked white-box:"))
     assert line.startswith("- Attacked white-box: routed (NFI), trade-off head, robust part alone. "
                            "The worst case of benign head, adversarial head, non-robust part alone ")
 
@@ -442,7 +442,7 @@ def test_same_seed_same_numbers_and_trades_rows(trained_mnist_trades_dir, tmp_pa
     assert a.report.routed_adaptive is None and a.report.route_stats is None
     assert any("route-aware attacks skipped" in n for n in a.report.notes)
     # Part of AutoAttack ran: the report names the rest, so nobody reads it as AutoAttack's.
-    notes = [l for l in report.markdown(a.report).splitlines() if l.startswith("- Not run:")]
+    notes = [ln for ln in report.markdown(a.report).splitlines() if ln.startswith("- Not run:")]
     assert notes == ["- Not run: APGD-T, FAB-T, Square (AutoAttack's other attacks), so this is "
                      "not AutoAttack's full evaluation."]
 

@@ -16,10 +16,9 @@ from flags import train as train_flags
 from nfi_tf.evaluation import records, suite
 from nfi_tf.evaluation.eval_report import EvalReport
 from nfi_tf.experiments import QUICKSTART, budget, claims, tables
-from nfi_tf.experiments.runs import QUICKSTART_FULL
 from nfi_tf.experiments import __main__ as experiments_main
 from nfi_tf.experiments.reproduction import plan
-from nfi_tf.experiments.runs import train_flag_name
+from nfi_tf.experiments.runs import QUICKSTART_FULL, train_flag_name
 
 # What scripts/quickstart.sh ran before its run became data (2026-12-03), flag for flag, plus
 # the fixed training subset (issue 26: the same images and time on a full 60,000-image MNIST).

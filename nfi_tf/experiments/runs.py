@@ -127,7 +127,7 @@ class Run:
 # quickstart's budget was chosen"): on 500 validation images a model trained with PGD-10 lost
 # exactly the same images (81.0%) to this evaluation as to the full one (AutoAttack's four
 # attacks, FAB-T and Square included, against the routed model and the trade-off head), and
-# PGD-5 training cost 0.7x PGD-10's step time for a validation worst case within one standard
+# PGD-5 training cost 0.65x PGD-10's step time for a validation worst case within one standard
 # error of it. `QUICKSTART_FULL` is the full evaluation of the same model.
 _QUICKSTART_OVERRIDES = {
     "train": {"epochs": 3, "learning_rate": 0.05, "lr_decay_epochs": (2,)},
