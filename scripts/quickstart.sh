@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # The main job (README): install, train the method (--method=nfi) on real MNIST, then evaluate
 # it and print the table: PGD-40, CW-Linf, APGD-CE and APGD-T (AutoAttack's gradient attacks)
-# against the routed model through its switch and against the trade-off head, and the route-aware
-# attacks; per-example worst case, in cascade.
+# against the routed model through its switch, and the route-aware attacks; per-example worst
+# case, in cascade.
 # A CPU-sized run in under 10 minutes on 2 cores: 3 epochs on the first 17,435 MNIST training
 # images with a 5-step PGD (the paper trains 100 epochs with PGD-40); evaluation on the first
 # 500 test images at the CPU budget the report states. The budget was chosen on held-out
 # training images (docs/reproduction.md); `python -m nfi_tf.experiments run quickstart_full
-# --model_dir=runs/mnist_quickstart` adds FAB-T, Square and two more switch temperatures.
+# --model_dir=runs/mnist_quickstart` adds FAB-T, Square and the trade-off head's attacks.
 # The run and its budget are data: nfi_tf/experiments/runs.py (QUICKSTART) and budgets.py; this
 # runs its two commands, `python -m nfi_tf.train` then `python -m nfi_tf.evaluate` (add
 # --dry_run after "quickstart" below to print them).
