@@ -147,7 +147,7 @@ def _finished_run_config(model_dir: str, config: Config, start_step: int,
 def _differences(a: Config, b: Config) -> list[str]:
     """`group.field=old->new` for every field where `b` differs from `a`."""
     da, db = a.to_dict(), b.to_dict()
-    return [f"{g}.{f}={da[g][f]!r}->{db[g][f]!r}" for g in db for f in db[g]
+    return [f"{g}.{f}={da.get(g, {}).get(f)!r}->{db[g][f]!r}" for g in db for f in db[g]
             if da.get(g, {}).get(f) != db[g][f]]
 
 
