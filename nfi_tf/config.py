@@ -22,6 +22,7 @@ ADVERSARIAL_LOSSES = ("ce", "literal_kl")
 # docs/method.md §2; "relative" is accepted as the floored form's old name (LossConfig maps it).
 COUNTERFACTUAL_LOSSES = ("floored", "running", "log_ratio", "literal")
 MIXED_PRECISION = ("off", "mixed_float16", "mixed_bfloat16")
+LR_SCHEDULES = ("piecewise", "cyclic")
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 
 
@@ -163,6 +164,14 @@ class TrainConfig:
         "help": "Comma-separated epochs where the lr is multiplied by --lr_decay_factor; '' for "
                 "none", "kind": "string"})
     lr_decay_factor: float = field(default=0.1, metadata={"help": "Learning-rate decay factor"})
+    # "cyclic" is the one-cycle schedule fast adversarial training uses (Wong et al., 2020;
+    # Smith's super-convergence): a short run reaches more robustness than with a constant rate.
+    lr_schedule: str = field(default="piecewise", metadata={
+        "help": "piecewise: --learning_rate, decayed at --lr_decay_epochs; cyclic: rises linearly "
+                "from 0 to --learning_rate over the first --lr_peak_fraction of the steps, then "
+                "falls linearly to 0 at the last step (--lr_decay_epochs is not used)"})
+    lr_peak_fraction: float = field(default=0.4, metadata={
+        "help": "With --lr_schedule=cyclic: the share of the steps before the peak learning rate"})
     seed: int = field(default=0, metadata={"help": "Random seed"})
     jit_compile: bool = field(default=False, metadata={
         "help": "Compile the training step with XLA"})
@@ -406,6 +415,10 @@ def validate(c: Config) -> Config:
           f"lr_decay_epochs must be increasing positive epochs. Received: {list(t.lr_decay_epochs)}")
     check(0 < t.lr_decay_factor <= 1,
           f"lr_decay_factor must be in (0, 1]. Received: lr_decay_factor={t.lr_decay_factor}")
+    check(t.lr_schedule in LR_SCHEDULES,
+          f"lr_schedule must be one of {LR_SCHEDULES}. Received: lr_schedule={t.lr_schedule!r}")
+    check(0 <= t.lr_peak_fraction < 1,
+          f"lr_peak_fraction must be in [0, 1). Received: lr_peak_fraction={t.lr_peak_fraction}")
     check(t.mixed_precision in MIXED_PRECISION,
           f"mixed_precision must be one of {MIXED_PRECISION}. Received: {t.mixed_precision!r}")
     # XLA has no deterministic MaxPool (SmallCNN) gradient; TF fails deep inside the compiler.

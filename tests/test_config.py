@@ -41,6 +41,8 @@ def test_overrides_apply_and_round_trip_through_json(tmp_path):
     ({"model": {"backbone": "wide_resnet", "depth": 20}}, "depth=20"),
     ({"train": {"mixed_precision": "fp8"}}, "mixed_precision must be one of"),
     ({"train": {"lr_decay_epochs": (50, 10)}}, "lr_decay_epochs must be increasing"),
+    ({"train": {"lr_schedule": "cosine"}}, "Received: lr_schedule='cosine'"),
+    ({"train": {"lr_peak_fraction": 1.0}}, "Received: lr_peak_fraction=1.0"),
     ({"loss": {"adversarial_loss": "mse"}}, "adversarial_loss must be one of"),
     ({"train": {"strategy": "horovod"}}, "strategy must be one of"),
     ({"loss": {"counterfactual_loss": "ratio"}}, "Received: counterfactual_loss='ratio'"),

@@ -18,7 +18,7 @@ from nfi_tf.evaluation.eval_report import EvalReport
 from nfi_tf.experiments import QUICKSTART, budget, claims, tables
 from nfi_tf.experiments import __main__ as experiments_main
 from nfi_tf.experiments.reproduction import plan
-from nfi_tf.experiments.runs import QUICKSTART_FULL, train_flag_name
+from nfi_tf.experiments.runs import QUICKSTART_FULL, QUICKSTART_ROBUST, train_flag_name
 
 # What scripts/quickstart.sh ran before its run became data (2026-12-03), flag for flag, plus
 # the fixed training subset (issue 26: the same images and time on a full 60,000-image MNIST).
@@ -103,6 +103,20 @@ def test_quickstart_trains_as_before_but_with_a_5_step_pgd(run):
     assert train[1:3] == ["-m", "nfi_tf.train"]
     assert sorted(train[3:-1]) == sorted(_replaced(QUICKSTART_TRAIN_FLAGS, QUICKSTART_10MIN_TRAIN))
     assert train[-1] == "--seed=1"
+
+
+def test_quickstart_robust_is_the_quickstart_with_five_epochs_of_one_cycle():
+    # Chosen on validation images (bench/time_to_robustness.py, variant cyclic_5ep).
+    from bench.time_to_robustness import VARIANTS
+    expected = train_flags.train_config_from_flags(_parsed(
+        train_flags.define_train_flags, QUICKSTART.commands("M", VARIANTS["cyclic_5ep"])[0][3:]))
+    assert QUICKSTART_ROBUST.config == expected
+    t = QUICKSTART_ROBUST.config.train
+    assert (t.epochs, t.lr_schedule, t.learning_rate, t.lr_peak_fraction) == (5, "cyclic", 0.1, 0.4)
+    assert QUICKSTART_ROBUST.config.data == QUICKSTART.config.data
+    assert QUICKSTART_ROBUST.config.attack == QUICKSTART.config.attack
+    assert QUICKSTART_ROBUST.eval == QUICKSTART.eval
+    assert experiments_main.main(["run", "quickstart_robust", "--model_dir=m", "--dry_run"]) == 0
 
 
 def test_train_flag_names_are_the_flag_layers():

@@ -45,6 +45,7 @@ BEFORE = {
         "eval_examples": ("int", None), "eval_step_size": ("float", None),
         "jit_compile": ("bool", None), "learning_rate": ("float", None),
         "lr_decay_epochs": ("string", None), "lr_decay_factor": ("float", None),
+        "lr_peak_fraction": ("float", None), "lr_schedule": ("string", None),
         "method": ("string", None), "mixed_precision": ("string", None), "model_dir": ("string", None),
         "momentum": ("float", None), "robust_dims": ("int", None),
         "route_guard_weight": ("float", None), "seed": ("int", None), "step_size": ("float", None),

@@ -15,6 +15,7 @@ from nfi_tf import data
 from nfi_tf.config import Config
 from nfi_tf.errors import NfiError
 from nfi_tf.models import build_classifier
+from nfi_tf.training.lr_schedule import make_schedule
 from nfi_tf.training.step import AdversarialTrainer
 
 # Fields that make two model dirs hold different models: resuming across them is an error.
@@ -25,13 +26,10 @@ _IDENTITY = {
 
 
 def make_optimizer(config: Config, steps_per_epoch: int) -> keras.optimizers.Optimizer:
-    """SGD with momentum and TRADES' piecewise-constant schedule (decays at the given epochs)."""
+    """SGD with momentum and the config's schedule (TRADES' decay epochs, or one cycle)."""
     t = config.train
-    boundaries = [e * steps_per_epoch for e in t.lr_decay_epochs]
-    values = [t.learning_rate * t.lr_decay_factor**i for i in range(len(boundaries) + 1)]
-    schedule = (keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
-                if boundaries else t.learning_rate)
-    optimizer = keras.optimizers.SGD(learning_rate=schedule, momentum=t.momentum)
+    optimizer = keras.optimizers.SGD(learning_rate=make_schedule(t, steps_per_epoch),
+                                     momentum=t.momentum)
     if t.mixed_precision == "mixed_float16":
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     return optimizer
