@@ -169,7 +169,7 @@ class TrainConfig:
     lr_schedule: str = field(default="piecewise", metadata={
         "help": "piecewise: --learning_rate, decayed at --lr_decay_epochs; cyclic: rises linearly "
                 "from 0 to --learning_rate over the first --lr_peak_fraction of the steps, then "
-                "falls linearly to 0 at the last step (--lr_decay_epochs is not used)"})
+                "falls linearly to 0 at the end of the run (--lr_decay_epochs is not used)"})
     lr_peak_fraction: float = field(default=0.4, metadata={
         "help": "With --lr_schedule=cyclic: the share of the steps before the peak learning rate"})
     seed: int = field(default=0, metadata={"help": "Random seed"})

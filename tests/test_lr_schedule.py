@@ -44,6 +44,13 @@ def test_make_schedule_sizes_the_cycle_from_epochs_and_steps():
     assert (s.total_steps, s.rise_steps, s.peak) == (387, 155, 0.1)
 
 
+def test_a_one_step_cyclic_run_still_takes_its_update():
+    t = make_config("mnist", {"train": {"lr_schedule": "cyclic", "epochs": 1,
+                                        "learning_rate": 0.1, "lr_peak_fraction": 0.9}}).train
+    s = make_schedule(t, steps_per_epoch=1)
+    assert (s.total_steps, s.rise_steps) == (1, 0) and float(s(0)) == pytest.approx(0.1)
+
+
 def test_piecewise_schedule_decays_at_the_epochs():
     t = make_config("mnist", {"train": {"learning_rate": 0.05, "lr_decay_epochs": (2,)}}).train
     rates = _rates(make_schedule(t, steps_per_epoch=3), 9)

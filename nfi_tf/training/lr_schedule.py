@@ -46,7 +46,9 @@ def make_schedule(t: TrainConfig, steps_per_epoch: int):
     """The learning rate (a float or a Keras schedule) of a run of `t.epochs` epochs."""
     if t.lr_schedule == "cyclic":
         total = t.epochs * steps_per_epoch
-        return OneCycle(t.learning_rate, total, rise_steps=int(round(t.lr_peak_fraction * total)))
+        # At least one falling update, even for a one-step run with a late peak.
+        rise = min(int(round(t.lr_peak_fraction * total)), total - 1)
+        return OneCycle(t.learning_rate, total, rise_steps=rise)
     boundaries = [e * steps_per_epoch for e in t.lr_decay_epochs]
     values = [t.learning_rate * t.lr_decay_factor**i for i in range(len(boundaries) + 1)]
     return (keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
