@@ -56,10 +56,15 @@ VARIANTS = {
                         "--batch_size=256"],
 }
 
-flags.DEFINE_list("variants", list(VARIANTS), f"Variants to run, of {', '.join(VARIANTS)}")
-flags.DEFINE_string("out_dir", os.path.join(_REPO, "runs", "time_to_robustness"),
-                    "Where each variant's model dir goes")
-flags.DEFINE_boolean("again", False, "Measure variants already in the results file again")
+
+def _define_flags() -> None:
+    """Defined when run as a command only: importing the module (tests) adds no global flags."""
+    flags.DEFINE_list("variants", list(VARIANTS), f"Variants to run, of {', '.join(VARIANTS)}")
+    flags.DEFINE_string("out_dir", os.path.join(_REPO, "runs", "time_to_robustness"),
+                        "Where each variant's model dir goes")
+    flags.DEFINE_boolean("again", False, "Measure variants already in the results file again")
+
+
 FLAGS = flags.FLAGS
 
 
@@ -158,4 +163,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    _define_flags()
     app.run(main)
