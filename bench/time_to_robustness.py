@@ -110,7 +110,7 @@ def _robust_images(model_dir: str) -> str:
 def _paired(entry: dict, baseline: dict | None) -> str:
     """'+2.4 (p=0.03)': the worst case's difference from the baseline's on the same images,
     with McNemar's exact p."""
-    if baseline is None or entry is baseline or "robust" not in entry or "robust" not in baseline:
+    if baseline is None or entry is baseline:
         return "—"
     vector = lambda e: [c == "1" for c in e["robust"]]  # noqa: E731
     r = paired.mcnemar(vector(entry), vector(baseline))
@@ -140,10 +140,6 @@ def main(argv):
     here = machine.machine()
     cpu = here["cpu_model"] or "unknown CPU"
     entry = results["machines"].setdefault(cpu, {"machine": here, "variants": {}})
-    for name, measured in entry["variants"].items():  # entries written before "robust" was kept
-        report_dir = os.path.join(FLAGS.out_dir, name)
-        if "robust" not in measured and os.path.exists(os.path.join(report_dir, "validation")):
-            measured["robust"] = _robust_images(report_dir)
     for name in FLAGS.variants:
         if name in entry["variants"] and not FLAGS.again:
             print(f"{name}: measured already on {cpu} (--again to redo)", flush=True)
