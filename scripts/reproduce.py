@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -34,6 +35,7 @@ from nfi_tf.experiments.reproduction import (
     SYNTHESIS_RUN,
     plan,
 )
+from nfi_tf.experiments import scale_trend
 from nfi_tf.experiments.runs import Run
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -49,6 +51,35 @@ def _same_config(path: str, config: Config) -> bool:
 TRAIN_RECORD = "reproduce_train.json"
 
 
+class LoadSampler:
+    """The machine's 1-minute load average sampled every 30 s while a run trains, so a training
+    time is read with the load it ran under (other work on the cores slows it)."""
+
+    def __init__(self, every: float = 30.0):
+        import threading
+
+        self._every, self._samples = every, []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self):
+        while not self._stop.wait(self._every):
+            self._samples.append(os.getloadavg()[0])
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+    def summary(self) -> dict:
+        s = self._samples or [os.getloadavg()[0]]
+        return {"samples": len(s), "mean_1min": round(sum(s) / len(s), 2),
+                "max_1min": round(max(s), 2), "cpus": os.cpu_count()}
+
+
 def train_one(run: Run, work_dir: str) -> dict:
     """Train (or resume, or reuse) one run; returns {train_seconds, steps}."""
     model_dir = os.path.join(work_dir, run.dataset, run.name)
@@ -59,10 +90,11 @@ def train_one(run: Run, work_dir: str) -> dict:
 
     print(f"[reproduce] {run.dataset}/{run.name}: training", flush=True)
     started = time.time()
-    summary = train_and_evaluate(run.config, model_dir, verbose=0)
+    with LoadSampler() as load:
+        summary = train_and_evaluate(run.config, model_dir, verbose=0)
     # After a kill, a resumed run counts only the time since the resume (stated in RESULTS.md).
     record = {"train_seconds": round(time.time() - started, 1), "steps": summary["steps"],
-              "final_test_transfer_pgd": summary["final_test"]}
+              "final_test_transfer_pgd": summary["final_test"], "load": load.summary()}
     io_utils.atomic_write_json(record_path, record)
     print(f"[reproduce] {run.dataset}/{run.name}: trained in {record['train_seconds']:.0f} s", flush=True)
     return record
@@ -140,12 +172,19 @@ def independent_check(run: Run, work_dir: str, results_dir: str, quick: bool) ->
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny budget (minutes)")
+    parser.add_argument("--plan", choices=("reproduction", "scale_trend"), default="reproduction",
+                        help="reproduction: the paper's claims (RESULTS.md's tables); scale_trend: "
+                             "CIFAR-10 at 4x the epochs and 2x the width (nfi_tf/experiments/"
+                             "scale_trend.py)")
+    parser.add_argument("--dry_run", action="store_true",
+                        help="list the plan's runs and their commands, run nothing")
     parser.add_argument("--work_dir", default=os.path.join(REPO, "runs", "reproduce"),
                         help="checkpoints and full model dirs (not for git)")
     parser.add_argument("--results_dir", default=None,
                         help="small outputs (default: results/, or results_quick/ with --quick)")
-    parser.add_argument("--datasets", default="mnist,cifar10",
-                        help="run only these datasets' runs (the tables still cover every finished run)")
+    parser.add_argument("--datasets", default=None,
+                        help="run only these datasets' runs, e.g. mnist (default: the plan's; the tables "
+                             "still cover every finished run)")
     parser.add_argument("--runs", default="", help="comma list of run names to run, e.g. "
                         "nfi_route_guard_seed0 (default: all; the tables still cover every finished run)")
     parser.add_argument("--stage", choices=("all", "train", "tables"), default="all",
@@ -156,13 +195,23 @@ def main(argv=None) -> int:
                                                    else "results")
     work_dir = args.work_dir + ("_quick" if args.quick else "")
     wanted = set(filter(None, args.runs.split(",")))
-    datasets = set(args.datasets.split(","))
-    known = plan(args.quick)
+    if args.plan == "scale_trend" and args.quick:
+        parser.error("--quick is the reproduction plan's; the scale_trend plan has no quick form")
+    known = scale_trend.plan() if args.plan == "scale_trend" else plan(args.quick)
+    datasets = set(args.datasets.split(",")) if args.datasets else {r.dataset for r in known}
     for asked, valid, flag in ((wanted, {r.name for r in known}, "runs"),
                                (datasets, {r.dataset for r in known}, "datasets")):
         if asked - valid:
             parser.error(f"unknown {flag}: {','.join(sorted(asked - valid))}; "
                          f"the plan has: {','.join(sorted(valid))}")
+    if args.dry_run:
+        for run in known:
+            if run.dataset in datasets and (not wanted or run.name in wanted):
+                model_dir = os.path.join(work_dir, run.dataset, run.name)
+                print(f"{run.dataset}/{run.name} ({run.kind})")
+                for cmd in run.commands(model_dir, python="python"):
+                    print("    " + shlex.join(cmd))
+        return 0
     for run in known:
         if args.stage == "tables" or run.dataset not in datasets or (wanted and run.name not in wanted):
             continue
@@ -173,6 +222,10 @@ def main(argv=None) -> int:
         independent_check(run, work_dir, results_dir, args.quick)
         synthesize(run, work_dir, results_dir, args.quick)
     if args.stage == "train":
+        return 0
+    if args.plan == "scale_trend":
+        print(f"[reproduce] scale_trend: runs in {results_dir}; its tables: "
+              "python -m nfi_tf.experiments.scale_report")
         return 0
     # The tables always cover every finished run of the plan, whichever runs this call made (a
     # call limited by --runs or --datasets must not leave tables of just those runs).
