@@ -41,6 +41,11 @@ class Method(StrEnum):
         """The methods `python -m nfi_tf.train` trains."""
         return (cls.NFI, cls.TRADES)
 
+    @property
+    def title(self) -> str:
+        """How reports name it."""
+        return _METHOD_TITLES.get(self, self.value)
+
 
 class Norm(StrEnum):
     LINF = "linf"
@@ -53,6 +58,7 @@ class Norm(StrEnum):
 
 
 _NORM_TITLES = {Norm.LINF: "L-inf", Norm.L2: "L2"}
+_METHOD_TITLES = {Method.TRADES: "TRADES"}
 
 
 def parse(kind: type[StrEnum], value, what: str) -> StrEnum:

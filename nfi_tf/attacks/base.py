@@ -27,15 +27,35 @@ from nfi_tf.attacks.threat import ThreatModel
 LogitsFn = Callable[[tf.Tensor], tf.Tensor]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Target:
-    """`logits`: differentiable images -> logits; `judge`: the served output (default: logits)."""
+    """The output under attack, as the functions an attack needs.
+
+    `logits`: differentiable images -> logits (what gradients follow); `judge`: the served
+    output whose argmax decides whether an input is fooled (default: `logits`). The others are
+    for the attacks that need them: `name` (the attack key's text, part of the attack's seed, so
+    a run is a function of (seed, key, batch)), `joint` (images -> (logits, judge logits) in one
+    forward pass), `objective` ((images, labels, aux) -> (objective, judge logits): the
+    route-aware attacks), `aux` ((x, y) numpy -> per-example target classes) and `query` (a
+    numpy images -> logits judge that cannot be differentiated, e.g. ONNX Runtime on a file).
+    """
 
     logits: LogitsFn
     judge: LogitsFn | None = None
+    name: str = ""
+    joint: Callable | None = None
+    objective: Callable | None = None
+    aux: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
+    query: Callable[[np.ndarray], np.ndarray] | None = None
 
     def judge_logits(self, x: tf.Tensor) -> tf.Tensor:
         return (self.judge or self.logits)(x)
+
+    @property
+    def judged(self) -> bool:
+        """True when every iterate is judged by the served output (and any that fools it is
+        kept): a separate judge, a joint forward or an objective (the routed model's targets)."""
+        return self.judge is not None or self.joint is not None or self.objective is not None
 
 
 def fooled(logits: tf.Tensor, y: tf.Tensor) -> tf.Tensor:

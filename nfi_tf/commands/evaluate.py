@@ -17,7 +17,7 @@ FLAGS = absl_flags.FLAGS
 
 def main(argv):
     if FLAGS.merge:
-        from nfi_tf.evaluation.runner import merge_evaluations
+        from nfi_tf.evaluation.merge import merge_evaluations
 
         merge_evaluations(list(FLAGS.merge), FLAGS.model_dir, log=lambda m: print(m, flush=True))
         print(f"report: {FLAGS.model_dir}/eval_merged.json, eval_merged.md")

@@ -1,15 +1,15 @@
-"""Any model as an images -> logits function: the adapters evaluate_classifier runs attacks on.
+"""Any model as an images -> logits function: the adapters the subjects are built from.
 
 Keras models and callables (a logits output, or a dict/list with the logits named), SavedModel
-directories, ONNX files through ONNX Runtime (NCHW inputs transposed from the NHWC images the
-attacks work on), an input transform for models that take other pixels than [0, 1], and the
-parity check that a differentiable twin of an ONNX file must pass before its gradients are used.
+directories, an input transform for models that take other pixels than [0, 1] (and the NCHW
+layout of a file that takes channels first), and the parity check that a differentiable twin of
+an ONNX file must pass before its gradients are used. (An ONNX file itself runs through
+onnx_session.py.)
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Callable
 
 import numpy as np
@@ -106,50 +106,6 @@ def saved_model_logits(path: str, output, transform: InputTransform) -> Callable
         return keras_logits(loaded, output, transform, path)
     name = list(fn.structured_input_signature[1])[0]
     return lambda z: pick_logits(fn(**{name: transform.apply(z)}), output, path)
-
-
-@dataclasses.dataclass
-class OnnxLogits:
-    """ONNX Runtime on the file: numpy NHWC images in [0, 1] -> logits (NCHW files transposed)."""
-
-    path: str
-    output: str | None
-    transform: InputTransform
-    batch_size: int = 500
-
-    def __post_init__(self):
-        import onnxruntime as ort
-
-        if not os.path.isfile(self.path):
-            raise NfiError(f"no ONNX file at {self.path}")
-        opts = ort.SessionOptions()
-        opts.log_severity_level = 3
-        try:
-            self.session = ort.InferenceSession(self.path, sess_options=opts,
-                                                providers=["CPUExecutionProvider"])
-        except Exception as e:  # onnxruntime raises its own types for unreadable files
-            raise NfiError(f"{self.path} is not a loadable ONNX model ({type(e).__name__})") from e
-        inp = self.session.get_inputs()[0]
-        self.input_name = inp.name
-        shape = list(inp.shape)
-        # NCHW when the channel axis (1 or 3 wide) is second and the last axis is not a channel one
-        self.nchw = (len(shape) == 4 and shape[1] in (1, 3) and shape[3] not in (1, 3))
-        names = [o.name for o in self.session.get_outputs()]
-        if self.output is None:
-            self.output_name = LOGITS if LOGITS in names else names[0]
-        elif self.output not in names:
-            raise NfiError(f"{self.path} has no output {self.output!r}. Received outputs: {names}")
-        else:
-            self.output_name = self.output
-
-    def __call__(self, images: np.ndarray) -> np.ndarray:
-        x = np.asarray(self.transform.apply(np.asarray(images, np.float32)), np.float32)
-        if self.nchw:
-            x = np.transpose(x, (0, 3, 1, 2))
-        x = np.ascontiguousarray(x)
-        parts = [self.session.run([self.output_name], {self.input_name: x[i:i + self.batch_size]})[0]
-                 for i in range(0, len(x), self.batch_size)]
-        return np.concatenate(parts).astype(np.float32)
 
 
 def check_twin(twin_logits, query, x) -> str:

@@ -31,25 +31,16 @@ from collections.abc import Callable
 
 import numpy as np
 
-from nfi_tf import outputs
-from nfi_tf.attacks.threat import ThreatModel
 from nfi_tf.config import AttackConfig
-from nfi_tf.errors import NfiError, check
-from nfi_tf.evaluation import plan, suite
-from nfi_tf.evaluation.adapters import (
-    InputTransform,
-    Layout,
-    OnnxLogits,
-    check_twin,
-    keras_logits,
-    saved_model_logits,
-)
+from nfi_tf.errors import check
+from nfi_tf.evaluation import pipeline, suite
+from nfi_tf.evaluation.adapters import InputTransform
 from nfi_tf.evaluation.config import EvalConfig, parse_attacks, validate
-from nfi_tf.evaluation.subject import Subject, file_fingerprint, weights_fingerprint
-from nfi_tf.evaluation.suite.budgets import Budgets
+from nfi_tf.evaluation.subjects import load_subject
+from nfi_tf.evaluation.vocab import Column
+from nfi_tf.vocab import Norm
 
-LOGITS = outputs.LOGITS
-PLAIN_SUITE = ("clean", suite.AUTOATTACK)
+PLAIN_SUITE = (Column.CLEAN, Column.AUTOATTACK)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,135 +124,28 @@ def _check_images(x, y):
     return x, y.astype(np.int32)
 
 
-def _output_names(model) -> list[str]:
-    try:
-        out = model.output
-    except (AttributeError, ValueError):  # a subclassed model that was never called
-        return []
-    return list(out) if isinstance(out, dict) else []
-
-
-def _routed(model) -> bool:
-    """An nfi model: a Keras model whose outputs include the routed logits and the route."""
-    names = _output_names(model)
-    return outputs.ROUTED in names and outputs.ROUTE in names
-
-
-def _nfi_subject(model, fingerprint: str, dataset: str, out_dir, described: str) -> Subject:
-    from nfi_tf.evaluation.subject import compiled_score
-
-    method = "nfi" if outputs.BENIGN in _output_names(model) else "trades"
-    num_classes = int(model.get_layer(outputs.HEADS_LAYER).num_classes)
-    return Subject(method=method, rows=outputs.scored_for(method), classifier=model,
-                   score=compiled_score(model), dataset=dataset, num_classes=num_classes,
-                   class_names=tuple(str(i) for i in range(num_classes)), fingerprint=fingerprint,
-                   out_dir=out_dir, description=described,
-                   heads_kernel=lambda: model.get_layer(outputs.HEADS_LAYER).tradeoff_kernel.numpy())
-
-
-def _subject(model, x, *, output, transform, twin, batch_size, dataset, out_dir):
-    """(Subject, notes, gradient_ok, ONNX query or None) for whatever `model` is."""
-    import keras
-
-    notes, described = [], ""
-    query = None
-    if isinstance(model, (str, os.PathLike)):
-        model = os.fspath(model)
-        if os.path.isfile(os.path.join(model, "model.keras")):  # an nfi-tf model dir
-            model = os.path.join(model, "model.keras")
-    if isinstance(model, (str, os.PathLike)) and os.fspath(model).endswith((".keras", ".h5")):
-        path = os.fspath(model)
-        if not os.path.isfile(path):
-            raise NfiError(f"no Keras model at {path}")
-        try:
-            model = keras.models.load_model(path, compile=False)
-        except Exception as e:  # Keras raises many types for an unreadable file
-            raise NfiError(f"{path} is not a loadable Keras model ({type(e).__name__})") from e
-        fingerprint, described = file_fingerprint(path), f"Keras model {os.path.basename(path)}"
-    else:
-        fingerprint = None
-    if isinstance(model, keras.Model) and _routed(model):
-        check(transform.identity, "an nfi model takes images in [0, 1]: no input transform applies")
-        fingerprint = fingerprint or weights_fingerprint(model.weights)
-        described = described or f"{type(model).__name__} in memory"
-        return _nfi_subject(model, fingerprint, dataset, out_dir, described), [], True, None
-    if isinstance(model, keras.Model) and fingerprint is not None:
-        logits = keras_logits(model, output, transform, described)
-    elif isinstance(model, (str, os.PathLike)):
-        path = os.fspath(model)
-        if path.endswith(".onnx"):
-            query = OnnxLogits(path, output, transform, batch_size)
-            fingerprint = file_fingerprint(path)
-            described = (f"ONNX file {os.path.basename(path)} ({'NCHW' if query.nchw else 'NHWC'} input, "
-                         f"output {query.output_name!r}) scored through ONNX Runtime")
-            logits = None
-            if twin is not None:  # it takes what the file takes (an NCHW file: an NCHW twin)
-                logits = keras_logits(twin, output, Layout(transform, query.nchw), "the twin")
-                described += "; gradient attacks on the given twin, " + check_twin(logits, query, x)
-            else:
-                notes.append("gradient attacks skipped: an ONNX file has no gradients; pass a "
-                             "differentiable twin (twin=) to run them")
-        elif os.path.isdir(path):
-            logits = saved_model_logits(path, output, transform)
-            fingerprint, described = file_fingerprint(path), f"SavedModel {os.path.basename(path)}"
-        else:
-            raise NfiError(f"model must be a Keras model, a callable, a .keras file, a SavedModel "
-                           f"directory or an .onnx file. Received: {path}")
-    elif callable(model):
-        logits = keras_logits(model, output, transform, "the model")
-        weights = getattr(model, "weights", None)
-        fingerprint = weights_fingerprint(weights) if weights else "callable"
-        described = f"{type(model).__name__} in memory"
-    else:
-        raise NfiError(f"model must be a Keras model, a callable or a path. Received: {type(model).__name__}")
-    if not transform.identity:
-        described += "; " + transform.describe()
-
-    def classifier(z, training=False):
-        del training
-        return {LOGITS: logits(z)}
-
-    if query is not None:
-        score = lambda xs: {LOGITS: query(xs)}  # noqa: E731  every row scored on the file itself
-        num_classes = query(x[:1]).shape[-1]
-    else:
-        from nfi_tf.evaluation.subject import compiled_score
-
-        score = compiled_score(classifier)
-        num_classes = score(x[:1])[LOGITS].shape[-1]
-    subject = Subject(method="classifier", rows=(LOGITS,), classifier=classifier, score=score,
-                      dataset=dataset, num_classes=int(num_classes),
-                      class_names=tuple(str(i) for i in range(int(num_classes))),
-                      fingerprint=fingerprint, out_dir=out_dir, description=described)
-    return subject, notes, logits is not None, query
-
-
-def evaluate_classifier(model, x, y, *, epsilon: float, norm: str = "linf", budget: str = "standard",
+def evaluate_classifier(model, x, y, *, epsilon: float, norm: str = Norm.LINF, budget: str = "standard",
                         attacks=None, output: str | None = None, input_scale: float = 1.0,
                         input_offset: float = 0.0, mean=None, std=None, twin=None, seed: int = 0,
                         batch_size: int = 200, out_dir: str | None = None, dataset: str = "custom",
                         log: Callable[[str], None] | None = None, **budget_overrides):
-    """Run the attack registry on any classifier; returns the runner's EvalResult (`.report` is
+    """Run the attack registry on any classifier; returns the pipeline's EvalResult (`.report` is
     the typed EvalReport; `.correct["logits"]` the per-example correctness per attack).
 
     budget: "standard" (AutoAttack's) or "cpu"; single settings (e.g. apgd_steps=20) override it.
     out_dir: also write eval.json, eval.md and eval.npz there.
     """
-    from nfi_tf.evaluation import runner
-    from nfi_tf.evaluation.suite import nfi_targets, square
-
     started = time.time()
     x, y = _check_images(x, y)
     transform = InputTransform(float(input_scale), float(input_offset),
                                None if mean is None else tuple(np.atleast_1d(mean).tolist()),
                                None if std is None else tuple(np.atleast_1d(std).tolist()))
     values = {"verbose": 0, **suite.budget(budget), **budget_overrides}
-    with runner.quiet_retracing():
-        subject, notes, gradient_ok, query = _subject(model, x, output=output, transform=transform,
-                                                      twin=twin, batch_size=int(batch_size),
-                                                      dataset=dataset, out_dir=out_dir)
+    with pipeline.quiet_retracing():
+        subject = load_subject(model, x, output=output, transform=transform, twin=twin,
+                               batch_size=int(batch_size), dataset=dataset, out_dir=out_dir)
     if attacks is None:  # a routed model keeps its route-aware attacks
-        attacks = PLAIN_SUITE + (("route_aware",) if subject.method == "nfi" else ())
+        attacks = PLAIN_SUITE + ((Column.ROUTE_AWARE,) if subject.routed else ())
     cfg = validate(EvalConfig(model_dir=out_dir or "(in memory)", attacks=parse_attacks(attacks),
                               batch_size=int(batch_size), seed=int(seed), epsilon=float(epsilon),
                               norm=norm, **values))
@@ -272,23 +156,5 @@ def evaluate_classifier(model, x, y, *, epsilon: float, norm: str = "linf", budg
           f"outputs). Received: range [{y.min()}, {y.max()}]")
     pgd = AttackConfig(epsilon=cfg.epsilon, step_size=cfg.step_size or cfg.epsilon / 4,
                        num_steps=cfg.pgd_steps or 20)
-    budgets = Budgets.of(cfg, pgd, subject.num_classes)
-    threat = ThreatModel(cfg.norm, cfg.epsilon)
-    planned = plan.plan(subject.method, cfg)
-    notes += runner.skipped_for_norm(cfg)
-    if not gradient_ok:
-        planned = [p for p in planned if not p.spec.gradient]
-    if subject.num_classes < 4 and any(p.family == "apgd_t" for p in planned):
-        notes.append(f"APGD-T skipped: its targeted DLR loss needs >= 4 classes. "
-                     f"Received: {subject.num_classes}")
-        planned = [p for p in planned if p.family != "apgd_t"]
-    attacks_built = {f: suite.get(f).build(budgets, threat) for f in dict.fromkeys(p.family for p in planned)}
-    targets = {}
-    for p in planned:
-        t = nfi_targets.target_for(subject.classifier, p.key)
-        if query is not None and p.family == square.SPEC.name:
-            t = dataclasses.replace(t, query=query)  # Square queries the file itself
-        targets[p.key] = t
-    setup = runner.Setup(cfg, subject, planned, attacks_built, targets, budgets, threat, int(seed), x, y,
-                          notes, None, None)
-    return runner.run_setup(setup, started, log or (lambda m: None))
+    return pipeline.evaluate(subject, cfg, x, y, pgd, int(seed), started=started,
+                             log=log or (lambda m: None))

@@ -9,26 +9,39 @@ queries); a run below them says so next to its numbers.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 
 from nfi_tf.errors import NfiError, check
 from nfi_tf.evaluation import suite
-from nfi_tf.evaluation.keys import CLEAN
+from nfi_tf.evaluation.vocab import Column
+from nfi_tf.vocab import Norm, parse
 
-# What --attacks accepts, in the order they run: clean (always computed), every registered
-# attack (nfi_tf/evaluation/suite/: pgd, cw, apgd_ce, apgd_t, fab_t, square, route_aware) and
-# `autoattack`, AutoAttack's suite run its way (each attack only on the points the previous ones
-# left robust; one cumulative column), placed after the suite's last attack.
-# On the routed model every gradient attack runs through the hard switch (the selected head's
-# gradient), a straight-through switch and a soft switch, each iterate judged by the hard routed
-# output; its column is the per-example worst of the three.
-AUTOATTACK_SUITE = suite.autoattack()
-_PLAIN = tuple(s.option_name for s in suite.specs() if not s.routed_only)
-ATTACKS = ((CLEAN,) + _PLAIN + (suite.AUTOATTACK,)
-           + tuple(s.option_name for s in suite.specs() if s.routed_only))
 SPLITS = ("test", "validation")
-ALIASES = {"apgd_dlr": "apgd_t", "adaptive": "route_aware"}  # the names of earlier releases
+# The names of earlier releases.
+ALIASES = {"apgd_dlr": Column.APGD_T, "adaptive": Column.ROUTE_AWARE}
+# What an evaluation runs unless told: the clean inputs, PGD and CW (TRADES' evaluation),
+# AutoAttack's suite its way, and the attacks that see through the routing switch.
+DEFAULT_ATTACKS = (Column.CLEAN, Column.PGD, Column.CW, Column.AUTOATTACK, Column.ROUTE_AWARE)
+
+
+def attack_options() -> tuple[str, ...]:
+    """What --attacks accepts, in the order they run: clean (always computed), every registered
+    attack (nfi_tf/evaluation/suite/) and `autoattack`, AutoAttack's suite run its way (each
+    attack only on the points the previous ones left robust; one cumulative column), placed
+    after the suite's last attack. Read from the registry each time, so an attack registered
+    later is accepted too.
+
+    On the routed model every gradient attack runs through the hard switch (the selected head's
+    gradient), a straight-through switch and a soft switch, each iterate judged by the hard
+    routed output; its column is the per-example worst of the three."""
+    specs = suite.specs()
+    return ((Column.CLEAN,) + tuple(s.option_name for s in specs if not s.routed_only)
+            + (Column.AUTOATTACK,) + tuple(s.option_name for s in specs if s.routed_only))
+
+
+ATTACKS = attack_options()  # the built-in attacks (what --help lists)
 
 
 @dataclass(frozen=True)
@@ -36,7 +49,7 @@ class EvalConfig:
     model_dir: str
     # Flag help lives in `metadata` (flags/dataclass_flags.py); the attacks' budgets take
     # theirs from the registry (suite.Budget.help).
-    attacks: tuple[str, ...] = field(default=("clean", "pgd", "cw", "autoattack", "route_aware"), metadata={
+    attacks: tuple[str, ...] = field(default=DEFAULT_ATTACKS, metadata={
         "kind": "string",  # one comma-separated string on the command line, aliases accepted
         "help": f"Comma-separated subset of {','.join(ATTACKS)} (autoattack = APGD-CE, APGD-T, "
                 "FAB-T, Square as AutoAttack runs them; route_aware = attacks that see through "
@@ -52,7 +65,7 @@ class EvalConfig:
         "help": "Random seed", "none": "the training seed"})
     epsilon: float | None = field(default=None, metadata={
         "help": "L-inf budget in [0, 1] pixels", "none": "the model's eval_attack.epsilon"})
-    norm: str = field(default="linf", metadata={
+    norm: Norm = field(default=Norm.LINF, metadata={
         "help": "Threat model: linf or l2 (eps in the same pixel units). Attacks without a version "
                 "for the norm are skipped and the report says so"})
     step_size: float | None = field(default=None, metadata={
@@ -93,13 +106,17 @@ class EvalConfig:
 
 
 def parse_attacks(text: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """The attacks asked for (a comma-separated string or a sequence), in run order, as
+    `Column` members (a registered attack outside the built-ins: its own name)."""
+    options = attack_options()
     names = [a.strip() for a in (text.split(",") if isinstance(text, str) else text)]
     names = [ALIASES.get(a, a) for a in names if a]
-    unknown = [a for a in names if a not in ATTACKS]
+    unknown = [a for a in names if a not in options]
     if unknown or not names:
-        raise NfiError(f"attacks must be a comma-separated subset of {','.join(ATTACKS)}. "
+        raise NfiError(f"attacks must be a comma-separated subset of {','.join(options)}. "
                        f"Received: attacks={','.join(names) if names else repr(text)}")
-    return tuple(a for a in ATTACKS if a in names)  # canonical order, duplicates dropped
+    known = {c.value: c for c in Column}
+    return tuple(known.get(a, a) for a in options if a in names)  # canonical order, no duplicates
 
 
 def validate(c: EvalConfig) -> EvalConfig:
@@ -109,8 +126,9 @@ def validate(c: EvalConfig) -> EvalConfig:
     check(c.eval_examples is None or c.eval_examples > 0,
           f"eval_examples must be > 0. Received: eval_examples={c.eval_examples}")
     check(c.batch_size >= 1, f"batch_size must be >= 1. Received: batch_size={c.batch_size}")
+    c = dataclasses.replace(c, norm=parse(Norm, c.norm, "norm"))
     if c.epsilon is not None:
-        if c.norm == "l2":  # an L2 radius over the whole image may exceed one pixel's range
+        if c.norm == Norm.L2:  # an L2 radius over the whole image may exceed one pixel's range
             check(math.isfinite(c.epsilon) and c.epsilon > 0,
                   f"epsilon must be > 0. Received: epsilon={c.epsilon}")
         else:
@@ -132,7 +150,6 @@ def validate(c: EvalConfig) -> EvalConfig:
     check(c.attack_outputs is None or len(c.attack_outputs) > 0,
           f"attack_outputs must name at least one output. Received: attack_outputs={c.attack_outputs}")
     check(c.split in SPLITS, f"split must be one of {', '.join(SPLITS)}. Received: split={c.split}")
-    check(c.norm in ("linf", "l2"), f"norm must be linf or l2. Received: norm={c.norm}")
     check(c.onnx is None or c.onnx.endswith(".onnx"),
           f"onnx is the path of an exported .onnx file. Received: onnx={c.onnx}")
     return c

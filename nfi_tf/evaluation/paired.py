@@ -19,10 +19,11 @@ from collections.abc import Sequence
 import numpy as np
 
 from nfi_tf.errors import NfiError
-from nfi_tf.evaluation import plan, records, suite
+from nfi_tf.evaluation import plan, records
 from nfi_tf.evaluation import worst_case as wc
-from nfi_tf.evaluation.eval_report import EvalReport
-from nfi_tf.evaluation.keys import parse_record_key
+from nfi_tf.evaluation.keys import CLEAN
+from nfi_tf.evaluation.report import EVAL_JSON, EVAL_NPZ, EvalReport
+from nfi_tf.evaluation.vocab import Column
 
 # Two-sided level of every verdict.
 ALPHA = 0.05
@@ -82,14 +83,14 @@ class Evaluation:
     """One model's eval.npz and eval.json: per-example correctness of each table cell."""
 
     def __init__(self, run_dir: str, result: EvalReport | dict | None = None):
-        path = os.path.join(run_dir, "eval.npz")
+        path = os.path.join(run_dir, EVAL_NPZ)
         if not os.path.exists(path):
             raise NfiError(f"{run_dir} has no eval.npz (per-example records); re-run the evaluation")
         self.record = records.load(path)
         if result is None:
-            result = EvalReport.load(os.path.join(run_dir, "eval.json"))
+            result = EvalReport.load(os.path.join(run_dir, EVAL_JSON))
         elif isinstance(result, dict):  # eval.json as read from the file
-            result = EvalReport.from_json(result, os.path.join(run_dir, "eval.json"))
+            result = EvalReport.from_json(result, os.path.join(run_dir, EVAL_JSON))
         self.result = result
 
     def correct(self, row: str, column: str) -> np.ndarray | None:
@@ -97,14 +98,14 @@ class Evaluation:
         by_key = self.record["correct"].get(row)
         if by_key is None:
             return None
-        if column == "worst_case":
+        if column == Column.WORST_CASE:
             return wc.all_correct(by_key)
-        if column == wc.CLEAN:
-            return np.asarray(by_key[wc.CLEAN], bool)
-        planned = plan.planned_from_keys([parse_record_key(k) for k in by_key], self.result.suite_keys)
-        keys = [str(k) for k in plan.column_keys(planned, column, row)]
+        if column == Column.CLEAN:
+            return np.asarray(by_key[CLEAN], bool)
+        planned = plan.planned_from_keys(list(by_key), self.result.suite_keys)
+        keys = plan.column_keys(planned, column, row)
         if not keys:
             return None
-        if column == suite.AUTOATTACK:
-            keys = [wc.CLEAN] + keys
+        if column == Column.AUTOATTACK:
+            keys = [CLEAN] + keys
         return wc.all_correct({k: by_key[k] for k in keys})

@@ -15,14 +15,14 @@ import numpy as np
 
 from nfi_tf import io_utils
 from nfi_tf.errors import NfiError
-from nfi_tf.evaluation.keys import CLEAN, AttackKey
+from nfi_tf.evaluation.keys import AttackKey
 
 SEP = "|"
 
 
 def save(path: str, meta: dict, labels: np.ndarray, correct: dict, margins: dict,
          adversarial: dict | None = None) -> None:
-    """Write the records atomically (npz, compressed)."""
+    """Write the records atomically (npz, compressed); keys are stored as their text."""
     arrays = {"labels": np.asarray(labels, np.int32),
               "indices": np.arange(len(labels), dtype=np.int32),
               "meta": np.array(json.dumps(meta))}
@@ -37,7 +37,7 @@ def save(path: str, meta: dict, labels: np.ndarray, correct: dict, margins: dict
 
 
 def load(path: str) -> dict:
-    """{meta, labels, indices, correct: {row: {key: [N]}}, margins: {...}}."""
+    """{meta, labels, indices, correct: {row: {AttackKey: [N]}}, margins: {...}}."""
     try:
         with np.load(path, allow_pickle=False) as z:
             out = {"meta": json.loads(str(z["meta"])), "labels": z["labels"], "indices": z["indices"],
@@ -46,7 +46,7 @@ def load(path: str) -> dict:
                 kind, *rest = name.split(SEP)
                 if kind in ("correct", "margin") and len(rest) == 2:
                     bucket = out["correct" if kind == "correct" else "margins"]
-                    bucket.setdefault(rest[0], {})[rest[1]] = z[name]
+                    bucket.setdefault(rest[0], {})[AttackKey.parse(rest[1])] = z[name]
     except (OSError, ValueError, KeyError) as e:
         raise NfiError(f"{path} is not an evaluation record (eval.npz): {type(e).__name__}") from e
     return out
@@ -70,7 +70,7 @@ def merge(paths: list[str]) -> dict:
     for i, run in enumerate(runs):
         for row, by_key in run["correct"].items():
             for key, v in by_key.items():
-                name = key if i == 0 or key == CLEAN else str(AttackKey.parse(key).in_run(i + 1))
+                name = key if i == 0 or key.is_clean else key.in_run(i + 1)
                 correct.setdefault(row, {})[name] = v
                 margins.setdefault(row, {})[name] = run["margins"][row][key]
     rows = [r for r in first["correct"] if all(r in run["correct"] for run in runs)]

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-CLEAN = "clean"
+from nfi_tf.evaluation.keys import CLEAN, AttackKey
 
 
 def margin(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -25,14 +25,14 @@ def margin(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return correct - others.max(axis=1)
 
 
-def all_correct(correct: Mapping[str, np.ndarray]) -> np.ndarray:
+def all_correct(correct: Mapping[AttackKey, np.ndarray]) -> np.ndarray:
     """[N] True where the example is classified correctly under every entry of `correct`."""
     if not correct:
         raise ValueError("worst case over no attacks")
     return np.stack([np.asarray(v, dtype=bool) for v in correct.values()]).all(axis=0)
 
 
-def worst_inputs(margins: Mapping[str, np.ndarray]) -> tuple[list[str], np.ndarray]:
+def worst_inputs(margins: Mapping[AttackKey, np.ndarray]) -> tuple[list[AttackKey], np.ndarray]:
     """(keys, [N] index into keys) of the input with the lowest margin, per example."""
     keys = list(margins)
     return keys, np.stack([np.asarray(margins[k]) for k in keys]).argmin(axis=0)
@@ -42,16 +42,16 @@ class Scores:
     """Per-example results of one output (row): correctness and margin under each key."""
 
     def __init__(self):
-        self.correct: dict[str, list[np.ndarray]] = {}
-        self.margins: dict[str, list[np.ndarray]] = {}
+        self.correct: dict[AttackKey, list[np.ndarray]] = {}
+        self.margins: dict[AttackKey, list[np.ndarray]] = {}
 
-    def add(self, key: str, logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    def add(self, key: AttackKey, logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
         """Record one batch; returns its [B] correctness."""
         correct = np.argmax(logits, axis=1) == labels
         self.correct.setdefault(key, []).append(correct)
         self.margins.setdefault(key, []).append(margin(logits, labels))
         return correct
 
-    def arrays(self) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    def arrays(self) -> tuple[dict[AttackKey, np.ndarray], dict[AttackKey, np.ndarray]]:
         return ({k: np.concatenate(v) for k, v in self.correct.items()},
                 {k: np.concatenate(v) for k, v in self.margins.items()})

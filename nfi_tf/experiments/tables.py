@@ -17,8 +17,7 @@ from typing import Any
 import numpy as np
 
 from nfi_tf import io_utils
-from nfi_tf.evaluation.eval_report import EvalReport
-from nfi_tf.evaluation.report import md_table
+from nfi_tf.evaluation.report import EvalReport, md_table
 from nfi_tf.experiments import claims
 from nfi_tf.experiments.reproduction import INDEPENDENT_FILE, SYNTHESIS_RUN
 from nfi_tf.outputs import NONROBUST_PART, ROBUST_PART, ROUTED, TRADEOFF

@@ -8,15 +8,25 @@
     square.py       AutoAttack 4: Square (gradient-free)
     route_aware.py  the route-aware attacks on the routed model
 
-Adding an attack: write its module with a `SPEC`, register it below, add its test.
+Adding an attack: write its module with a `SPEC`, register it (`registry.register(SPEC)`), add
+its test (docs/conventions.md, "An attack").
 """
 
 from nfi_tf.evaluation.suite import apgd_ce, apgd_t, cw, fab_t, pgd, registry, route_aware, square
-from nfi_tf.evaluation.suite.registry import AttackSpec, Budget, autoattack, budget, get, specs, standard
+from nfi_tf.evaluation.suite.registry import (
+    AttackSpec,
+    Budget,
+    autoattack,
+    budget,
+    get,
+    register,
+    specs,
+    standard,
+    unregister,
+)
 
 for _module in (pgd, cw, apgd_ce, apgd_t, fab_t, square, route_aware):
     registry.register(_module.SPEC)
 
-AUTOATTACK = "autoattack"  # the --attacks name of the whole suite, run in AutoAttack's way
-
-__all__ = ["AUTOATTACK", "AttackSpec", "Budget", "autoattack", "budget", "get", "specs", "standard"]
+__all__ = ["AttackSpec", "Budget", "autoattack", "budget", "get", "register", "specs", "standard",
+           "unregister"]

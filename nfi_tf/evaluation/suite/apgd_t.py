@@ -5,17 +5,18 @@ third-highest logit)."""
 from __future__ import annotations
 
 from nfi_tf.evaluation.suite import apgd_ce, registry
+from nfi_tf.evaluation.vocab import Column
+from nfi_tf.vocab import Norm
 
 BUDGETS = (
     registry.Budget("apgd_targets", 9, 3, label="APGD-T", unit="targets", per_class=True,
                     help="APGD-T target classes (AutoAttack's standard version: 9, capped at C - 1)."),
 )
-MIN_CLASSES = 4
 
 SPEC = registry.AttackSpec(
-    name="apgd_t", title="APGD-T", settings_key="apgd", budgets=BUDGETS,
-    reads=("apgd_steps", "apgd_restarts"), suite_position=1, norms=("linf", "l2"),
+    name=Column.APGD_T, title="APGD-T", settings_key=apgd_ce.SETTINGS_ENTRY, budgets=BUDGETS,
+    reads=("apgd_steps", "apgd_restarts"), suite_position=1, norms=(Norm.LINF, Norm.L2),
+    min_classes=4, min_classes_why="its targeted DLR loss",
     build=lambda budgets, threat: apgd_ce.APGDAttack(budgets, threat, "targeted_dlr"),
     settings=apgd_ce.settings,
-    note=lambda s: (f"APGD-T: targeted DLR, {s['apgd']['targets']} target classes, "
-                    f"{s['apgd']['steps']} iterations each"))
+    note=lambda e: f"APGD-T: targeted DLR, {e['targets']} target classes, {e['steps']} iterations each")

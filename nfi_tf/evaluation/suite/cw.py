@@ -10,6 +10,7 @@ import functools
 
 from nfi_tf.evaluation.suite import registry
 from nfi_tf.evaluation.suite.pgd import PGDAttack
+from nfi_tf.evaluation.vocab import Column
 
 BUDGETS = (
     registry.Budget("cw_steps", None, None, help="CW-Linf iterations (default: as PGD's)."),
@@ -36,6 +37,5 @@ def _settings(budgets, threat):
 
 
 SPEC = registry.AttackSpec(
-    name="cw", title="CW-Linf", build=_build, settings=_settings, budgets=BUDGETS,
-    note=lambda s: (f"CW-Linf: PGD on the CW margin (confidence {s['cw']['confidence']:g}), "
-                    f"{s['cw']['steps']} steps"))
+    name=Column.CW, title="CW-Linf", build=_build, settings=_settings, budgets=BUDGETS,
+    note=lambda e: f"CW-Linf: PGD on the CW margin (confidence {e['confidence']:g}), {e['steps']} steps")

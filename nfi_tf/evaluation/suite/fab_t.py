@@ -6,7 +6,8 @@ random start and the distances it minimizes are the norm's (nfi_tf.attacks.fab).
 from __future__ import annotations
 
 from nfi_tf.evaluation.suite import registry
-from nfi_tf.evaluation.suite.target import PerTarget
+from nfi_tf.evaluation.vocab import Column
+from nfi_tf.vocab import Norm
 
 BUDGETS = (
     registry.Budget("fab_steps", 100, 50, label="FAB-T", unit="iterations",
@@ -19,26 +20,25 @@ BUDGETS = (
 class FABAttack:
     def __init__(self, budgets, threat):
         self.budgets, self.threat = budgets, threat
-        self._built = PerTarget(self._make)
+        self._built = registry.PerTarget(self._make)
 
     def _make(self, target):
         from nfi_tf.attacks.fab import FABTargeted
 
-        return FABTargeted(target.core(), self.threat, self.budgets.fab_steps, 1, self.budgets.fab_targets)
+        return FABTargeted(target, self.threat, self.budgets.fab_steps, 1, self.budgets.fab_targets)
 
     def run(self, x, y, seed, target):
         return self._built(target).run(x, y, seed)
 
 
-def _note(s):
-    entry = s["fab_t"]
+def _note(entry):
     line = f"FAB-T: {entry['targets']} target classes, {entry['steps']} iterations each"
     # Records written before FAB-T had an L2 version have no norm in their entry: L-inf.
-    return line + (" (L2 projections)" if entry.get("norm", "linf") == "l2" else "")
+    return line + (" (L2 projections)" if entry.get("norm", Norm.LINF) == Norm.L2 else "")
 
 
 SPEC = registry.AttackSpec(
-    name="fab_t", title="FAB-T", budgets=BUDGETS, suite_position=2, norms=("linf", "l2"),
+    name=Column.FAB_T, title="FAB-T", budgets=BUDGETS, suite_position=2, norms=(Norm.LINF, Norm.L2),
     build=FABAttack,
     settings=lambda b, threat: {"steps": b.fab_steps, "targets": b.fab_targets, "norm": threat.norm},
     note=_note)

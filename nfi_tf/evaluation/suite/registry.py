@@ -3,13 +3,15 @@
 An `AttackSpec` says everything the rest of the evaluation needs to know about one attack
 family: its name (what `--attacks` accepts), its column title, its place in AutoAttack's
 standard suite (or none), the budgets it reads with their standard and CPU values, how it is
-built, and what it reports about its settings (the eval.json entry and the eval.md line).
+built and bound to a target, what it reports about its settings (the eval.json entry and the
+eval.md line), and when it applies (`unavailable`: the norms it has a version for, whether it
+needs gradients or a routing switch, the fewest classes it works with).
 Plans, suite lists, EvalConfig's defaults, the named budgets, the report's notes and its "below
 AutoAttack's standard budget" line are all read from here, so adding an attack is one module
 (`nfi_tf/evaluation/suite/<name>.py`, registered in the package `__init__`) and its test.
 
 A built attack has one entry point: `run(x, y, seed, target) -> x_adv` (numpy in and out),
-where `target` (suite/target.py) is the output under attack as functions. The same built
+where `target` (`nfi_tf.attacks.base.Target`) is the output under attack as functions. The same built
 attack runs against an nfi model's outputs and against any classifier's logits.
 
 Plain Python: no TensorFlow at import (EvalConfig and the flags read budgets from here); each
@@ -23,6 +25,8 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 import numpy as np
+
+from nfi_tf.vocab import Norm
 
 BUDGET_NAMES = ("standard", "cpu")
 
@@ -51,7 +55,7 @@ class AttackSpec:
     title: str  # the table's column title ({pgd_steps} is filled in)
     build: Callable[..., RegisteredAttack]  # (Budgets, ThreatModel) -> attack
     settings: Callable[..., dict]  # (Budgets, ThreatModel) -> its eval.json settings entry
-    note: Callable[[Mapping], str]  # eval.json settings -> its eval.md line
+    note: Callable[[Mapping], str]  # its eval.json settings entry -> its eval.md line
     settings_key: str = ""  # its entry in eval.json's settings (default: name)
     budgets: tuple[Budget, ...] = ()  # the budgets declared here
     reads: tuple[str, ...] = ()  # budgets declared by another spec that this one also reads
@@ -60,8 +64,13 @@ class AttackSpec:
     routed_variants: bool = True  # on the routed output: one run per switch relaxation
     routed_only: bool = False  # needs a routing switch (the route-aware attacks)
     option: str = ""  # the --attacks name when it differs from `name`
-    norms: tuple[str, ...] = ("linf",)  # the threat models it has a version for
-    variants: Callable[..., list[tuple[str, int]]] | None = None  # (EvalConfig) -> [(variant, aux)]
+    norms: tuple[Norm, ...] = (Norm.LINF,)  # the threat models it has a version for
+    min_classes: int = 2  # the fewest classes it works with
+    min_classes_why: str = ""  # what needs them, for the note when a model has fewer
+    variants: Callable[..., list[tuple[Any, int]]] | None = None  # (EvalConfig) -> [(variant, aux)]
+    # (classifier, AttackKey) -> Target, for the attacks whose targets are their own (the
+    # route-aware ones: each variant is an objective); None: the pipeline's output targets.
+    target: Callable[..., Any] | None = None
 
     @property
     def entry(self) -> str:
@@ -73,6 +82,20 @@ class AttackSpec:
 
     def fields(self) -> tuple[str, ...]:
         return tuple(b.field for b in self.budgets) + self.reads
+
+    def unavailable(self, norm: str, num_classes: int, routed: bool, gradients: bool) -> str | None:
+        """Why it cannot run on this model and threat model, as a note's reason (None: it can).
+        The reasons are kinds the plan groups: "norm", "routing", "gradients", or a sentence."""
+        if norm not in self.norms:
+            return "norm"
+        if self.routed_only and not routed:
+            return "routing"
+        if self.gradient and not gradients:
+            return "gradients"
+        if num_classes < self.min_classes:
+            return (f"{self.title} skipped: {self.min_classes_why or 'it'} needs >= {self.min_classes} "
+                    f"classes. Received: {num_classes}")
+        return None
 
 
 _SPECS: dict[str, AttackSpec] = {}
@@ -96,8 +119,14 @@ def get(name: str) -> AttackSpec:
     return _SPECS[name]
 
 
-def by_option(option: str) -> AttackSpec:
-    return next(s for s in _SPECS.values() if s.option_name == option)
+def unregister(name: str) -> None:
+    """Remove a registered attack (a test's toy attack, once the test is done)."""
+    _SPECS.pop(name, None)
+
+
+def by_option(option: str) -> AttackSpec | None:
+    """The attack `--attacks` names `option` (None for the names that are not one attack)."""
+    return next((s for s in _SPECS.values() if s.option_name == option), None)
 
 
 def autoattack() -> tuple[str, ...]:
@@ -143,3 +172,17 @@ def deviations(families, values: Mapping[str, Any], num_classes: int) -> list[st
             if values[field] < std:
                 out.append(f"{b.label} {values[field]} {b.unit} (standard: {b.standard:,})")
     return out
+
+
+class PerTarget:
+    """Builds an attack's compiled pieces once per target: targets are built once per planned
+    attack, so this is one trace per attack key."""
+
+    def __init__(self, make: Callable[[Any], Callable]):
+        self._make, self._built = make, {}
+
+    def __call__(self, target) -> Callable:
+        key = id(target)
+        if key not in self._built:
+            self._built[key] = (target, self._make(target))  # keep the target alive: ids stay unique
+        return self._built[key][1]

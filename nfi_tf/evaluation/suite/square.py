@@ -2,14 +2,15 @@
 
 It only queries the served output (the judge), so on the routed model it needs no relaxation of
 the switch, and it can run on a model it cannot differentiate (an ONNX file through ONNX
-Runtime: `query` targets, see `SquareAttack.on_query`). L-inf and L2 (the threat's norm): the
-L2 version moves pseudo-gaussian mass between windows on the eps sphere (nfi_tf.attacks.square).
+Runtime: a target with a `query`). L-inf and L2 (the threat's norm): the L2 version moves
+pseudo-gaussian mass between windows on the eps sphere (nfi_tf.attacks.square).
 """
 
 from __future__ import annotations
 
 from nfi_tf.evaluation.suite import registry
-from nfi_tf.evaluation.suite.target import PerTarget
+from nfi_tf.evaluation.vocab import Column
+from nfi_tf.vocab import Norm
 
 P_INIT = 0.8  # AutoAttack's p_init (the same for L-inf and L2)
 BUDGETS = (
@@ -21,7 +22,7 @@ BUDGETS = (
 class SquareAttack:
     def __init__(self, budgets, threat):
         self.budgets, self.threat = budgets, threat
-        self._built = PerTarget(self._make)
+        self._built = registry.PerTarget(self._make)
 
     def _make(self, target):
         from nfi_tf.attacks.square import keras_query
@@ -40,16 +41,15 @@ class SquareAttack:
         return self._built(target).run(x, y, seed)
 
 
-def _note(s):
-    entry = s["square"]
+def _note(entry):
     # Records written before Square had an L2 version have no norm in their entry: L-inf.
-    l2 = entry.get("norm", "linf") == "l2"
+    l2 = entry.get("norm", Norm.LINF) == Norm.L2
     return (f"Square: {entry['queries']} queries, p_init {entry.get('p_init', P_INIT):g}, margin loss "
             f"(gradient-free{', L2 pseudo-gaussian windows' if l2 else ''})")
 
 
 SPEC = registry.AttackSpec(
-    name="square", title="Square", budgets=BUDGETS, suite_position=3, gradient=False,
-    routed_variants=False, norms=("linf", "l2"), build=SquareAttack,
+    name=Column.SQUARE, title="Square", budgets=BUDGETS, suite_position=3, gradient=False,
+    routed_variants=False, norms=(Norm.LINF, Norm.L2), build=SquareAttack,
     settings=lambda b, threat: {"queries": b.square_queries, "p_init": P_INIT, "norm": threat.norm},
     note=_note)
