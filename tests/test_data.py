@@ -5,6 +5,7 @@ import pytest
 
 from nfi_tf import data
 from nfi_tf.config import make_config
+from nfi_tf.datasets import tfds_source
 from nfi_tf.errors import DataUnavailableError, NfiError
 
 
@@ -120,7 +121,7 @@ def test_unknown_dataset_is_a_clear_error():
 
 
 def test_missing_data_offline_names_the_fix(tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "_network_reachable", lambda *a, **k: False)
+    monkeypatch.setattr(tfds_source, "network_reachable", lambda *a, **k: False)
     cfg = make_config("mnist").data.__class__(dataset="mnist", data_dir=str(tmp_path))
     with pytest.raises(DataUnavailableError, match="--data_dir.*TFDS_DATA_DIR"):
         data.load_info(cfg)
