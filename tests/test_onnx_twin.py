@@ -128,9 +128,9 @@ def test_the_cnn_gradient_matches_finite_differences_and_float32(cnn):
 
 # === A Keras model with an NCHW input, converted by tf2onnx ===
 
-def nchw_keras_model():
+def nchw_keras_model(shape):
     keras.utils.set_random_seed(3)
-    inp = keras.Input((1, 28, 28))
+    inp = keras.Input(shape)
     z = keras.layers.Permute((2, 3, 1))(inp)
     z = keras.layers.Conv2D(8, 3, activation="relu")(z)
     z = keras.layers.MaxPooling2D()(z)
@@ -147,14 +147,15 @@ def nchw_keras_model():
     return model
 
 
-def test_a_tf2onnx_export_of_an_nchw_keras_model(tmp_path):
+@pytest.mark.parametrize("shape", [(1, 28, 28), (3, 32, 32)])
+def test_a_tf2onnx_export_of_an_nchw_keras_model(shape, tmp_path):
     import tf2onnx
 
-    model = nchw_keras_model()
+    model = nchw_keras_model(shape)
     path = str(tmp_path / "keras.onnx")
-    spec = (tf.TensorSpec((None, 1, 28, 28), tf.float32, name="input"),)
+    spec = (tf.TensorSpec((None, *shape), tf.float32, name="input"),)
     tf2onnx.convert.from_keras(model, input_signature=spec, opset=13, output_path=path)
-    x = np.random.default_rng(4).uniform(size=(7, 1, 28, 28)).astype(np.float32)
+    x = np.random.default_rng(4).uniform(size=(7, *shape)).astype(np.float32)
     twin = assert_matches_ort(onnx.load(path), x, build_twin(path))
     xt = tf.constant(x)
     grads = []
@@ -197,7 +198,10 @@ CASES = {
         [node("AveragePool", ["x"], ["a"], kernel_shape=[3, 3], strides=[2, 2], auto_pad="SAME_LOWER"),
          node("MaxPool", ["x"], ["m"], kernel_shape=[2, 2], strides=[2, 2], dilations=[2, 2],
               pads=[1, 1, 1, 1], ceil_mode=1),
-         node("Mul", ["a", "m"], ["y"])], {}, [None, 2, 9, 9], opset=19), _x((2, 2, 9, 9))),
+         node("AveragePool", ["x"], ["d"], kernel_shape=[2, 3], strides=[2, 1], dilations=[2, 2],
+              pads=[1, 0, 1, 2], ceil_mode=1, count_include_pad=1),
+         node("Mul", ["a", "m"], ["am"]), node("ReduceMax", ["d", "rax"], ["ds"]),
+         node("Add", ["am", "ds"], ["y"])], {"rax": _i(2, 3)}, [None, 2, 9, 9], opset=19), _x((2, 2, 9, 9))),
     "reshape_by_a_shape_gather_concat_chain": lambda: (make_model(
         [node("Shape", ["x"], ["s"]), node("Gather", ["s", "zero"], ["n"], axis=0),
          node("Unsqueeze", ["n", "axes"], ["n1"]), node("Concat", ["n1", "minus1"], ["shape"], axis=0),
@@ -241,10 +245,12 @@ CASES = {
         [6, 4]), _x((6, 4))),
     "matmul_of_a_vector_by_a_matrix": lambda: (make_model(
         [node("MatMul", ["vec", "x"], ["y"])], {"vec": _x((4,), 1)}, [None, 4, 3]), _x((2, 4, 3))),
-    "conv_transpose_stride_pads_output_padding": lambda: (make_model(
-        [node("ConvTranspose", ["x", "w", "b"], ["y"], strides=[2, 2], pads=[1, 0, 0, 1],
-              output_padding=[1, 0])], {"w": _x((3, 4, 3, 2), 1), "b": _x((4,), 2)}, [None, 3, 5, 4]),
-        _x((2, 3, 5, 4))),
+    "conv_transpose_stride_pads_output_padding_dilation": lambda: (make_model(
+        [node("ConvTranspose", ["x", "w", "b"], ["t"], strides=[2, 2], pads=[1, 0, 0, 1],
+              output_padding=[1, 0]),
+         node("ConvTranspose", ["x", "w"], ["d"], dilations=[2, 1], strides=[2, 3], pads=[0, 1, 2, 0]),
+         node("ReduceMean", ["t"], ["tm"], axes=[2, 3]), node("Add", ["d", "tm"], ["y"])],
+        {"w": _x((3, 4, 3, 2), 1), "b": _x((4,), 2)}, [None, 3, 5, 4]), _x((2, 3, 5, 4))),
     "conv_grouped_general_strided_same_lower": lambda: (make_model(
         [node("Conv", ["x", "w"], ["y"], group=3, strides=[2, 1], auto_pad="SAME_LOWER",
               kernel_shape=[3, 2])], {"w": _x((6, 2, 3, 2), 1)}, [None, 6, 7, 7]), _x((2, 6, 7, 7))),
