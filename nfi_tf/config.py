@@ -333,10 +333,20 @@ def make_config(dataset: str, overrides: dict[str, dict[str, Any]] | None = None
         groups[name] = dict(preset.get(name, {}))
         groups[name].update((overrides or {}).get(name, {}))
     groups["data"]["dataset"] = dataset
+    groups["model"] = _model_settings(preset.get("model", {}), (overrides or {}).get("model", {}))
     unknown_groups = set(overrides or {}) - set(_GROUP_CLASSES)
     if unknown_groups:
         raise NfiError(f"unknown config groups {sorted(unknown_groups)}")
     return Config.from_dict(groups)
+
+
+def _model_settings(preset: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """The model group: the chosen backbone's own preset (its registry entry's), then the
+    dataset preset's model settings when they are for that backbone, then the overrides."""
+    backbone = overrides.get("backbone", preset.get("backbone", ModelConfig.backbone))
+    spec = backbones.lookup(backbone)  # an unknown name: validate() names it
+    same = preset.get("backbone", ModelConfig.backbone) == backbone
+    return {**(spec.preset if spec is not None else {}), **(preset if same else {}), **overrides}
 
 
 def validate(c: Config) -> Config:

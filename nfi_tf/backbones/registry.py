@@ -68,28 +68,33 @@ _SPECS: dict[str, BackboneSpec] = {}
 
 
 def register(spec: BackboneSpec) -> BackboneSpec:
-    """Add a backbone; its name must be new (a value two specs claim would be ambiguous)."""
-    clash = [s.name for s in _SPECS.values() if s.claims(spec.name) or spec.claims(s.name)]
-    if clash:
-        raise ValueError(f"backbone {spec.name!r} clashes with the registered {clash[0]!r}")
+    """Make `spec`'s values nameable by `--backbone` (and by ModelConfig). A value two specs
+    claim would be ambiguous: a name or family overlapping a registered one is refused."""
+    clash = next((s.name for s in _SPECS.values() if s.claims(spec.name) or spec.claims(s.name)), None)
+    if clash is not None:
+        raise NfiError(f"a backbone claiming {clash!r} is registered already: unregister it first or "
+                       f"pick another name. Received: name={spec.name!r}")
     _SPECS[spec.name] = spec
     return spec
 
 
-def unregister(name: str) -> None:
-    """Remove a backbone registered under `name` (a test's toy backbone, when it is done)."""
-    if _SPECS.pop(name, None) is None:
-        raise KeyError(f"no backbone registered as {name!r}")
+def unregister(name: str | BackboneSpec) -> None:
+    """Forget a registered backbone (tests register toy backbones and remove them)."""
+    key = name.name if isinstance(name, BackboneSpec) else name
+    if key not in _SPECS:
+        raise NfiError(f"no backbone named {key!r} is registered (registered: {sorted(_SPECS)}). "
+                       f"Received: name={key!r}")
+    del _SPECS[key]
 
 
 @contextlib.contextmanager
 def registered(spec: BackboneSpec) -> Iterator[BackboneSpec]:
-    """`with registered(spec):` the backbone exists inside the block only."""
+    """`spec` registered for the duration of a `with` block."""
     register(spec)
     try:
         yield spec
     finally:
-        unregister(spec.name)
+        unregister(spec)
 
 
 def specs() -> tuple[BackboneSpec, ...]:
