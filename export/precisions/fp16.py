@@ -180,7 +180,7 @@ def check(job: ExportJob, path: str) -> Fp16Report:
 
 
 SPEC = PrecisionSpec(
-    name=Precision.FP16, convert=convert, check=check, file=FILE, report_key="fp16",
+    name=Precision.FP16, convert=convert, check=check, file=FILE,
     summary="also model.fp16.onnx (float16 weights and compute, float32 inputs/outputs unless "
             "--fp16_io), refused when its probabilities move beyond --fp16_atol or a route "
             "flips that rounding does not explain")

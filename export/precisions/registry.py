@@ -19,13 +19,10 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from nfi_tf.errors import NfiError
 from nfi_tf.vocab import StrEnum
-
-if TYPE_CHECKING:
-    from export.precisions.job import ExportJob
 
 
 class Precision(StrEnum):
@@ -44,8 +41,10 @@ class PrecisionReport(Protocol):
     def to_dict(self) -> dict: ...
 
 
-Convert = Callable[["ExportJob", str], None]  # (job, output path) -> writes the file there
-Check = Callable[["ExportJob", str], PrecisionReport]  # (job, written file) -> report, or raise
+# The job is an `export.precisions.job.ExportJob` (not imported: the job's config imports this
+# registry).
+Convert = Callable[[Any, str], None]  # (job, output path) -> writes the file there
+Check = Callable[[Any, str], PrecisionReport]  # (job, written file) -> its report, or raise
 
 
 @dataclasses.dataclass(frozen=True)
