@@ -11,9 +11,10 @@ Everything else asks the registry: `parse` (which source a value names, made can
 (the source of a data config, behind every function of `nfi_tf.data`).
 
 Claiming order: a value starting with a source's `prefix` (`folder:`, `npz:`) is that
-source's; else the sources are asked in registration order whether they `claim` the bare value
-(`PATH.npz`, an existing directory, a name); else the `fallback` source takes it (tfds: any
-other value is a tensorflow-datasets name, checked when it is read).
+source's; else the sources are asked, the latest registered first, whether they `claim` the
+bare value (`PATH.npz`, an existing directory, a name), so a source you register is asked
+before the built-in ones; else the `fallback` source takes it (tfds: any other value is a
+tensorflow-datasets name, checked when it is read).
 """
 
 from __future__ import annotations
@@ -125,9 +126,9 @@ def registered(spec: SourceSpec) -> Iterator[SourceSpec]:
 
 
 def sources() -> tuple[SourceSpec, ...]:
-    """The registered sources in the order they are asked: registration order, fallback last."""
-    ordered = sorted(_SOURCES.values(), key=lambda s: s.fallback)  # stable: keeps the order
-    return tuple(ordered)
+    """The registered sources in the order they are asked: the latest first, the fallback last."""
+    latest_first = reversed(_SOURCES.values())
+    return tuple(sorted(latest_first, key=lambda s: s.fallback))  # a stable sort
 
 
 def forms() -> str:
