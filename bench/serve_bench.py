@@ -31,15 +31,10 @@ import onnxruntime as ort
 
 from bench.machine import precision_support
 from export.config import ExportConfig, SessionConfig
-from export.exporter import (
-    FP16_FILE,
-    INT8_FILE,
-    ONNX_FILE,
-    REPORT_FILE,
-    SAVED_MODEL_DIR,
-    export_model,
-)
-from export.fp16 import Fp16Error
+from export.exporter import ONNX_FILE, REPORT_FILE, SAVED_MODEL_DIR, export_model
+from export.precisions.fp16 import FILE as FP16_FILE
+from export.precisions.fp16 import Fp16Error
+from export.precisions.int8 import FILE as INT8_FILE
 from export.serve import CPU, Predictor
 from nfi_tf import data, io_utils
 from nfi_tf.config import Config

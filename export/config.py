@@ -7,11 +7,12 @@ import os
 from dataclasses import dataclass, field
 
 from export import providers as providers_lib
+from export.precisions import registry as precision_registry
+from export.precisions.registry import Precision
 from nfi_tf.errors import check
 
 # Priority order: the first one that this machine can actually create wins.
 DEFAULT_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
-PRECISIONS = ("fp32", "fp16")  # int8 is --quantize (it needs calibration images)
 GRAPH_OPTIMIZATIONS = ("disable", "basic", "extended", "all")
 EXECUTION_MODES = ("sequential", "parallel")
 
@@ -67,9 +68,11 @@ class ExportConfig:
         "help": "Export directory; it receives saved_model/, model.onnx, model.int8.onnx, "
                 "model.fp16.onnx, export_report.json."})
     opset: int = field(default=17, metadata={"help": "ONNX opset (13-18)."})
+    # The alias of int8 from before --precision named it (`precisions`).
     quantize: bool = field(default=False, metadata={
         "help": "Also write model.int8.onnx (static int8 quantization calibrated on training "
-                "images) and report its accuracy change."})
+                "images) and report its accuracy change: the same as adding int8 to "
+                "--precision."})
     parity_examples: int = field(default=256, metadata={
         "help": "Real test images on which Keras, SavedModel and ONNX Runtime must agree."})
     atol: float = field(default=1e-4, metadata={
@@ -77,14 +80,18 @@ class ExportConfig:
     calibration_examples: int = field(default=512, metadata={
         "help": "Training images for int8 calibration."})
     quantization_eval_examples: int = field(default=1000, metadata={
-        "help": "Test images for the fp32 vs int8 (and fp16) comparison."})
+        "help": "Test images on which each precision beyond fp32 (int8, fp16) is compared with "
+                "fp32."})
     batch_size: int = 64
-    # "fp16" also writes model.fp16.onnx (float16 compute, float32 inputs/outputs unless fp16_io).
-    # A string checked by validate_export (not an enum flag): a bad value is then the commands'
-    # one-line error with exit 2, not absl's two-line parse failure.
-    precision: str = field(default="fp32", metadata={
-        "help": f"{' or '.join(PRECISIONS)}. fp16: also write model.fp16.onnx (float16 weights "
-                "and compute, float32 inputs/outputs) and report its parity and accuracy change."})
+    # Comma-separated names of registered precisions (export.precisions), read through
+    # `precisions`. A string checked by validate_export (not an enum flag): a bad value is then
+    # the commands' one-line error with exit 2, not absl's two-line parse failure, and a
+    # precision registered after this module was imported is accepted too.
+    precision: str = field(default=Precision.FP32.value, metadata={
+        "help": "Export precisions, one or several comma-separated: "
+                + "; ".join(f"{s.name}: {s.summary}" for s in precision_registry.specs())
+                + ". Each is checked on real test images (fp32 against Keras and the SavedModel, "
+                  "the others against fp32) and reported in export_report.json."})
     fp16_io: bool = field(default=False, metadata={
         "help": "With --precision=fp16: float16 inputs and outputs too."})
     # fp16 and mixed-precision parity is judged on probabilities (bounded, so one tolerance fits
@@ -96,14 +103,20 @@ class ExportConfig:
         "help": "For a model trained in mixed precision: largest allowed |difference| of "
                 "probabilities between the float32 export and the model as trained."})
     data_dir: str | None = field(default=None, metadata={
-        "help": "tensorflow-datasets data dir holding the model's dataset; --quantize needs the "
-                "dataset",
+        "help": "tensorflow-datasets data dir holding the model's dataset; int8 (--quantize) "
+                "needs the dataset",
         "none": "the model's own, else the real test images training kept in the model dir "
                 "(serving_examples.npz)"})
 
     @property
     def export_dir(self) -> str:
         return self.output_dir or os.path.join(self.model_dir, "export")
+
+    @property
+    def precisions(self) -> tuple[str, ...]:
+        """The precisions this export writes, in registry order, fp32 (the reference) first:
+        those `precision` names, and int8 when `quantize` (its alias) is set."""
+        return precision_registry.resolve(self.precision, also=(Precision.INT8,) if self.quantize else ())
 
 
 @dataclass(frozen=True)
@@ -144,9 +157,8 @@ def validate_export(c: ExportConfig) -> ExportConfig:
     check(c.quantization_eval_examples >= 1,
           f"quantization_eval_examples must be >= 1. Received: {c.quantization_eval_examples}")
     check(c.batch_size >= 1, f"batch_size must be >= 1. Received: batch_size={c.batch_size}")
-    check(c.precision in PRECISIONS, f"precision must be one of {PRECISIONS} (int8: --quantize). "
-                                     f"Received: precision={c.precision!r}")
-    check(not c.fp16_io or c.precision == "fp16",
+    wanted = c.precisions  # raises on a name no precision is registered under
+    check(not c.fp16_io or Precision.FP16 in wanted,
           f"fp16_io needs precision=fp16. Received: precision={c.precision!r}, fp16_io=True")
     for name in ("fp16_atol", "as_trained_atol"):
         check(0 < getattr(c, name) < 1,

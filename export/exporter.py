@@ -1,9 +1,12 @@
-"""`export_model`: a trained model dir -> SavedModel + ONNX (+ int8, + fp16), committed only
-after parity with the Keras model holds on real test images.
+"""`export_model`: a trained model dir -> SavedModel + ONNX in each precision asked for,
+committed only after every check on real test images holds.
 
-The exported graph is float32 whatever precision training used (`export.precision`); a model
-trained in mixed precision is also compared with itself as trained. The real images come from
-the dataset or, without it, from the model dir (`export.image_source`).
+The exported graph is float32 whatever precision training used (`export.training_precision`);
+a model trained in mixed precision is also compared with itself as trained. The real images
+come from the dataset or, without it, from the model dir (`export.image_source`). The export
+precisions come from their registry (`export.precisions`): the reference (fp32) is converted
+from the serving tf.function and checked against Keras and the SavedModel, every other one is
+converted from it and checked against it; this module names none of them.
 
 Every file is built under a temporary name beside its target (nfi_tf.io_utils) and swapped in
 only when all checks pass, so a failed export (conversion error, parity mismatch, crash)
@@ -14,16 +17,18 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import functools
 import os
 import time
 from collections.abc import Callable
 
+import keras
 import numpy as np
 
-from export import fp16, image_source, onnx_export, parity, precision, quantize, signature
+from export import image_source, parity, precisions, signature, training_precision
 from export import metadata as metadata_lib
 from export.config import ExportConfig, SessionConfig, validate_export
+from export.export_result import ExportResult, Produced
+from export.precisions.job import ExportJob
 from export.saved_model import LoadedSavedModel, write_saved_model
 from export.serve import CPU, Predictor
 from nfi_tf import io_utils, model_io
@@ -32,43 +37,19 @@ from nfi_tf.config import Config
 from nfi_tf.errors import NfiError
 
 SAVED_MODEL_DIR = "saved_model"
-ONNX_FILE = "model.onnx"
-INT8_FILE = "model.int8.onnx"
-FP16_FILE = "model.fp16.onnx"
+ONNX_FILE = precisions.reference().file  # the served float32 model
 REPORT_FILE = "export_report.json"
+SAVED_MODEL_RUNTIME = "saved_model"  # its name in the parity report
 
 
 @dataclasses.dataclass
-class ExportResult:
-    saved_model: str
-    onnx: str
-    int8: str | None
-    parity: parity.ParityReport
-    quantization: quantize.QuantizationReport | None
-    report: str
-    notes: list[str]
-    fp16: str | None = None
-    fp16_report: fp16.Fp16Report | None = None
-    # ONNX fp32 vs the Keras model under its training dtype policy (mixed precision only)
-    as_trained: parity.ParityReport | None = None
-    trained_precision: str = "off"
+class _Subject:
+    """The trained model to export and its real images, loaded once."""
 
-    def lines(self) -> list[str]:
-        out = [f"SavedModel: {self.saved_model}", f"ONNX:       {self.onnx}"]
-        if self.int8:
-            out.append(f"int8 ONNX:  {self.int8}")
-        if self.fp16:
-            out.append(f"fp16 ONNX:  {self.fp16}")
-        out += self.parity.lines()
-        if self.as_trained:
-            out.append(f"trained in {self.trained_precision}, exported as a float32 graph; "
-                       f"against the model as trained:")
-            out += self.as_trained.lines()[1:]
-        if self.quantization:
-            out += self.quantization.lines()
-        if self.fp16_report:
-            out += self.fp16_report.lines()
-        return out + self.notes + [f"report:     {self.report}"]
+    trained: model_io.TrainedModel  # its classifier computes in float32
+    as_trained: keras.Model | None  # under the training's mixed precision policy, if any
+    trained_precision: str
+    source: image_source.ImageSource
 
 
 def _keras_runtime(classifier) -> parity.Runtime:
@@ -85,119 +66,134 @@ def export_model(config: ExportConfig, *, download: bool = True,
     say = log or (lambda _: None)
     config = validate_export(config)
     start = time.time()
+    wanted = [precisions.get(name) for name in config.precisions]
+    subject = _load(config, wanted, download)
+    job, notes = _job(config, subject, say)
+    produced, as_trained = _write_and_check(job, subject, wanted)
+    notes += _remove_stale(config.export_dir, wanted)
+    report = _write_report(job, subject, produced, as_trained, time.time() - start)
+    return ExportResult(saved_model=os.path.join(config.export_dir, SAVED_MODEL_DIR),
+                        report=report, notes=notes, produced=produced, as_trained=as_trained,
+                        trained_precision=subject.trained_precision)
+
+
+def _load(config: ExportConfig, wanted: list[precisions.PrecisionSpec],
+          download: bool) -> _Subject:
     if not os.path.isdir(config.model_dir):
         raise NfiError(f"model dir {config.model_dir} does not exist")
     trained_config = Config.load(os.path.join(config.model_dir, "config.json"))
     # Opened first, so that a missing dataset (int8 calibration needs the training split) is
     # reported before anything is converted, not after the parity check.
+    needs = [s.training_images for s in wanted if s.training_images]
     source = image_source.open_source(config.model_dir, trained_config.data, config.data_dir,
-                                      download, need_training_images=config.quantize)
+                                      download, training_images_for=needs[0] if needs else None)
     trained_precision = trained_config.train.mixed_precision
-    classifier, as_trained = precision.load_for_export(
+    classifier, as_trained = training_precision.load_for_export(
         os.path.join(config.model_dir, "model.keras"), trained_precision)
     trained = model_io.TrainedModel(trained_config, classifier, source.info, config.model_dir)
-    image_shape = trained.info.image_shape
-    serve = signature.serving_function(trained.classifier, image_shape)
-    outputs = signature.serving_outputs(trained.classifier)
-    meta = metadata_lib.build_metadata(trained, outputs, config.opset)
+    return _Subject(trained, as_trained, trained_precision, source)
 
-    out_dir = config.export_dir
-    sm_path = os.path.join(out_dir, SAVED_MODEL_DIR)
-    onnx_path = os.path.join(out_dir, ONNX_FILE)
-    int8_path = os.path.join(out_dir, INT8_FILE)
-    fp16_path = os.path.join(out_dir, FP16_FILE)
+
+def _job(config: ExportConfig, subject: _Subject,
+         say: Callable[[str], None]) -> tuple[ExportJob, list[str]]:
+    """What every precision's convert and check reads, and a note when the parity images are
+    fewer than asked for."""
+    trained, source = subject.trained, subject.source
+    serve = signature.serving_function(trained.classifier, trained.info.image_shape)
+    meta = metadata_lib.build_metadata(trained, signature.serving_outputs(trained.classifier),
+                                       config.opset)
     images, _ = source.test_images(config.parity_examples)
     notes = []
     if len(images) < config.parity_examples:
         notes.append(f"parity on the {len(images)} images of {source.description} "
                      f"(fewer than --parity_examples={config.parity_examples})")
-    bs = config.batch_size
-    reference = parity.in_batches(_keras_runtime(trained.classifier), images, bs)
     cpu_only = SessionConfig(providers=(CPU,))
-    quant_report = fp16_report = as_trained_report = None
+    keras_outputs = parity.in_batches(_keras_runtime(trained.classifier), images,
+                                      config.batch_size)
+    job = ExportJob(config=config, metadata=meta, source=source, serve=serve,
+                    open_model=lambda path: Predictor(path, cpu_only), parity_images=images,
+                    keras_outputs=keras_outputs, say=say)
+    return job, notes
 
+
+def _write_and_check(job: ExportJob, subject: _Subject, wanted: list[precisions.PrecisionSpec]
+                     ) -> tuple[dict[str, Produced], parity.ParityReport | None]:
+    """The SavedModel and each wanted precision, written aside and checked, in registry order;
+    all committed (in reverse order, the SavedModel last) only once every check passed."""
+    reference, *others = wanted
+    classifier = subject.trained.classifier
     with contextlib.ExitStack() as stack:
-        # Entered in this order, committed in reverse: fp16, int8, then ONNX, then the SavedModel.
-        sm_tmp = stack.enter_context(io_utils.atomic_dir(sm_path))
-        onnx_tmp = stack.enter_context(io_utils.atomic_path(onnx_path, suffix=".onnx"))
-        say(f"writing the SavedModel ({', '.join(outputs)})")
-        write_saved_model(trained.classifier, serve, sm_tmp, meta)
-        say(f"converting the same tf.function to ONNX (opset {config.opset})")
-        model = onnx_export.convert(serve, config.opset)
-        metadata_lib.attach(model, meta)
-        onnx_export.save(model, onnx_tmp)
+        sm_tmp = stack.enter_context(io_utils.atomic_dir(
+            os.path.join(job.config.export_dir, SAVED_MODEL_DIR)))
+        job.say(f"writing the SavedModel ({', '.join(signature.serving_outputs(classifier))})")
+        write_saved_model(classifier, job.serve, sm_tmp, job.metadata)
+        job.other_runtimes[SAVED_MODEL_RUNTIME] = parity.in_batches(
+            LoadedSavedModel(sm_tmp), job.parity_images, job.batch_size)
+        produced = {reference.name: _produce(stack, job, reference)}
+        as_trained = _check_as_trained(job, subject)
+        produced.update({spec.name: _produce(stack, job, spec) for spec in others})
+    return produced, as_trained
 
-        say(f"checking parity on {len(images)} real test images ({source.description})")
-        onnx_out = parity.in_batches(Predictor(onnx_tmp, cpu_only).run, images, bs)
-        runtimes = {
-            "saved_model": parity.in_batches(LoadedSavedModel(sm_tmp), images, bs),
-            "onnx_runtime": onnx_out,
-        }
-        report = parity.check(reference, runtimes, config.atol)
-        if as_trained is not None:
-            say(f"comparing with the model as trained ({trained_precision})")
-            as_trained_report = parity.check_as_trained(
-                parity.in_batches(_keras_runtime(as_trained), images, bs), onnx_out,
-                config.as_trained_atol)
 
-        @functools.cache
-        def fp32_on_test_images():
-            # The test images of the int8 and fp16 comparisons, with the fp32 model's outputs
-            # (computed once when both are asked for).
-            test_x, test_y = source.test_images(config.quantization_eval_examples)
-            return test_x, test_y, parity.in_batches(Predictor(onnx_tmp, cpu_only).run, test_x, bs)
+def _produce(stack: contextlib.ExitStack, job: ExportJob,
+             spec: precisions.PrecisionSpec) -> Produced:
+    """Convert `spec`'s file aside (committed when `stack` closes without an error) and check
+    it; the reference's file becomes what the others are converted from."""
+    path = os.path.join(job.config.export_dir, spec.file)
+    tmp = stack.enter_context(io_utils.atomic_path(path, suffix=os.path.splitext(spec.file)[1]))
+    spec.convert(job, tmp)
+    if spec.reference:
+        job.reference_path = tmp
+    return Produced(spec=spec, path=path, report=spec.check(job, tmp))
 
-        if config.quantize:
-            int8_tmp = stack.enter_context(io_utils.atomic_path(int8_path, suffix=".onnx"))
-            calib = source.training_images(config.calibration_examples)
-            say(f"quantizing to int8 (calibration: {len(calib)} real training images)")
-            quantize.quantize_int8(onnx_tmp, int8_tmp, calib, signature.INPUT_NAME, bs, meta)
-            test_x, test_y, fp32 = fp32_on_test_images()
-            int8 = parity.in_batches(Predictor(int8_tmp, cpu_only).run, test_x, bs)
-            quant_report = quantize.compare(fp32, int8, test_y, len(calib))
 
-        if config.precision == "fp16":
-            fp16_tmp = stack.enter_context(io_utils.atomic_path(fp16_path, suffix=".onnx"))
-            say("converting to float16" + (" (float16 inputs and outputs)" if config.fp16_io
-                                           else ""))
-            fp16.convert_fp16(onnx_tmp, fp16_tmp, meta, config.fp16_io)
-            test_x, test_y, fp32 = fp32_on_test_images()
-            half = parity.in_batches(Predictor(fp16_tmp, cpu_only).run, test_x, bs)
-            fp16_report = fp16.check(onnx_tmp, fp32, half, test_x, test_y,
-                                     atol=config.fp16_atol, source=source.description,
-                                     batch_size=bs, fp16_io=config.fp16_io,
-                                     runner=lambda path: Predictor(path, cpu_only))
+def _check_as_trained(job: ExportJob, subject: _Subject) -> parity.ParityReport | None:
+    """The float32 ONNX model vs the model as trained in mixed precision (None: trained in
+    float32)."""
+    if subject.as_trained is None:
+        return None
+    job.say(f"comparing with the model as trained ({subject.trained_precision})")
+    as_trained = parity.in_batches(_keras_runtime(subject.as_trained), job.parity_images,
+                                   job.batch_size)
+    return parity.check_as_trained(as_trained, job.parity_outputs(job.reference_path),
+                                   job.config.as_trained_atol)
 
-    for wanted, path, flag in ((config.quantize, int8_path, "--quantize"),
-                               (config.precision == "fp16", fp16_path, "--precision=fp16")):
-        if not wanted and os.path.exists(path):
-            # A model converted from the previous fp32 export would no longer match it.
+
+def _remove_stale(out_dir: str, wanted: list[precisions.PrecisionSpec]) -> list[str]:
+    """Remove every registered precision's file this export did not write: converted from an
+    earlier fp32 export, it would no longer match this one."""
+    notes, written = [], {spec.name for spec in wanted}
+    for spec in precisions.specs():
+        path = os.path.join(out_dir, spec.file)
+        if spec.name not in written and os.path.exists(path):
             os.remove(path)
-            notes.append(f"removed the stale {os.path.basename(path)} of an earlier export "
-                         f"(use {flag})")
-    report_path = os.path.join(out_dir, REPORT_FILE)
-    io_utils.atomic_write_json(report_path, {
+            notes.append(f"removed the stale {spec.file} of an earlier export "
+                         f"(use --precision={spec.name})")
+    return notes
+
+
+def _write_report(job: ExportJob, subject: _Subject, produced: dict[str, Produced],
+                  as_trained: parity.ParityReport | None, seconds: float) -> str:
+    """export_report.json: every registered precision has its file entry and its section
+    (None when this export did not write it)."""
+    config, specs = job.config, precisions.specs()
+    path = os.path.join(config.export_dir, REPORT_FILE)
+    io_utils.atomic_write_json(path, {
         "model_dir": os.path.abspath(config.model_dir),
         "config": dataclasses.asdict(config),
-        "metadata": meta,
-        "files": {"saved_model": sm_path, "onnx": onnx_path,
-                  "int8": int8_path if config.quantize else None,
-                  "fp16": fp16_path if config.precision == "fp16" else None},
-        "images": source.description,
-        "trained_precision": trained_precision,
-        "parity": report.to_dict(),
-        "as_trained_parity": as_trained_report.to_dict() if as_trained_report else None,
-        "quantization": quant_report.to_dict() if quant_report else None,
-        "fp16": fp16_report.to_dict() if fp16_report else None,
+        "metadata": job.metadata,
+        "files": {"saved_model": os.path.join(config.export_dir, SAVED_MODEL_DIR),
+                  **{s.files_key: produced[s.name].path if s.name in produced else None
+                     for s in specs}},
+        "images": subject.source.description,
+        "trained_precision": subject.trained_precision,
+        "as_trained_parity": as_trained.to_dict() if as_trained else None,
+        **{s.report_key: produced[s.name].report.to_dict() if s.name in produced else None
+           for s in specs},
         "versions": _versions(),
-        "seconds": round(time.time() - start, 1),
+        "seconds": round(seconds, 1),
     })
-    return ExportResult(saved_model=sm_path, onnx=onnx_path,
-                        int8=int8_path if config.quantize else None, parity=report,
-                        quantization=quant_report, report=report_path, notes=notes,
-                        fp16=fp16_path if config.precision == "fp16" else None,
-                        fp16_report=fp16_report, as_trained=as_trained_report,
-                        trained_precision=trained_precision)
+    return path
 
 
 def _versions() -> dict[str, str]:

@@ -1,11 +1,11 @@
 """Where the export's real images come from: the dataset, or the few the model dir keeps.
 
-Parity (and the fp16 comparison) needs real test images; int8 calibration needs real training
-images. In order:
+Parity (and each precision's comparison with fp32) needs real test images; a precision may also
+need real training images (int8: calibration, `PrecisionSpec.training_images`). In order:
 1. `--data_dir`: the dataset there (an error if it is not).
 2. The dataset where the model's config (or TFDS_DATA_DIR) says, if it is on disk.
 3. `serving_examples.npz` in the model dir, written by training (`nfi_tf.serving_examples`):
-   test images only, so not when int8 calibration is asked for.
+   test images only, so not when training images are needed.
 4. Otherwise the dataset, downloaded when allowed (the previous behaviour).
 """
 
@@ -47,21 +47,24 @@ class ImageSource:
             images, labels = data.load_arrays(self.cfg, "test", n, self.download)
         return data.uint8_to_float(images), labels
 
-    def training_images(self, n: int) -> np.ndarray:
+    def training_images(self, n: int, purpose: str = "this export") -> np.ndarray:
+        """`n` real training images; `purpose` says in the error what needs them."""
         if not self.has_training_images:
-            raise NfiError(calibration_error(self.cfg.dataset))
+            raise NfiError(training_images_error(self.cfg.dataset, purpose))
         images, _ = data.load_arrays(self.cfg, "train", n, self.download)
         return data.uint8_to_float(images)
 
 
-def calibration_error(dataset: str) -> str:
-    return (f"int8 calibration (--quantize) needs real {dataset} training images and the dataset "
-            f"is not available here (the model dir keeps only test images for parity): pass "
-            f"--data_dir=<folder with the prepared tfds dataset>, or export without --quantize")
+def training_images_error(dataset: str, purpose: str) -> str:
+    return (f"{purpose} needs real {dataset} training images and the dataset is not available "
+            f"here (the model dir keeps only test images for parity): pass --data_dir=<folder "
+            f"with the prepared tfds dataset>, or export without it")
 
 
 def open_source(model_dir: str, cfg: DataConfig, data_dir: str | None, download: bool,
-                need_training_images: bool = False) -> ImageSource:
+                training_images_for: str | None = None) -> ImageSource:
+    """The export's images; `training_images_for`: what needs real training images (int8
+    calibration), None when test images suffice."""
     if data_dir:
         return ImageSource(dataclasses.replace(cfg, data_dir=data_dir), download)
     try:
@@ -69,12 +72,12 @@ def open_source(model_dir: str, cfg: DataConfig, data_dir: str | None, download:
     except DataUnavailableError:
         pass
     examples = serving_examples.load(model_dir)
-    if examples is not None and not need_training_images:
+    if examples is not None and training_images_for is None:
         return ImageSource(cfg, download, examples)
     try:
-        return ImageSource(cfg, download)  # int8 calibration: download rather than give up
+        return ImageSource(cfg, download)  # training images needed: download rather than give up
     except DataUnavailableError as e:
         if examples is not None:
-            raise NfiError(calibration_error(cfg.dataset)) from e
+            raise NfiError(training_images_error(cfg.dataset, training_images_for)) from e
         raise DataUnavailableError(f"{e}; or keep the {serving_examples.FILE} that training "
                                    f"writes in the model dir") from e

@@ -15,8 +15,8 @@ from typing import Any
 
 from nfi_tf import backbones, io_utils
 from nfi_tf.errors import NfiError, check
+from nfi_tf.vocab import Method
 
-METHODS = ("nfi", "trades")
 BACKBONES = backbones.BACKBONES
 ADVERSARIAL_LOSSES = ("ce", "literal_kl")
 # docs/method.md §2; "relative" is accepted as the floored form's old name (LossConfig maps it).
@@ -62,8 +62,10 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    method: str = field(default="nfi", metadata={
-        "help": "nfi (three heads + routing) or trades (the baseline)"})
+    # A Method member (a str: config.json and the flag keep "nfi"/"trades"); a string given for
+    # it becomes the member, so a loaded config.json equals the config that wrote it.
+    method: Method = field(default=Method.NFI, metadata={
+        "help": "nfi (three heads + routing) or trades (the baseline)", "kind": "string"})
     backbone: str = field(default="small_cnn", metadata={
         "help": f"Feature extractor: {', '.join(BACKBONES)} or keras.applications.NAME (e.g. "
                 f"keras.applications.MobileNetV2: include_top=False, global average pooling, its "
@@ -71,7 +73,7 @@ class ModelConfig:
     depth: int = field(default=34, metadata={"help": "WideResNet depth, 6n+4"})  # WideResNet only
     width: int = field(default=10, metadata={"help": "WideResNet widening factor"})
     # d: the first d feature dims are the robust part. None: 128 if 128 < D else D // 2 (see
-    # nfi_tf.backbones), resolved here so config.json records the number.
+    # nfi_tf/backbones/registry.py), resolved here so config.json records the number.
     robust_dims: int | None = field(default=None, metadata={
         "help": "d: feature dims of the robust part",
         "none": "128 if the backbone's feature size D is over 128, else D // 2"})
@@ -83,9 +85,11 @@ class ModelConfig:
                 "from (never downloaded)", "none": "random initialization"})
 
     def __post_init__(self):
-        if self.robust_dims is None and backbones.is_known(self.backbone):
-            dims = backbones.feature_dims(self)
-            if dims > 0:  # else validate() reports the width
+        if self.method in tuple(Method):  # else validate() names the value received
+            object.__setattr__(self, "method", Method(self.method))
+        if self.robust_dims is None:
+            dims = backbones.known_feature_dims(self)  # None: custom, or validate() says why
+            if dims is not None and dims > 0:  # else validate() reports the setting (a width)
                 object.__setattr__(self, "robust_dims", backbones.default_robust_dims(dims))
 
 
@@ -246,7 +250,7 @@ _GROUP_CLASSES = {
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "mnist": {
         "data": {"augment": False},
-        "model": {"backbone": "small_cnn"},
+        "model": backbones.preset(backbones.SMALL_CNN),
         "attack": {"epsilon": 0.3, "step_size": 0.01, "num_steps": 40},
         "eval_attack": {"epsilon": 0.3, "step_size": 0.01, "num_steps": 40},
         "loss": {"beta": 1.0},
@@ -259,7 +263,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     },
     "cifar10": {
         "data": {"augment": True},
-        "model": {"backbone": "wide_resnet", "depth": 34, "width": 10},
+        "model": backbones.preset(backbones.WIDE_RESNET),  # WRN-34-10
         "attack": {"epsilon": 0.031, "step_size": 0.007, "num_steps": 10},
         "eval_attack": {"epsilon": 0.031, "step_size": 0.003, "num_steps": 20},
         "loss": {"beta": 6.0},
@@ -290,7 +294,7 @@ def derived_preset(image_shape) -> tuple[str, dict[str, dict[str, Any]]]:
         return "mnist-like", PRESETS["mnist"]
     preset = {group: dict(values) for group, values in PRESETS["cifar10"].items()}
     if c == 1 or small:
-        preset["model"] = {"backbone": "small_cnn"}
+        preset["model"] = backbones.preset(backbones.SMALL_CNN)
     return ("natural-image" if c == 3 else "natural-grayscale"), preset
 
 
@@ -302,7 +306,7 @@ def preset_note(dataset: str, image_shape) -> str | None:
     h, w, c = image_shape
     a, model = p["attack"], p["model"]
     backbone = model["backbone"]
-    if backbone == "wide_resnet":
+    if backbone == backbones.WIDE_RESNET:
         backbone = (f"CIFAR-10's wide_resnet depth {model['depth']} width {model['width']} "
                     f"(slow on a CPU: --backbone=small_cnn or --depth/--width for a smaller one)")
     return (f"nfi_tf: {dataset} has no preset: derived the {name} preset from its "
@@ -329,15 +333,43 @@ def make_config(dataset: str, overrides: dict[str, dict[str, Any]] | None = None
         groups[name] = dict(preset.get(name, {}))
         groups[name].update((overrides or {}).get(name, {}))
     groups["data"]["dataset"] = dataset
+    groups["model"] = _model_settings(preset.get("model", {}), (overrides or {}).get("model", {}))
     unknown_groups = set(overrides or {}) - set(_GROUP_CLASSES)
     if unknown_groups:
         raise NfiError(f"unknown config groups {sorted(unknown_groups)}")
     return Config.from_dict(groups)
 
 
+def _model_settings(preset: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """The model group: the chosen backbone's own preset (its registry entry's), then the
+    dataset preset's model settings when they are for that backbone, then the overrides."""
+    backbone = overrides.get("backbone", preset.get("backbone", ModelConfig.backbone))
+    spec = backbones.lookup(backbone)  # an unknown name: validate() names it
+    same = preset.get("backbone", ModelConfig.backbone) == backbone
+    return {**(spec.preset if spec is not None else {}), **(preset if same else {}), **overrides}
+
+
 def validate(c: Config) -> Config:
-    """Reject contradictory or out-of-range settings with the offending value in the message."""
-    d, m, t, lo = c.data, c.model, c.train, c.loss
+    """Reject contradictory or out-of-range settings with the offending value in the message,
+    group by group (the backbone's own settings by its registry entry)."""
+    _validate_data(c.data)
+    _validate_model(c.model)
+    for name, attack in (("attack", c.attack), ("eval_attack", c.eval_attack)):
+        _validate_attack(name, attack)
+    _validate_loss(c.loss, c.model)
+    _validate_train(c.train)
+    return c
+
+
+def trainable_method(value) -> Method:
+    """`value` as a Method that `python -m nfi_tf.train` trains, or a one-line NfiError."""
+    shown = value.value if isinstance(value, Method) else value
+    check(value in Method.trainable(), f"method must be one of "
+          f"{tuple(m.value for m in Method.trainable())}. Received: method={shown!r}")
+    return Method(value)
+
+
+def _validate_data(d: DataConfig) -> None:
     check(bool(d.dataset), "dataset must be a tfds name, folder:PATH or PATH.npz")
     check(d.image_size is None or d.image_size >= 8,
           f"image_size must be >= 8 pixels. Received: image_size={d.image_size}")
@@ -348,42 +380,37 @@ def validate(c: Config) -> Config:
     check(isinstance(d.validation_examples, int) and d.validation_examples >= 0,
           f"validation_examples must be an integer >= 0. "
           f"Received: validation_examples={d.validation_examples!r}")
-    check(m.method in METHODS, f"method must be one of {METHODS}. Received: method={m.method!r}")
-    check(m.backbone in BACKBONES + (backbones.CUSTOM,) or backbones.is_application(m.backbone),
-          f"backbone must be one of {BACKBONES} or keras.applications.NAME (e.g. "
-          f"keras.applications.MobileNetV2). Received: backbone={m.backbone!r}")
-    if backbones.is_application(m.backbone):
-        try:
-            backbones.application(m.backbone)
-        except ValueError as e:
-            raise NfiError(str(e)) from None
-    check(m.backbone_weights is None or backbones.is_application(m.backbone),
-          f"backbone_weights is for keras.applications backbones. "
+
+
+def _validate_model(m: ModelConfig) -> None:
+    trainable_method(m.method)
+    spec = backbones.get(m.backbone)  # a name no backbone claims: the choices, in one line
+    takers = ", ".join(s.name.rstrip(".") for s in backbones.specs() if s.weights)
+    check(m.backbone_weights is None or spec.weights,
+          f"backbone_weights is for {takers} backbones. "
           f"Received: backbone_weights={m.backbone_weights!r}, backbone={m.backbone!r}")
-    check(m.backbone_weights != "imagenet",
-          "backbone_weights must be a local weights file: nothing is downloaded (get the "
-          "include_top=False file elsewhere and give its path). Received: backbone_weights='imagenet'")
-    if m.backbone == "wide_resnet":
-        check(m.depth >= 10 and (m.depth - 4) % 6 == 0,
-              f"WideResNet depth must be 6n+4 with n >= 1 (10, 16, 22, 28, 34, ...). "
-              f"Received: depth={m.depth}")
-        check(m.width >= 1, f"WideResNet width must be >= 1. Received: width={m.width}")
-    if m.backbone == backbones.CUSTOM:  # D is the model's own: the heads check d < D at build
+    spec.validate(m)  # its own settings (WideResNet's depth, an application's name, ...)
+    if spec.feature_dims is None:  # D is the model's own: the heads check d < D at build
         check(isinstance(m.robust_dims, int) and m.robust_dims > 0,
               f"robust_dims must be an integer >= 1. Received: robust_dims={m.robust_dims!r}")
-    else:
-        feat = backbones.feature_dims(m)
-        check(m.robust_dims is not None and 0 < m.robust_dims < feat,
-              f"robust_dims must be in [1, {feat - 1}] for the {m.backbone} feature of size "
-              f"{feat}. Received: robust_dims={m.robust_dims}")
-    for name, a in (("attack", c.attack), ("eval_attack", c.eval_attack)):
-        check(math.isfinite(a.epsilon) and a.epsilon > 0,
-              f"{name} epsilon must be > 0. Received: epsilon={a.epsilon}")
-        check(a.epsilon <= 1, f"{name} epsilon is in [0, 1] pixel units (8/255 = 0.031). "
-              f"Received: epsilon={a.epsilon}")
-        check(0 < a.step_size <= a.epsilon,
-              f"{name} step_size must be in (0, epsilon={a.epsilon}]. Received: step_size={a.step_size}")
-        check(a.num_steps >= 1, f"{name} num_steps must be >= 1. Received: num_steps={a.num_steps}")
+        return
+    feat = spec.feature_dims(m)
+    check(m.robust_dims is not None and 0 < m.robust_dims < feat,
+          f"robust_dims must be in [1, {feat - 1}] for the {m.backbone} feature of size "
+          f"{feat}. Received: robust_dims={m.robust_dims}")
+
+
+def _validate_attack(name: str, a: AttackConfig) -> None:
+    check(math.isfinite(a.epsilon) and a.epsilon > 0,
+          f"{name} epsilon must be > 0. Received: epsilon={a.epsilon}")
+    check(a.epsilon <= 1, f"{name} epsilon is in [0, 1] pixel units (8/255 = 0.031). "
+          f"Received: epsilon={a.epsilon}")
+    check(0 < a.step_size <= a.epsilon,
+          f"{name} step_size must be in (0, epsilon={a.epsilon}]. Received: step_size={a.step_size}")
+    check(a.num_steps >= 1, f"{name} num_steps must be >= 1. Received: num_steps={a.num_steps}")
+
+
+def _validate_loss(lo: LossConfig, m: ModelConfig) -> None:
     check(lo.beta >= 0, f"beta must be >= 0. Received: beta={lo.beta}")
     for w in ("tradeoff_weight", "benign_weight", "adversarial_weight", "counterfactual_weight",
               "route_guard_weight"):
@@ -396,7 +423,7 @@ def validate(c: Config) -> Config:
     check(isinstance(lo.counterfactual_warmup_steps, int) and lo.counterfactual_warmup_steps >= 0,
           f"counterfactual_warmup_steps must be an integer >= 0. "
           f"Received: counterfactual_warmup_steps={lo.counterfactual_warmup_steps!r}")
-    check(lo.route_guard_weight == 0 or m.method == "nfi",
+    check(lo.route_guard_weight == 0 or m.method == Method.NFI,
           f"route_guard_weight guards the routing switch, which only method=nfi has. "
           f"Received: route_guard_weight={lo.route_guard_weight}, method={m.method}")
     check(lo.adversarial_loss in ADVERSARIAL_LOSSES,
@@ -404,6 +431,9 @@ def validate(c: Config) -> Config:
     check(lo.counterfactual_loss in COUNTERFACTUAL_LOSSES,
           f"counterfactual_loss must be one of {COUNTERFACTUAL_LOSSES}. "
           f"Received: counterfactual_loss={lo.counterfactual_loss!r}")
+
+
+def _validate_train(t: TrainConfig) -> None:
     check(t.epochs >= 1, f"epochs must be >= 1. Received: epochs={t.epochs}")
     check(t.batch_size >= 1, f"batch_size must be >= 1. Received: batch_size={t.batch_size}")
     check(t.eval_batch_size >= 1,
@@ -428,4 +458,3 @@ def validate(c: Config) -> Config:
     check(t.strategy in STRATEGIES, f"strategy must be one of {STRATEGIES}. Received: {t.strategy!r}")
     check(t.checkpoint_every_steps >= 0,
           f"checkpoint_every_steps must be >= 0. Received: {t.checkpoint_every_steps}")
-    return c

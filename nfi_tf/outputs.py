@@ -6,6 +6,8 @@ Plain Python (no Keras/TensorFlow), so ONNX serving can import it.
 
 from __future__ import annotations
 
+from nfi_tf.vocab import Method
+
 # Heads (logits D -> C), in build order; the TRADES baseline has only the first.
 TRADEOFF, BENIGN, ADVERSARIAL = "tradeoff", "benign", "adversarial"
 HEADS = (TRADEOFF, BENIGN, ADVERSARIAL)
@@ -60,13 +62,13 @@ ROW_TITLES = {
 }
 
 
-def heads_for(method: str) -> tuple[str, ...]:
+def heads_for(method: Method) -> tuple[str, ...]:
     """The heads a method builds: nfi all three, trades the trade-off head only."""
-    return HEADS if method == "nfi" else HEADS_TRADES
+    return HEADS if method == Method.NFI else HEADS_TRADES
 
 
-def scored_for(method: str) -> tuple[str, ...]:
+def scored_for(method: Method) -> tuple[str, ...]:
     """The outputs a method's evaluation scores (its table rows)."""
-    if method == "classifier":
+    if method == Method.CLASSIFIER:
         return SCORED_CLASSIFIER
-    return SCORED_NFI if method == "nfi" else SCORED_TRADES
+    return SCORED_NFI if method == Method.NFI else SCORED_TRADES

@@ -31,7 +31,15 @@ except ImportError:  # Python 3.10: the same behaviour, spelled out
             return str.__format__(str(self), spec)
 
 
-class Method(StrEnum):
+class _Text(StrEnum):
+    """Its repr is its text too ('nfi', not <Method.NFI: 'nfi'>): a message showing a stored or
+    received value with !r reads as it did when the value was a plain string."""
+
+    def __repr__(self) -> str:
+        return repr(self.value)
+
+
+class Method(_Text):
     NFI = "nfi"  # the paper's method: triple head and routing
     TRADES = "trades"  # the baseline: one trade-off head
     CLASSIFIER = "classifier"  # any other classifier under evaluation (logits only)
@@ -47,7 +55,7 @@ class Method(StrEnum):
         return _METHOD_TITLES.get(self, self.value)
 
 
-class Norm(StrEnum):
+class Norm(_Text):
     LINF = "linf"
     L2 = "l2"
 

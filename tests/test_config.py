@@ -4,8 +4,10 @@ import json
 
 import pytest
 
-from nfi_tf.config import Config, make_config
+from nfi_tf import backbones
+from nfi_tf.config import Config, make_config, validate
 from nfi_tf.errors import NfiError
+from nfi_tf.vocab import Method
 
 
 def test_presets_are_trades_settings():
@@ -63,6 +65,66 @@ def test_old_relative_counterfactual_configs_load_as_floored(tmp_path):
     path = tmp_path / "config.json"
     path.write_text(json.dumps(old))
     assert Config.load(str(path)).loss.counterfactual_loss == "floored"
+
+
+def test_method_is_a_member_and_config_json_keeps_its_string(tmp_path):
+    c = make_config("mnist", {"model": {"method": "trades"}})
+    assert c.model.method is Method.TRADES and c.model.method == "trades"
+    path = tmp_path / "config.json"
+    c.save(str(path))
+    assert json.loads(path.read_text())["model"]["method"] == "trades"
+    # A config.json written when the method was a plain string loads equal to a fresh config
+    # (the reproduction reuses a run when `Config.load(path) == config`).
+    old = make_config("mnist").to_dict()
+    old["model"]["method"] = "nfi"
+    path.write_text(json.dumps(old))
+    loaded = Config.load(str(path))
+    assert loaded == make_config("mnist") and loaded.model.method is Method.NFI
+    assert hash(loaded) == hash(make_config("mnist"))
+    with pytest.raises(NfiError, match="Received: method='classifier'"):
+        make_config("mnist", {"model": {"method": Method.CLASSIFIER}})  # not a training method
+
+
+def test_a_backbone_preset_applies_when_it_is_chosen():
+    # A dataset preset's model settings are for its own backbone; another backbone gets its own.
+    assert backbones.preset(backbones.WIDE_RESNET) == {"backbone": "wide_resnet", "depth": 34,
+                                                       "width": 10}
+    m = make_config("mnist", {"model": {"backbone": "wide_resnet", "depth": 16}}).model
+    assert (m.depth, m.width, m.robust_dims) == (16, 10, 128)
+    s = make_config("cifar10", {"model": {"backbone": "small_cnn"}}).model
+    assert (s.backbone, s.depth, s.width, s.robust_dims) == ("small_cnn", 34, 10, 128)
+
+
+@pytest.mark.parametrize("overrides,message", [
+    ({"model": {"backbone": "resnet"}}, "backbone must be one of ('small_cnn', 'wide_resnet') or "
+                                        "keras.applications.NAME (e.g. keras.applications.MobileNetV2). "
+                                        "Received: backbone='resnet'"),
+    ({"model": {"backbone": "wide_resnet", "width": 0}},
+     "WideResNet width must be >= 1. Received: width=0"),
+    ({"model": {"backbone_weights": "/w.h5"}}, "backbone_weights is for keras.applications "
+                                               "backbones. Received: backbone_weights='/w.h5', "
+                                               "backbone='small_cnn'"),
+    ({"model": {"backbone": "custom", "robust_dims": None}},
+     "robust_dims must be an integer >= 1. Received: robust_dims=None"),
+    ({"model": {"method": "trades"}, "loss": {"route_guard_weight": 0.5}},
+     "route_guard_weight guards the routing switch, which only method=nfi has. "
+     "Received: route_guard_weight=0.5, method=trades"),
+])
+def test_model_messages_are_the_backbones_own(overrides, message):
+    with pytest.raises(NfiError) as e:
+        make_config("mnist", overrides)
+    assert str(e.value) == message
+
+
+def test_validate_is_one_function_per_group():
+    import inspect
+
+    from nfi_tf import config as config_module
+
+    for name in ("validate", "_validate_data", "_validate_model", "_validate_attack",
+                 "_validate_loss", "_validate_train"):
+        assert len(inspect.getsource(getattr(config_module, name)).splitlines()) <= 60, name
+    assert validate(make_config("mnist")) == make_config("mnist")
 
 
 def test_corrupt_and_missing_config_files(tmp_path):

@@ -5,6 +5,7 @@ import pytest
 
 from nfi_tf import data
 from nfi_tf.config import make_config
+from nfi_tf.datasets import tfds_source
 from nfi_tf.errors import DataUnavailableError, NfiError
 
 
@@ -120,7 +121,7 @@ def test_unknown_dataset_is_a_clear_error():
 
 
 def test_missing_data_offline_names_the_fix(tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "_network_reachable", lambda *a, **k: False)
+    monkeypatch.setattr(tfds_source, "network_reachable", lambda *a, **k: False)
     cfg = make_config("mnist").data.__class__(dataset="mnist", data_dir=str(tmp_path))
     with pytest.raises(DataUnavailableError, match="--data_dir.*TFDS_DATA_DIR"):
         data.load_info(cfg)
@@ -129,3 +130,16 @@ def test_missing_data_offline_names_the_fix(tmp_path, monkeypatch):
 def test_non_image_dataset_is_rejected():
     with pytest.raises(NfiError, match="not an image classification dataset"):
         data.load_info(make_config("imdb_reviews").data)
+
+
+def test_an_opened_source_does_not_outlive_a_change_of_where_tfds_looks(tmp_path, monkeypatch):
+    """Opened sources are cached per config and per tfds' data dir at the time of the call."""
+    from tensorflow_datasets.core import constants
+
+    cfg = make_config("mnist").data
+    assert data.load_info(cfg).test_size == 10_000  # opened (and cached) where the data is
+    monkeypatch.setattr(tfds_source, "network_reachable", lambda *a, **k: False)
+    monkeypatch.setattr(constants, "DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("TFDS_DATA_DIR", raising=False)
+    with pytest.raises(DataUnavailableError, match=f"not in {tmp_path}"):
+        data.load_info(cfg)

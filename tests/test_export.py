@@ -15,8 +15,9 @@ from helpers import run_cli
 import nfi_tf
 from export import onnx_export
 from export.config import ExportConfig
-from export.exporter import INT8_FILE, ONNX_FILE, SAVED_MODEL_DIR, export_model
+from export.exporter import ONNX_FILE, SAVED_MODEL_DIR, export_model
 from export.parity import ParityError
+from export.precisions.int8 import FILE as INT8_FILE
 from export.saved_model import METADATA_FILE, LoadedSavedModel
 from nfi_tf.model_io import load_classifier
 

@@ -13,10 +13,12 @@ import onnxruntime as ort
 import pytest
 from helpers import run_cli, tiny_mnist_config
 
-from export import image_source, precision
+from export import image_source, training_precision
 from export.config import ExportConfig, SessionConfig
-from export.exporter import FP16_FILE, INT8_FILE, ONNX_FILE, export_model
-from export.fp16 import Fp16Error
+from export.exporter import ONNX_FILE, export_model
+from export.precisions.fp16 import FILE as FP16_FILE
+from export.precisions.fp16 import Fp16Error
+from export.precisions.int8 import FILE as INT8_FILE
 from export.serve import Predictor
 from nfi_tf import data, serving_examples
 from nfi_tf.errors import DataUnavailableError, NfiError
@@ -71,10 +73,10 @@ def test_a_mixed_precision_model_exports_a_float32_graph_compared_with_itself_as
     assert result.trained_precision == policy
     assert result.parity.ok and max(result.parity.max_abs_diff["onnx_runtime"].values()) <= 1e-4
     assert _half_tensors(onnx.load(result.onnx)) == []
-    float32_model, as_trained = precision.load_for_export(
+    float32_model, as_trained = training_precision.load_for_export(
         os.path.join(model_dir, "model.keras"), policy)
-    assert precision.compute_dtypes(float32_model) == {"float32"}
-    assert {"float32", policy.split("_")[1]} == precision.compute_dtypes(as_trained)
+    assert training_precision.compute_dtypes(float32_model) == {"float32"}
+    assert {"float32", policy.split("_")[1]} == training_precision.compute_dtypes(as_trained)
 
     # The as-trained comparison measures a real half-precision difference (float32 against
     # float32 differs by ~1e-7 here; measured 1.9e-3 for bf16, 1.9e-4 for fp16), within tolerance.
@@ -157,8 +159,9 @@ def test_fp16_parity_failure_is_an_error_and_writes_nothing(trained_mnist_dir, t
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"precision": "int8"}, r"precision must be one of \('fp32', 'fp16'\) \(int8: --quantize\). "
-                            r"Received: precision='int8'"),
+    ({"precision": "fp8"}, r"precision must be one of fp32, int8, fp16, or several of them "
+                           r"comma-separated. Received: precision='fp8'"),
+    ({"precision": "fp16,bf16"}, r"Received: precision='fp16,bf16'"),
     ({"fp16_io": True}, r"fp16_io needs precision=fp16"),
     ({"precision": "fp16", "fp16_atol": 0.0}, r"fp16_atol must be in \(0, 1\)"),
 ])
@@ -167,6 +170,32 @@ def test_bad_precision_settings_are_one_line_errors(kwargs, message):
 
     with pytest.raises(NfiError, match=message):
         validate_export(ExportConfig(model_dir="x", **kwargs))
+
+
+def test_precision_int8_is_what_quantize_asks_for_and_precisions_combine(trained_mnist_dir,
+                                                                          tmp_path):
+    config = lambda **kw: ExportConfig(model_dir="m", **kw)  # noqa: E731
+    assert config(quantize=True).precisions == config(precision="int8").precisions == (
+        "fp32", "int8")
+    assert config(precision="fp16", quantize=True).precisions == config(
+        precision="int8, fp16").precisions == ("fp32", "int8", "fp16")
+    assert config().precisions == config(precision="fp32,fp32").precisions == ("fp32",)
+
+    result = export_model(ExportConfig(model_dir=trained_mnist_dir, output_dir=str(tmp_path),
+                                       precision="fp16,int8", parity_examples=16,
+                                       calibration_examples=64, quantization_eval_examples=128))
+    assert result.int8 == os.path.join(str(tmp_path), INT8_FILE) and os.path.exists(result.int8)
+    assert result.fp16 == os.path.join(str(tmp_path), FP16_FILE) and os.path.exists(result.fp16)
+    with open(result.report) as f:
+        report = json.load(f)
+    assert report["files"]["int8"] == result.int8 and report["files"]["fp16"] == result.fp16
+    assert report["quantization"]["calibration_examples"] == 64
+    assert report["quantization"]["examples"] == report["fp16"]["examples"] == 128
+    assert (report["config"]["precision"], report["config"]["quantize"]) == ("fp16,int8", False)
+    lines = result.lines()  # int8 before fp16, as before the registry
+    assert [line.split(":")[0] for line in lines[:4]] == ["SavedModel", "ONNX", "int8 ONNX",
+                                                          "fp16 ONNX"]
+    assert lines.index(result.quantization.lines()[0]) < lines.index(result.fp16_report.lines()[0])
 
 
 @pytest.fixture
@@ -299,22 +328,22 @@ def test_the_serve_bench_puts_fp32_fp16_and_int8_side_by_side():
 
 @pytest.mark.large
 def test_export_cli_rejects_a_bad_precision_in_one_line(tmp_path):
-    proc = run_cli("export.to_onnx", f"--model_dir={tmp_path}", "--precision=int8", timeout=120)
+    proc = run_cli("export.to_onnx", f"--model_dir={tmp_path}", "--precision=fp8", timeout=120)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1] == (
-        "export.to_onnx: error: precision must be one of ('fp32', 'fp16') (int8: --quantize). "
-        "Received: precision='int8'")
+        "export.to_onnx: error: precision must be one of fp32, int8, fp16, or several of them "
+        "comma-separated. Received: precision='fp8'")
 
 
 def _served(tradeoff, rob, nr):
     """Served outputs and routing scores of a hand-made routed model: the route from the three
-    argmaxes (`fp16.route_of`, the rule of nfi_tf.models.heads.routes), heads offset from the
+    argmaxes (`route_flips.route_of`, the rule of nfi_tf.models.heads.routes), heads offset from the
     trade-off logits."""
-    from export import fp16
+    from export.precisions import route_flips
     from nfi_tf import outputs
 
     t, r, n = (np.array(a, np.float32) for a in (tradeoff, rob, nr))
-    route = fp16.route_of(t, r, n)
+    route = route_flips.route_of(t, r, n)
     heads = {outputs.TRADEOFF: t, outputs.BENIGN: t + 1.0, outputs.ADVERSARIAL: t - 1.0}
     routed = np.stack([heads[outputs.ROUTE_NAMES[k]][i] for i, k in enumerate(route)])
     probs = np.exp(routed) / np.exp(routed).sum(1, keepdims=True)
@@ -324,7 +353,7 @@ def _served(tradeoff, rob, nr):
 
 
 def test_fp16_route_flip_judged_on_the_routing_scores_near_tie_passes_clear_fails():
-    from export import fp16
+    from export.precisions import fp16
 
     labels = np.array([0, 1])
     # Image 0 is routed benign in fp32 (all three argmaxes 0), but its nr scores are 4e-4 apart;
@@ -370,13 +399,13 @@ def test_fp16_route_flip_judged_on_the_routing_scores_near_tie_passes_clear_fail
 
 
 def test_fp16_route_flip_the_scores_do_not_reproduce_is_unexplained():
-    from export import fp16
+    from export.precisions import route_flips
 
     fp32, s32 = _served([[3.0, 1.0], [0.0, 3.0]], [[2.0, 0.0], [0.0, 2.0]],
                         [[1.0, 0.0], [0.0, 1.0]])
     half = {k: v.copy() for k, v in fp32.items()}
     half["route"] = np.array([2, 0], np.int32)  # flipped while every argmax kept its class
-    judged = fp16.judge_route_flips(s32, s32, fp32["route"], half["route"])
+    judged = route_flips.judge_route_flips(s32, s32, fp32["route"], half["route"])
     assert judged.unexplained == (0,) and judged.near_ties == ()
     assert judged.flips[0]["score"] is None and not judged.flips[0]["scores_reproduce_routes"]
 
@@ -385,7 +414,7 @@ def test_fp16_check_graph_exposes_the_scores_the_route_reads(trained_mnist_dir, 
                                                           mnist_test_arrays):
     """The check-only graphs give Keras' own tradeoff/rob/nr (fp32) and reproduce the served
     fp16 model's routes (fp16), while the served files keep their outputs."""
-    from export import fp16
+    from export.precisions import fp16, route_flips
     from nfi_tf import outputs
 
     result = export_model(ExportConfig(model_dir=trained_mnist_dir, output_dir=str(tmp_path),
@@ -394,16 +423,16 @@ def test_fp16_check_graph_exposes_the_scores_the_route_reads(trained_mnist_dir, 
     images, _ = mnist_test_arrays
     s32, s16 = fp16.routing_scores(result.onnx, images, 64, False,
                                    lambda path: Predictor(path, CPU_ONLY))
-    classifier, _ = precision.load_for_export(os.path.join(trained_mnist_dir, "model.keras"),
-                                              "off")
+    classifier, _ = training_precision.load_for_export(
+        os.path.join(trained_mnist_dir, "model.keras"), "off")
     keras_out = classifier(images, training=False)
     for name in outputs.ROUTING_EVIDENCE:
         np.testing.assert_allclose(s32[name], np.asarray(keras_out[name]), atol=1e-4)
         assert 0 < np.max(np.abs(s16[name] - s32[name])) < 0.05  # really float16
     served16 = Predictor(result.fp16, CPU_ONLY).run(images)
-    np.testing.assert_array_equal(fp16.route_of(*(s16[k] for k in outputs.ROUTING_EVIDENCE)),
-                                  served16[outputs.ROUTE])
-    np.testing.assert_array_equal(fp16.route_of(*(s32[k] for k in outputs.ROUTING_EVIDENCE)),
+    evidence16, evidence32 = ([s[k] for k in outputs.ROUTING_EVIDENCE] for s in (s16, s32))
+    np.testing.assert_array_equal(route_flips.route_of(*evidence16), served16[outputs.ROUTE])
+    np.testing.assert_array_equal(route_flips.route_of(*evidence32),
                                   np.asarray(keras_out[outputs.ROUTE]))
     for path in (result.onnx, result.fp16):
         assert [o.name for o in onnx.load(path).graph.output if o.name.startswith(

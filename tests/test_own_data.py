@@ -11,6 +11,7 @@ from helpers import run_cli
 
 from nfi_tf import data
 from nfi_tf.config import PRESETS, make_config, preset_note
+from nfi_tf.datasets import registry, tfds_source
 from nfi_tf.errors import NfiError
 
 TRAIN, TEST = 300, 100
@@ -100,7 +101,7 @@ def test_an_npz_is_memory_mapped_and_float_images_read_as_the_same_pixels(cifar_
     assert cfg.dataset == f"npz:{path}"
     info = data.load_info(cfg)
     assert (info.image_shape, info.train_size, info.test_size) == ((32, 32, 3), TRAIN, TEST)
-    assert isinstance(data._source(cfg).arrays.x, np.memmap)  # training reads rows, not the file
+    assert isinstance(registry.open_source(cfg).train.images, np.memmap)  # training reads rows, not the file
     assert cfg.augment  # the derived natural-image preset crops and flips; compare unaugmented
     stream = data.TrainStream(make_config(path, {"data": {"augment": False}}).data, 100, seed=1)
     got = np.concatenate([np.round(b[0].numpy() * 255) for b in stream.epoch(0)]).astype(np.uint8)
@@ -141,7 +142,7 @@ def test_presets_are_derived_from_the_images_never_cifar10_in_silence(mnist_fold
 def test_tfds_sets_without_a_test_split_and_of_variable_size(monkeypatch):
     """A tfds set without test uses validation; without either, a held-out slice of train."""
     cfg = make_config("mnist").data
-    src = data._TfdsSource(cfg, True)
+    src = tfds_source.TfdsSource(cfg, True)
     assert src.physical("test[:5]") == "test[:5]"
     src.test_name, src.held = "train", 6000
     src.sizes = {"train": 54_000, "test": 6000}
@@ -250,7 +251,7 @@ def test_bad_input_through_the_cli_is_one_line_and_exit_2(case, tmp_path):
 
 def test_a_streamed_tfds_set_covers_its_split_resumes_and_resizes(monkeypatch):
     """Any tfds set other than mnist/cifar10 streams from its files: MNIST forced down that path."""
-    monkeypatch.setattr(data, "_INDEXED", ())
+    monkeypatch.setattr(tfds_source, "INDEXED", ())
     cfg = make_config("mnist", {"data": {"train_examples": 300, "shuffle_buffer": 64}}).data
     stream = data.TrainStream(cfg, batch_size=128, seed=0)
     assert stream._load is None  # streamed from its files, not gathered by row

@@ -1,6 +1,24 @@
-"""Where images come from: a tfds name, a class-per-folder directory or an .npz file.
+"""Where images come from: the registered data sources, and what the library reads of them.
 
-These modules work on plain values (a dataset string, a path, an image size), never on the
-config, so `nfi_tf.config` can ask them for a dataset's image shape when it derives a preset.
-`nfi_tf.data` puts them behind one DataConfig-facing API.
+A source is one module holding a `registry.SourceSpec` and one `registry.register` line below
+(`registry.py` says what a spec declares; `data_source.py` what an opened source answers):
+
+    tfds_source.py   a tensorflow-datasets name (the fallback: any value no other source claims)
+    folder.py        folder:PATH or a bare directory (one subfolder of images per class)
+    npz.py           PATH.npz or npz:PATH (arrays x, y; `array_source.py` serves the rows)
+
+Around them, one concept each: `splits.py` (the logical splits train/test and their slices),
+`info.py` (`DatasetInfo`, the split note, the training and validation slices of a config),
+`train_stream.py` (deterministic, resumable training epochs), `eval_data.py` (the first N
+images of a split, in memory),
+`pixels.py` (uint8 -> [0, 1], resizing), `cache.py` (MNIST's and CIFAR-10's memory-mapped
+split), `probe.py` (the image shape a derived preset reads). `nfi_tf.data` is their facade.
+
+Bare values are claimed by the latest registered source first: PATH.npz before a directory.
 """
+
+from nfi_tf.datasets import folder, npz, registry, tfds_source
+
+registry.register(tfds_source.SPEC)
+registry.register(folder.SPEC)
+registry.register(npz.SPEC)

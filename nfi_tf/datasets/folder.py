@@ -1,5 +1,6 @@
-"""A class-per-folder image directory: `PATH/<class>/*.png|jpg` (a held-out share of each class
-is the test split) or `PATH/train/<class>/...` and `PATH/test/<class>/...`.
+"""The image-folder source, `--dataset=folder:PATH` (or a bare directory): a class-per-folder
+image directory, `PATH/<class>/*.png|jpg` (a held-out share of each class is the test split) or
+`PATH/train/<class>/...` and `PATH/test/<class>/...`.
 
 Class names are the sorted subfolder names (label i = the i-th). Only file names are held in
 memory; images are read and decoded by TensorFlow in the tf.data pipeline. The image sizes are
@@ -13,12 +14,21 @@ import dataclasses
 import functools
 import os
 import struct
+from typing import TYPE_CHECKING
 
 import numpy as np
 import tensorflow as tf
 
+from nfi_tf.datasets import registry, splits
+from nfi_tf.datasets.data_source import BatchLoader, DataSource
+from nfi_tf.datasets.pixels import resize
+from nfi_tf.datasets.splits import Split
 from nfi_tf.errors import NfiError
 
+if TYPE_CHECKING:
+    from nfi_tf.config import DataConfig
+
+PREFIX = "folder:"
 EXTENSIONS = (".png", ".jpg", ".jpeg")
 _LAYOUT = "PATH/<class>/*.png (or PATH/train/<class>/ and PATH/test/<class>/)"
 
@@ -121,14 +131,6 @@ def decode(path: tf.Tensor, channels: int, image_size: int | None) -> tf.Tensor:
     return resize(image, image_size)
 
 
-def resize(image: tf.Tensor, image_size: int | None) -> tf.Tensor:
-    """uint8 image -> uint8 image_size x image_size (area-averaged when shrinking)."""
-    if image_size is None:
-        return image
-    x = tf.image.resize(tf.cast(image, tf.float32), [image_size, image_size], antialias=True)
-    return tf.cast(tf.clip_by_value(tf.round(x), 0, 255), tf.uint8)
-
-
 def image_header(path: str) -> tuple[int, int, int]:
     """(height, width, channels) from a PNG or JPEG header; other files are decoded."""
     with open(path, "rb") as f:
@@ -189,3 +191,66 @@ def _split(per_class: list[list[str]]) -> FolderSplit:
     labels = np.concatenate([np.full(len(fs), i, np.int32) for i, fs in enumerate(per_class)])
     order = np.random.default_rng(0).permutation(len(files))
     return FolderSplit(tuple(files[i] for i in order), labels[order])
+
+
+# === The source ===
+
+class FolderSource(DataSource):
+    """A scanned folder; training decodes each batch's files (`batch_loader`)."""
+
+    def __init__(self, cfg: DataConfig, path: str):
+        f = scan(path, cfg.test_share)
+        if len(f.sizes) > 1 and cfg.image_size is None:
+            (s1, f1), (s2, f2) = list(f.sizes.items())[:2]
+            raise NfiError(f"{path} has images of {len(f.sizes)} sizes ({s1[0]}x{s1[1]} in "
+                           f"{os.path.relpath(f1, path)}, {s2[0]}x{s2[1]} in "
+                           f"{os.path.relpath(f2, path)}, ...): pass --image_size=S to resize "
+                           f"every image to SxS")
+        h, w = next(iter(f.sizes))
+        self.folder = f
+        self.image_shape = (cfg.image_size or h, cfg.image_size or w, f.channels)
+        self.resize_to = cfg.image_size if cfg.image_size and (
+            len(f.sizes) > 1 or (h, w) != (cfg.image_size,) * 2) else None
+        self.num_classes, self.class_names = len(f.class_names), f.class_names
+        self.sizes = {Split.TRAIN: len(f.train), Split.TEST: len(f.test)}
+        self.held_out = f.held_out
+
+    def _files(self, split: str) -> tuple[tuple[str, ...], np.ndarray]:
+        name, a, b = splits.parse(split, self.sizes)
+        part = self.folder.train if name == Split.TRAIN else self.folder.test
+        return part.files[a:b], part.labels[a:b]
+
+    def examples(self, split: str, shuffle_seed: int | None = None) -> tf.data.Dataset:
+        files, labels = self._files(split)
+        return dataset(files, labels, self.folder.channels, self.resize_to)
+
+    def batch_loader(self, split: str) -> BatchLoader:
+        files, labels = self._files(split)
+        files, labels = tf.constant(list(files)), tf.constant(labels)
+        channels, size, shape = self.folder.channels, self.resize_to, self.image_shape
+
+        def load(idx):
+            images = tf.map_fn(lambda f: decode(f, channels, size), tf.gather(files, idx),
+                               fn_output_signature=tf.TensorSpec(shape, tf.uint8),
+                               parallel_iterations=8)
+            return images, tf.gather(labels, idx)
+
+        return load
+
+
+def _canonical(dataset: str) -> str:
+    """folder:/absolute/path of an existing directory."""
+    path = registry.absolute(dataset.removeprefix(PREFIX))
+    if not os.path.isdir(path):
+        raise NfiError(f"no image folder at {path}: --dataset=folder:PATH needs a directory "
+                       f"with one subfolder of images per class (or PATH/train and PATH/test "
+                       f"holding them). Received: dataset={dataset!r}")
+    return PREFIX + path
+
+
+SPEC = registry.SourceSpec(
+    name="folder", form="folder:PATH (one subfolder of PNG/JPEG images per class)",
+    prefix=PREFIX, claims=os.path.isdir,  # a bare directory path means folder:PATH
+    canonical=_canonical,
+    image_shape=lambda spec, data_dir: first_image_shape(spec.path),
+    open=lambda cfg, spec, download: FolderSource(cfg, spec.path))

@@ -1,5 +1,5 @@
-"""Images from an .npz file: `x` (N,H,W,C) uint8, or float in [0, 1]; `y` (N,) integer labels;
-optionally `x_test`, `y_test` and `class_names`.
+"""The .npz source, `--dataset=PATH.npz` (or `npz:PATH`): `x` (N,H,W,C) uint8, or float in
+[0, 1]; `y` (N,) integer labels; optionally `x_test`, `y_test` and `class_names`.
 
 Arrays stored uncompressed (`np.savez`) are memory-mapped, so training reads only the rows of
 each batch; a compressed file (`np.savez_compressed`) cannot be mapped and its arrays are
@@ -11,12 +11,21 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 import struct
 import zipfile
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from nfi_tf.datasets import registry
+from nfi_tf.datasets.array_source import ArraySource, Rows
 from nfi_tf.errors import NfiError
+
+if TYPE_CHECKING:
+    from nfi_tf.config import DataConfig
+
+PREFIX = "npz:"
 
 _CHUNK = 4096  # rows checked at a time
 
@@ -89,14 +98,6 @@ def load(path: str, test_share: float) -> NpzArrays:
                        f"least 2 classes")
     class_names = names_given or tuple(str(i) for i in range(num_classes))
     return NpzArrays(path, x, y, x_test, y_test, train_rows, class_names, held_out)
-
-
-def rows(images: np.ndarray, index: np.ndarray) -> np.ndarray:
-    """Rows `index` of an image array as uint8 (floats in [0, 1] scaled by 255, rounded)."""
-    out = np.asarray(images[np.asarray(index)])
-    if out.dtype != np.uint8:
-        out = np.round(out.astype(np.float32) * 255).astype(np.uint8)
-    return out
 
 
 class _Rows:
@@ -191,3 +192,28 @@ def _check_range(y: np.ndarray, num_classes: int, path: str, name: str,
         raise NfiError(f"{path}: {name!r} has label {int(bad[0])}, outside 0..{num_classes - 1} "
                        f"({where}): labels must be class indices 0..C-1; renumber them"
                        f"{'' if names else ' or list the classes in a class_names array'}")
+
+
+# === The source ===
+
+def open_source(cfg: DataConfig, path: str) -> ArraySource:
+    """The file's arrays as a source: rows read (and resized) as training asks for them."""
+    a = load(path, cfg.test_share)
+    return ArraySource(Rows(a.x, a.train_rows, a.y), Rows.of(a.x_test, a.y_test),
+                       a.class_names, cfg.image_size, a.held_out)
+
+
+def _canonical(dataset: str) -> str:
+    """npz:/absolute/path of an existing file."""
+    path = registry.absolute(dataset.removeprefix(PREFIX))
+    if not os.path.isfile(path):
+        raise NfiError(f"no .npz file at {path}: --dataset=PATH.npz needs a file with arrays "
+                       f"x (N,H,W,C) and y (N,). Received: dataset={dataset!r}")
+    return PREFIX + path
+
+
+SPEC = registry.SourceSpec(
+    name="npz", form="PATH.npz (arrays x, y)", prefix=PREFIX,
+    claims=lambda dataset: dataset.endswith(".npz"), canonical=_canonical,
+    image_shape=lambda spec, data_dir: image_shape(spec.path),
+    open=lambda cfg, spec, download: open_source(cfg, spec.path))

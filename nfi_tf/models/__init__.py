@@ -1,10 +1,10 @@
-"""Backbones (feature extractors) and the classifier built on them."""
+"""The classifier: a backbone (`nfi_tf/backbones/`, re-exported here) under the triple head and
+routing."""
 
+from nfi_tf.backbones import SmallCNNBackbone, WideResNetBackbone
 from nfi_tf.models.channel_affine import ChannelAffine
 from nfi_tf.models.classifier import build_classifier
 from nfi_tf.models.heads import RoutingLayer, TripleHead
-from nfi_tf.models.small_cnn import SmallCNNBackbone
-from nfi_tf.models.wide_resnet import WideResNetBackbone
 
 __all__ = [
     "ChannelAffine",

@@ -9,7 +9,7 @@ the graph and reaches the SavedModel and ONNX exports (a Gather, a Mul and an Ad
 import keras
 from keras import layers, ops
 
-from nfi_tf import backbones
+from nfi_tf.backbones import preprocessing
 
 
 @keras.saving.register_keras_serializable(package="nfi_tf")
@@ -34,7 +34,7 @@ class ChannelAffine(layers.Layer):
     @classmethod
     def for_mode(cls, mode: str, channels: int, **kwargs) -> "ChannelAffine":
         """The layer of a `nfi_tf.backbones.PREPROCESSING` mode on `channels`-channel images."""
-        order, scale, offset = backbones.preprocessing_affine(mode, channels)
+        order, scale, offset = preprocessing.preprocessing_affine(mode, channels)
         return cls(scale, offset, order, **kwargs)
 
     def build(self, input_shape):

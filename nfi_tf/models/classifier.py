@@ -6,8 +6,9 @@ Its outputs are a dict whose names become the SavedModel and ONNX output names:
 `rob`/`nr`, the masked-feature logits `robust_part`/`nonrobust_part`, and `feature`.
 
 Two ways to build it (`build_classifier`):
-- from a `ModelConfig` (what `python -m nfi_tf.train` does): `small_cnn`, `wide_resnet` or
-  `keras.applications.NAME` (include_top=False, weights None or a local file, never downloaded);
+- from a `ModelConfig` (what `python -m nfi_tf.train` does): the backbone its `backbone` names in
+  the registry (`nfi_tf/backbones/`: `small_cnn`, `wide_resnet`, `keras.applications.NAME`
+  (include_top=False, weights None or a local file, never downloaded), or one you registered);
 - around your own backbone: `build_classifier(backbone=model, num_classes=10)`, where `model`
   maps images to a feature vector (B, D) or a feature map (B, H, W, D), globally average-pooled.
   D is read off the model; the input is [0, 1] pixels, mapped to what the backbone expects by
@@ -16,54 +17,28 @@ Two ways to build it (`build_classifier`):
 
 from __future__ import annotations
 
-import os
-
 import keras
 from keras import layers
 
 from nfi_tf import backbones
 from nfi_tf import outputs as names
-from nfi_tf.config import METHODS, ModelConfig
+from nfi_tf.config import ModelConfig, trainable_method
 from nfi_tf.errors import NfiError
 from nfi_tf.models.channel_affine import ChannelAffine
 from nfi_tf.models.heads import RoutingLayer, TripleHead
-from nfi_tf.models.small_cnn import SmallCNNBackbone
-from nfi_tf.models.wide_resnet import WideResNetBackbone
+from nfi_tf.vocab import Method
 
 PREPROCESSING_LAYER, POOLING_LAYER = "preprocessing", "pooling"
 
 
-def application_backbone(backbone: str, image_shape, weights: str | None = None) -> keras.Model:
-    """`keras.applications.NAME(include_top=False)` on `image_shape` images; `weights` None
-    (random init) or a local weights file. Nothing is downloaded."""
-    app = backbones.application(backbone)
-    name = backbones.application_name(backbone)
-    if weights is not None and not os.path.isfile(weights):
-        raise NfiError(f"backbone_weights must be a local weights file ({name}'s include_top=False "
-                       f"weights); nothing is downloaded. Received: backbone_weights={weights!r}")
-    try:
-        return getattr(keras.applications, name)(include_top=False, weights=weights,
-                                                 input_shape=tuple(image_shape))
-    except ValueError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise NfiError(f"{backbone} cannot be built on {tuple(image_shape)} images (it needs at "
-                       f"least {app.min_size}x{app.min_size}): {first}") from e
-
-
 def build_backbone(cfg: ModelConfig, image_shape) -> keras.Model:
-    if cfg.backbone == backbones.SMALL_CNN:
-        return SmallCNNBackbone(input_shape=image_shape, dropout=cfg.dropout, name="backbone")
-    if cfg.backbone == backbones.WIDE_RESNET:
-        return WideResNetBackbone(input_shape=image_shape, depth=cfg.depth, width=cfg.width,
-                                  name="backbone")
-    if backbones.is_application(cfg.backbone):
-        return application_backbone(cfg.backbone, image_shape, cfg.backbone_weights)
-    raise ValueError(f"unknown backbone. Received: backbone={cfg.backbone!r}")
+    """The feature extractor `cfg.backbone` names, as its registry entry builds it."""
+    return backbones.get(cfg.backbone).build(cfg, tuple(image_shape))
 
 
 def build_classifier(cfg: ModelConfig | None = None, image_shape=None, num_classes=None, *,
                      backbone: keras.Model | None = None, robust_dims: int | None = None,
-                     method: str = "nfi", preprocessing: str | None = None) -> keras.Model:
+                     method: str = Method.NFI, preprocessing: str | None = None) -> keras.Model:
     """The nfi (three heads + routing) or trades (one head) classifier.
 
     Either `build_classifier(cfg, image_shape, num_classes)` from a ModelConfig, or
@@ -97,8 +72,7 @@ def build_classifier(cfg: ModelConfig | None = None, image_shape=None, num_class
 
 
 def _assemble(backbone: keras.Model, image_shape, num_classes, robust_dims, method, mode):
-    if method not in METHODS:
-        raise NfiError(f"method must be one of {METHODS}. Received: method={method!r}")
+    method = trainable_method(method)
     image = keras.Input(shape=tuple(image_shape), name="image")
     x = image
     if mode != backbones.NO_PREPROCESSING:
@@ -119,7 +93,7 @@ def _assemble(backbone: keras.Model, image_shape, num_classes, robust_dims, meth
         raise NfiError("the backbone's feature size D (its last axis) must be known")
     if robust_dims is None:
         robust_dims = backbones.default_robust_dims(int(dims))
-    single = method == "trades"
+    single = method == Method.TRADES
     # Heads and routing stay float32 under mixed precision: softmax/KL and argmax comparisons
     # are where half precision hurts.
     heads = TripleHead(num_classes, robust_dims, heads=names.heads_for(method),

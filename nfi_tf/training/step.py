@@ -28,6 +28,7 @@ from nfi_tf.attacks.seeds import stateless_seed
 from nfi_tf.config import Config
 from nfi_tf.models.classifier import build_classifier, feature_dims
 from nfi_tf.outputs import ROUTE_NAMES
+from nfi_tf.vocab import Method
 
 
 def replica_info() -> tuple[tf.Tensor, int]:
@@ -113,7 +114,7 @@ class AdversarialTrainer(keras.Model):
     def counterfactual_state(self) -> dict[str, tf.Variable]:
         """The variables a checkpoint must hold for an exact resume (none unless the running
         form is used, so checkpoints of the other forms keep their old layout)."""
-        if self.config.model.method != "nfi" or self.config.loss.counterfactual_loss != "running":
+        if self.config.model.method != Method.NFI or self.config.loss.counterfactual_loss != "running":
             return {}
         return {"running_kl": self.cf_running_kl, "running_count": self.cf_running_count}
 
@@ -174,7 +175,7 @@ class AdversarialTrainer(keras.Model):
 
     def _outputs(self, x, training):
         out = dict(self.classifier(x, training=training))
-        if self.config.loss.detach_aux_heads and self.config.model.method == "nfi":
+        if self.config.loss.detach_aux_heads and self.config.model.method == Method.NFI:
             # Ablation: the benign and adversarial heads learn on a frozen copy of f(x).
             feature = tf.stop_gradient(out[outputs.FEATURE])
             for head in (outputs.BENIGN, outputs.ADVERSARIAL):
@@ -203,7 +204,7 @@ class AdversarialTrainer(keras.Model):
     def compute_losses(self, x, x_adv, y, training=True):
         clean = self._outputs(x, training)
         adv = self._outputs(x_adv, training)
-        if self.config.model.method != "nfi":
+        if self.config.model.method != Method.NFI:
             return losses.trades_loss(clean, adv, y, self.config.loss), clean, adv
         running, warmup = self._counterfactual_inputs(clean, adv)
         # Only forms that need state get it, so `nfi_loss(clean, adv, labels, cfg)` stays the call
@@ -255,7 +256,7 @@ class AdversarialTrainer(keras.Model):
         m = dict(terms)
         m["acc_tradeoff"] = _accuracy(y, clean[outputs.TRADEOFF])
         m["adv_acc_tradeoff"] = _accuracy(y, adv[outputs.TRADEOFF])
-        if self.config.model.method == "nfi":
+        if self.config.model.method == Method.NFI:
             m["acc_benign"] = _accuracy(y, clean[outputs.BENIGN])
             m["adv_acc_adversarial"] = _accuracy(y, adv[outputs.ADVERSARIAL])
             m["acc_robust_part"] = _accuracy(y, clean[outputs.ROBUST_PART])
@@ -309,9 +310,9 @@ def make_trainer(config: Config, classifier: keras.Model | None = None, *, image
 def config_for(classifier: keras.Model, config: Config) -> Config:
     """`config` with its model group describing `classifier` (method, robust_dims, backbone)."""
     heads = classifier.get_layer(outputs.HEADS_LAYER)
-    method = "nfi" if tuple(heads.heads) == outputs.HEADS else "trades"
+    method = Method.NFI if tuple(heads.heads) == outputs.HEADS else Method.TRADES
     m = config.model
-    same = backbones.is_known(m.backbone) and backbones.feature_dims(m) == feature_dims(classifier)
+    same = backbones.known_feature_dims(m) == feature_dims(classifier)
     model = dataclasses.replace(m, method=method, robust_dims=int(heads.robust_dims),
                                 backbone=m.backbone if same else backbones.CUSTOM,
                                 backbone_weights=m.backbone_weights if same else None)

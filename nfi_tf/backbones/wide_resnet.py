@@ -1,4 +1,5 @@
-"""TRADES' WideResNet (pre-activation, no dropout) as a feature extractor.
+"""TRADES' WideResNet (pre-activation, no dropout) as a feature extractor, and its registry
+entry `wide_resnet` (reads --depth and --width; CIFAR-10's preset is WRN-34-10).
 
 WRN-34-10 (the CIFAR-10 default) has widths 16-160-320-640 and 5 blocks a stage; TRADES'
 PyTorch file builds an extra `sub_block1` that `forward` never uses, left out here. Output:
@@ -8,11 +9,27 @@ the feature vector after the final BN-ReLU and global average pooling, 64*width 
 import keras
 from keras import layers
 
-from nfi_tf.backbones import wide_resnet_feature_dims
-from nfi_tf.models.init import wrn_conv
+from nfi_tf.backbones import registry
+from nfi_tf.backbones.init import wrn_conv
+from nfi_tf.errors import check
+
+NAME = "wide_resnet"
 
 # PyTorch BatchNorm2d defaults: momentum 0.1 (Keras 0.9), eps 1e-5.
 _BN = {"momentum": 0.9, "epsilon": 1e-5}
+
+
+def feature_dims(width: int) -> int:
+    """WideResNet-depth-k: the last stage has 64k channels, globally average-pooled."""
+    return 64 * width
+
+
+def check_shape(depth: int, width: int) -> None:
+    """A one-line NfiError (a ValueError) unless depth is 6n+4 with n >= 1 and width >= 1."""
+    check(depth >= 10 and (depth - 4) % 6 == 0,
+          f"WideResNet depth must be 6n+4 with n >= 1 (10, 16, 22, 28, 34, ...). "
+          f"Received: depth={depth}")
+    check(width >= 1, f"WideResNet width must be >= 1. Received: width={width}")
 
 
 def _conv(filters, kernel, stride, name):
@@ -45,10 +62,9 @@ class WideResNetBackbone(keras.Model):
     """
 
     def __init__(self, input_shape=(32, 32, 3), depth=34, width=10, **kwargs):
-        if depth < 10 or (depth - 4) % 6:
-            raise ValueError(f"WideResNet depth must be 6n+4 with n >= 1. Received: depth={depth}")
+        check_shape(depth, width)
         n = (depth - 4) // 6
-        channels = (16, 16 * width, 32 * width, wide_resnet_feature_dims(width))
+        channels = (16, 16 * width, 32 * width, feature_dims(width))
         # === Layers ===
         image = keras.Input(shape=tuple(input_shape), name="image")
         x = _conv(channels[0], 3, 1, "conv1")(image)
@@ -72,3 +88,14 @@ class WideResNetBackbone(keras.Model):
     @classmethod
     def from_config(cls, config):
         return cls(**config)
+
+
+def _build(model_config, image_shape) -> WideResNetBackbone:
+    return WideResNetBackbone(input_shape=image_shape, depth=model_config.depth,
+                              width=model_config.width, name="backbone")
+
+
+SPEC = registry.BackboneSpec(
+    name=NAME, build=_build, feature_dims=lambda model: feature_dims(model.width),
+    validate=lambda model: check_shape(model.depth, model.width),
+    preset={"depth": 34, "width": 10})  # TRADES' CIFAR-10 model, WRN-34-10

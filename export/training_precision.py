@@ -10,7 +10,7 @@ So the export always loads the classifier under the float32 policy (the graph it
 when `config.json` says training ran in mixed precision, loads it a second time under that
 policy: the model *as trained*, the reference its float32 export is compared with. Variables
 are float32 under either policy, so both share the same numbers; only the compute differs.
-Half-precision compute at serving time is `--precision=fp16` (`export.fp16`).
+Half-precision compute at serving time is `--precision=fp16` (`export.precisions.fp16`).
 """
 
 from __future__ import annotations

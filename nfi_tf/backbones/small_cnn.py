@@ -1,10 +1,14 @@
-"""TRADES' SmallCNN for MNIST, as a feature extractor (the 200-d input of its last dense layer)."""
+"""TRADES' SmallCNN for MNIST, as a feature extractor (the 200-d input of its last dense layer),
+and its registry entry `small_cnn` (reads --dropout)."""
 
 import keras
 from keras import layers
 
-from nfi_tf.backbones import SMALL_CNN_FEATURE_DIMS
-from nfi_tf.models.init import torch_conv_kaiming, torch_dense_bias, torch_dense_kernel
+from nfi_tf.backbones import registry
+from nfi_tf.backbones.init import torch_conv_kaiming, torch_dense_bias, torch_dense_kernel
+
+NAME = "small_cnn"
+FEATURE_DIMS = 200  # TRADES' SmallCNN: the input of its last dense layer
 
 
 @keras.saving.register_keras_serializable(package="nfi_tf")
@@ -33,7 +37,7 @@ class SmallCNNBackbone(keras.Model):
         x = layers.Dense(200, activation="relu", kernel_initializer=torch_dense_kernel(),
                          bias_initializer=torch_dense_bias(fan_in), name="fc1")(x)
         x = layers.Dropout(dropout, name="drop")(x)
-        feature = layers.Dense(SMALL_CNN_FEATURE_DIMS, activation="relu",
+        feature = layers.Dense(FEATURE_DIMS, activation="relu",
                                kernel_initializer=torch_dense_kernel(),
                                bias_initializer=torch_dense_bias(x.shape[-1]), name="fc2")(x)
         # === Functional Model ===
@@ -41,7 +45,7 @@ class SmallCNNBackbone(keras.Model):
         # === Config ===
         self.image_shape = tuple(input_shape)
         self.dropout = dropout
-        self.feature_dims = SMALL_CNN_FEATURE_DIMS
+        self.feature_dims = FEATURE_DIMS
 
     def get_config(self):
         return {"input_shape": list(self.image_shape), "dropout": self.dropout, "name": self.name}
@@ -49,3 +53,10 @@ class SmallCNNBackbone(keras.Model):
     @classmethod
     def from_config(cls, config):
         return cls(**config)
+
+
+def _build(model_config, image_shape) -> SmallCNNBackbone:
+    return SmallCNNBackbone(input_shape=image_shape, dropout=model_config.dropout, name="backbone")
+
+
+SPEC = registry.BackboneSpec(name=NAME, build=_build, feature_dims=lambda model: FEATURE_DIMS)
