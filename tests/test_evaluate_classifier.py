@@ -15,7 +15,7 @@ from nfi_tf import data
 from nfi_tf.config import make_config
 from nfi_tf.errors import NfiError
 from nfi_tf.evaluation.config import EvalConfig
-from nfi_tf.evaluation.eval_report import EvalReport
+from nfi_tf.evaluation.report import EvalReport
 from nfi_tf.evaluation.runner import evaluate_model
 
 FAST = dict(apgd_steps=10, fab_steps=10, square_queries=100)  # on top of the "cpu" budget

@@ -20,14 +20,20 @@ from helpers import run_cli
 from nfi_tf.attacks import ThreatModel
 from nfi_tf.attacks.pgd_judged import JudgedPGD, step_sizes
 from nfi_tf.errors import NfiError
-from nfi_tf.evaluation import feature_overlap, plan, records, report, route_aware
+from nfi_tf.evaluation import feature_overlap, plan, records, report, switch
 from nfi_tf.evaluation import worst_case as wc
 from nfi_tf.evaluation.config import EvalConfig, parse_attacks, validate
-from nfi_tf.evaluation.eval_report import VERSION as EVAL_JSON_VERSION
-from nfi_tf.evaluation.eval_report import EvalReport
 from nfi_tf.evaluation.keys import AttackKey, parse_record_key
-from nfi_tf.evaluation.runner import ONNX_ROW, evaluate_model, merge_evaluations
+from nfi_tf.evaluation.merge import merge_evaluations
+from nfi_tf.evaluation.report import VERSION as EVAL_JSON_VERSION
+from nfi_tf.evaluation.report import EvalReport
+from nfi_tf.evaluation.runner import evaluate_model
+from nfi_tf.evaluation.subject import Subject
+from nfi_tf.evaluation.suite import route_aware
 from nfi_tf.model_io import load_classifier
+from nfi_tf.outputs import ROUTED_ONNX as ONNX_ROW
+from nfi_tf.outputs import scored_for
+from nfi_tf.vocab import Method
 
 EPS = 0.3
 ATTACKED = ("routed", "tradeoff", "robust_part")
@@ -60,7 +66,7 @@ def classifier(trained_mnist_dir):
 
 
 def test_every_attack_stays_in_the_eps_ball_and_pixel_range(nfi_eval):
-    typed = [k for k in nfi_eval.report.attack_keys if k != wc.CLEAN]
+    typed = [k for k in nfi_eval.report.attack_keys if not k.is_clean]
     keys = {str(k) for k in typed}
     assert keys == set(nfi_eval.max_linf)
     families = {k.family for k in typed}
@@ -130,7 +136,7 @@ def test_route_aware_attacks_are_at_least_as_strong_as_naive_pgd_through_the_har
     r = evaluate_model(cfg, log=lambda m: None)
     routed = r.correct["routed"]
     naive = routed["pgd@routed:hard"].mean()
-    planned = plan.planned_from_keys([parse_record_key(k) for k in routed], r.report.suite_keys)
+    planned = plan.planned_from_keys(list(routed), r.report.suite_keys)
     route_cols = [str(k) for k in plan.column_keys(planned, "route_aware", "routed")]
     assert len(route_cols) == 1 + 2 * 1 + 2 * 1  # all heads, 2 routes x 1 class, st and soft x 1 temp
     route_acc = wc.all_correct({k: routed[k] for k in route_cols}).mean()
@@ -144,23 +150,23 @@ def test_straight_through_logits_equal_the_hard_routed_output_and_carry_a_gradie
                                                                                    mnist_test_arrays):
     x = tf.constant(mnist_test_arrays[0][:64])
     out = classifier(x, training=False)
-    st = route_aware.relaxed_logits(out, "straight_through", 1.0)
+    st = switch.relaxed_logits(out, "straight_through", 1.0)
     np.testing.assert_array_equal(st.numpy(), out["routed"].numpy())  # forward: bit for bit
     for mode in ("straight_through", "soft"):
         with tf.GradientTape() as tape:
             tape.watch(x)
-            value = tf.reduce_sum(route_aware.relaxed_logits(classifier(x, training=False), mode, 1.0))
+            value = tf.reduce_sum(switch.relaxed_logits(classifier(x, training=False), mode, 1.0))
         assert float(tf.reduce_max(tf.abs(tape.gradient(value, x)))) > 0.0, mode
     # The switch weights' gradient is what straight-through adds over the selected head's own.
     with tf.GradientTape(persistent=True) as tape:
         tape.watch(x)
         o = classifier(x, training=False)
-        st_sum = tf.reduce_sum(route_aware.relaxed_logits(o, "straight_through", 1.0))
+        st_sum = tf.reduce_sum(switch.relaxed_logits(o, "straight_through", 1.0))
         hard_sum = tf.reduce_sum(o["routed"])
     diff = tape.gradient(st_sum, x) - tape.gradient(hard_sum, x)
     assert float(tf.reduce_max(tf.abs(diff))) > 0.0
     with pytest.raises(ValueError, match="Received: mode='cold'"):
-        route_aware.relaxed_logits(out, "cold", 1.0)
+        switch.relaxed_logits(out, "cold", 1.0)
 
 
 def test_route_targeted_objective_rises_when_the_deciding_scores_agree_on_the_target(classifier,
@@ -193,7 +199,7 @@ def test_autoattack_runs_each_attack_only_on_points_still_robust(nfi_eval):
     skipped = ~(corr["clean"] & corr["apgd_ce@tradeoff"])
     assert skipped.sum() > 10
     np.testing.assert_array_equal(corr["apgd_t@tradeoff"][skipped], corr["clean"][skipped])
-    deviations = nfi_eval.report.settings["autoattack_deviations"]
+    deviations = nfi_eval.report.settings.autoattack_deviations
     assert "APGD 5 iterations (standard: 100)" in deviations
     assert "Square 40 queries (standard: 5,000)" in deviations
 
@@ -243,9 +249,15 @@ def test_worst_case_aggregator_and_column_keys_on_a_hand_made_table():
     assert [keys[i] for i in idx] == ["b", "a"]
 
 
+def _plan(method, cfg):
+    subject = Subject(method=Method(method), rows=scored_for(method), classifier=None, score=None,
+                      dataset="x", num_classes=10, class_names=(), fingerprint="", out_dir=None)
+    return plan.plan_attacks(subject, cfg, plan.applicable(subject, cfg)[0])
+
+
 def test_attack_plan():
     cfg = lambda attacks, **kw: EvalConfig(model_dir="x", attacks=attacks, **kw)  # noqa: E731
-    nfi = plan.plan("nfi", cfg(("clean", "pgd", "route_aware"), route_targets=2,
+    nfi = _plan("nfi", cfg(("clean", "pgd", "route_aware"), route_targets=2,
                                route_temperatures=(1.0, 5.0)))
     keys = [str(p.key) for p in nfi]
     assert {"pgd@routed:hard", "pgd@routed:st", "pgd@routed:soft", "pgd@tradeoff"} <= set(keys)
@@ -254,15 +266,15 @@ def test_attack_plan():
                      "route@routed:adversarial_route#1", "route@routed:adversarial_route#2",
                      "route@routed:st_T1", "route@routed:st_T5", "route@routed:soft_T1",
                      "route@routed:soft_T5"]
-    limited = plan.plan("nfi", cfg(("pgd",), attack_outputs=("routed", "tradeoff")))
+    limited = _plan("nfi", cfg(("pgd",), attack_outputs=("routed", "tradeoff")))
     assert {p.target for p in limited} == {"routed", "tradeoff"}
     with pytest.raises(NfiError, match="Received: attack_outputs=routed,feature"):
-        plan.plan("nfi", cfg(("pgd",), attack_outputs=("routed", "feature")))
-    aa = plan.plan("nfi", cfg(("autoattack", "apgd_ce")))
+        _plan("nfi", cfg(("pgd",), attack_outputs=("routed", "feature")))
+    aa = _plan("nfi", cfg(("autoattack", "apgd_ce")))
     assert all(p.suite for p in aa)  # apgd_ce inside autoattack is not run twice
     assert [str(p.key) for p in aa if p.target == "routed"][-1] == "square@routed"  # Square: hard output only
     assert [p.family for p in aa if p.target == "tradeoff"] == ["apgd_ce", "apgd_t", "fab_t", "square"]
-    trades = plan.plan("trades", cfg(("pgd", "apgd_t", "route_aware")))
+    trades = _plan("trades", cfg(("pgd", "apgd_t", "route_aware")))
     assert {p.target for p in trades} == {"tradeoff", "robust_part", "nonrobust_part"}
     assert not any(p.family == "route" for p in trades)
 
@@ -324,8 +336,8 @@ def test_the_exported_onnx_model_is_scored_and_attacked_through_onnx_runtime(tra
     for key in ("clean", "pgd@tradeoff", "pgd@routed:hard"):
         assert np.mean(onnx_row[key] == keras_row[key]) > 0.98, key
     summary = r.report.onnx
-    assert summary["square_onnx"] < summary["clean"]  # Square through ONNX Runtime does bite
-    assert summary["worst_case"] <= summary["transfer_of_every_keras_attack"]
+    assert summary.square_onnx < summary.clean  # Square through ONNX Runtime does bite
+    assert summary.worst_case <= summary.transfer_of_every_keras_attack
     assert "exported ONNX" in report.text_table(r.report)
     with pytest.raises(NfiError, match="no ONNX model"):
         evaluate_model(EvalConfig(model_dir=model_dir, onnx=str(tmp_path / "none.onnx"), **SMALL))
@@ -336,12 +348,12 @@ def test_the_exported_onnx_model_is_scored_and_attacked_through_onnx_runtime(tra
 
 def test_route_statistics(nfi_eval):
     stats = nfi_eval.report.route_stats
-    for name in ("clean", "worst_case_adversarial"):
-        shares = [v["share"] for v in stats[name].values()]
+    for by_route in (stats.clean, stats.worst_case_adversarial):
+        shares = [v.share for v in by_route.values()]
         assert sum(shares) == pytest.approx(1.0)
-        assert sum(v["count"] for v in stats[name].values()) == 64
-    clean = stats["clean"]
-    acc = sum(v["count"] * (v["accuracy"] or 0.0) for v in clean.values()) / 64
+        assert sum(v.count for v in by_route.values()) == 64
+    clean = stats.clean
+    acc = sum(v.count * (v.accuracy or 0.0) for v in clean.values()) / 64
     assert acc == pytest.approx(nfi_eval.report.table["routed"]["clean"])
 
 
@@ -396,7 +408,7 @@ def test_report_files_exist_and_parse_with_the_rows_and_columns(nfi_eval):
 def test_every_attacks_time_is_recorded_and_summed_by_family(nfi_eval):
     r = nfi_eval.report
     times = r.seconds_by_attack
-    assert set(times) == {k for k in r.attack_keys if k != wc.CLEAN}
+    assert set(times) == {k for k in r.attack_keys if not k.is_clean}
     assert all(v > 0 for v in times.values())
     assert sum(times.values()) <= r.seconds  # the whole evaluation also loads and scores clean
     by_family = report.seconds_by_family(r)
@@ -415,10 +427,10 @@ def test_every_attacks_time_is_recorded_and_summed_by_family(nfi_eval):
 def test_reports_name_only_the_attacks_that_ran_and_the_trade_off_heads_gap(nfi_eval, trained_mnist_dir,
                                                                            tmp_path):
     summary = nfi_eval.report.routed_adaptive
-    assert summary["gap_naive_minus_worst_case"] == pytest.approx(
-        summary["naive_hard_switch_pgd"] - summary["worst_case"])
-    assert summary["tradeoff_gap_pgd_minus_worst_case"] == pytest.approx(
-        summary["tradeoff_pgd"] - summary["tradeoff_worst_case"])
+    assert summary.gap_naive_minus_worst_case == pytest.approx(
+        summary.naive_hard_switch_pgd - summary.worst_case)
+    assert summary.tradeoff_gap_pgd_minus_worst_case == pytest.approx(
+        summary.tradeoff_pgd - summary.tradeoff_worst_case)
     assert "the trade-off head, which has no switch" in report.text_table(nfi_eval.report)
     model_dir = _copy_model_dir(trained_mnist_dir, tmp_path / "pgd_only")
     r = evaluate_model(EvalConfig(model_dir=model_dir, attacks=("clean", "pgd"), **SMALL), log=lambda m: None)
@@ -497,7 +509,7 @@ def test_cascade_attacks_only_what_every_earlier_attack_left_robust(trained_mnis
     attacks = ("clean", "pgd", "autoattack", "route_aware")
     r = evaluate_model(EvalConfig(model_dir=model_dir, attacks=attacks, cascade=True,
                                   attack_outputs=("routed", "tradeoff"), **SMALL), log=lambda m: None)
-    assert r.report.columns == ["clean", "worst_case"] and r.report.settings["worst_case_mode"] == "cascade"
+    assert r.report.columns == ["clean", "worst_case"] and r.report.settings.worst_case_mode == "cascade"
     assert r.report.autoattack_cumulative is None
     after = r.report.cascade_cumulative["tradeoff"]
     assert list(after) == ["pgd", "apgd_ce", "apgd_t", "fab_t", "square", "route"]
@@ -534,10 +546,10 @@ def test_split_validation_evaluates_the_held_out_train_images_into_their_own_dir
     saved = EvalReport.load(os.path.join(model_dir, "validation", "eval.json"))
     assert not os.path.exists(os.path.join(model_dir, "eval.json"))  # the test report is untouched
     assert any("validation images" in n for n in saved.notes)
-    assert saved.settings["split"] == "validation"
+    assert saved.settings.split == "validation"
     assert "32 validation images" in report.text_table(saved)
     assert "32 validation images" in report.markdown(saved)
-    assert r.report.settings["split"] == "validation"
+    assert r.report.settings.split == "validation"
     # The images were the last 300 of the train split (their first 32), not test images.
     data_cfg = Config.from_dict(cfg).data
     x, y = data.load_arrays(data_cfg, data.validation_split(data_cfg), None)

@@ -14,7 +14,7 @@ from helpers import REPO
 from flags import evaluate as evaluate_flags
 from flags import train as train_flags
 from nfi_tf.evaluation import records, suite
-from nfi_tf.evaluation.eval_report import EvalReport
+from nfi_tf.evaluation.report import EvalReport
 from nfi_tf.experiments import QUICKSTART, budget, claims, tables
 from nfi_tf.experiments import __main__ as experiments_main
 from nfi_tf.experiments.reproduction import plan

@@ -144,7 +144,7 @@ def test_the_walk_sees_the_output_names():
 # The same word meaning something else (not an output name).
 HOMONYMS = {
     ("nfi_tf/evaluation/records.py", "adversarial"),  # eval.npz's array kind: the adversarial images
-    ("nfi_tf/evaluation/suite/route_aware.py", "route"),  # the attack family's registered name
+    ("nfi_tf/evaluation/keys.py", "route"),  # the route-aware attack family's registered name
 }
 
 

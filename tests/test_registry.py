@@ -6,13 +6,26 @@ import json
 import numpy as np
 import pytest
 
+from nfi_tf.attacks.base import Target
 from nfi_tf.errors import NfiError
 from nfi_tf.evaluation import plan, suite
-from nfi_tf.evaluation.config import ATTACKS, AUTOATTACK_SUITE, EvalConfig
-from nfi_tf.evaluation.eval_report import VERSION, EvalReport
+from nfi_tf.evaluation.config import ATTACKS, EvalConfig
 from nfi_tf.evaluation.keys import CLEAN, AttackKey, parse_record_key
-from nfi_tf.evaluation.suite import registry, target
+from nfi_tf.evaluation.report import VERSION, EvalReport, sections
+from nfi_tf.evaluation.subject import Subject
+from nfi_tf.evaluation.suite import registry
 from nfi_tf.evaluation.suite.budgets import Budgets
+from nfi_tf.evaluation.vocab import RouteVariant, Switch
+from nfi_tf.outputs import scored_for
+from nfi_tf.vocab import Method
+
+
+def planned(method, cfg, num_classes=10):
+    """The plan's attacks for a model of `method` (no model needed: only its outputs)."""
+    subject = Subject(method=Method(method), rows=scored_for(method), classifier=None, score=None,
+                      dataset="x", num_classes=num_classes, class_names=(), fingerprint="", out_dir=None)
+    specs, notes = plan.applicable(subject, cfg)
+    return plan.plan_attacks(subject, cfg, specs), notes
 
 
 def test_attack_keys_round_trip_through_their_text_and_reject_garbage():
@@ -21,16 +34,23 @@ def test_attack_keys_round_trip_through_their_text_and_reject_garbage():
         assert str(AttackKey.parse(text)) == text
     key = AttackKey.parse("route@routed:benign_route#2")
     assert (key.family, key.target, key.variant, key.aux, key.run) == (
-        "route", "routed", "benign_route", 2, 0)
+        "route", "routed", RouteVariant.steer("benign"), 2, 0)
+    assert AttackKey.parse("route@routed:st_T0.1").variant == RouteVariant.relaxed(
+        Switch.STRAIGHT_THROUGH, 0.1)
+    assert AttackKey.parse("cw@routed:hard").variant is Switch.HARD
     assert str(key.in_run(2)) == "route@routed:benign_route#2~run2"
-    assert parse_record_key(CLEAN) == CLEAN
-    for bad in ("pgd", "pgd@", "@routed", "pgd@routed#x", "pgd routed"):
+    assert parse_record_key("clean") == CLEAN and CLEAN.is_clean and str(CLEAN) == "clean"
+    # A key equals its text (dicts keyed by keys answer the text a file stores) and sorts like it.
+    assert key == "route@routed:benign_route#2" and {key: 1}["route@routed:benign_route#2"] == 1
+    assert sorted([AttackKey.parse("pgd@tradeoff"), CLEAN]) == [CLEAN, AttackKey.parse("pgd@tradeoff")]
+    for bad in ("pgd", "pgd@", "@routed", "pgd@routed#x", "pgd routed", "route@routed:sideways_T1",
+                "cw@routed:lukewarm"):
         with pytest.raises(NfiError, match="not an attack key"):
             AttackKey.parse(bad)
 
 
 def test_the_registry_declares_the_suite_the_options_and_the_budgets_once():
-    assert AUTOATTACK_SUITE == ("apgd_ce", "apgd_t", "fab_t", "square")  # AutoAttack's own order
+    assert suite.autoattack() == ("apgd_ce", "apgd_t", "fab_t", "square")  # AutoAttack's own order
     assert ATTACKS == ("clean", "pgd", "cw", "apgd_ce", "apgd_t", "fab_t", "square", "autoattack",
                        "route_aware")
     fields = [b.field for b in registry.budgets()]
@@ -69,7 +89,7 @@ def test_every_registered_attack_reports_its_settings_and_a_note_from_them():
     settings = {spec.entry: spec.settings(b, threat) for spec in suite.specs()}
     assert settings["apgd"]["initial_step"] == pytest.approx(0.6)  # AutoAttack: 2 eps
     assert settings["square"]["p_init"] == 0.8
-    notes = {spec.name: spec.note(settings) for spec in suite.specs()}
+    notes = {spec.name: spec.note(settings[spec.entry]) for spec in suite.specs()}
     assert notes["pgd"].startswith("PGD-40: cross-entropy, step 0.01")
     assert "1000 queries, p_init 0.8" in notes["square"]
     assert "3 target classes, 50 iterations each" in notes["fab_t"]
@@ -90,7 +110,7 @@ def test_one_built_attack_runs_on_a_plain_classifier_through_one_entry_point():
     b = Budgets.of(EvalConfig(model_dir="x", apgd_steps=10, square_queries=50, batch_size=8),
                    AttackConfig(0.25, 0.05, 10), 2)
     threat = ThreatModel("linf", 0.25)
-    t = target.plain(logits)
+    t = Target(logits)
     for name in ("pgd", "apgd_ce", "square"):
         attack = suite.get(name).build(b, threat)
         x_adv = attack.run(x, y, 0, t)
@@ -104,9 +124,11 @@ def _report(**over):
                   columns=["clean", "autoattack", "worst_case"],
                   table={"routed": {"clean": 1.0, "autoattack": 0.5, "worst_case": 0.5}},
                   attacks_run=["autoattack:apgd_ce"], suite_keys=[AttackKey("apgd_ce", "routed", "hard")],
-                  settings={"epsilon": 0.3}, attack_keys=[CLEAN, AttackKey("apgd_ce", "routed", "hard")],
+                  settings=sections.Settings(epsilon=0.3),
+                  attack_keys=[CLEAN, AttackKey("apgd_ce", "routed", "hard")],
                   accuracy_by_attack={"routed": {CLEAN: 1.0, AttackKey("apgd_ce", "routed", "hard"): 0.5}},
-                  checks={"max_linf": {"apgd_ce@routed:hard": 0.3}}, notes=[], records="eval.npz",
+                  checks=sections.Checks({AttackKey("apgd_ce", "routed", "hard"): 0.3}), notes=[],
+                  records="eval.npz",
                   seconds=1.5, seconds_by_attack={AttackKey("apgd_ce", "routed", "hard"): 1.0})
     fields.update(over)
     return EvalReport(**fields)
@@ -135,10 +157,26 @@ def test_eval_report_round_trips_and_old_files_load_or_fail_naming_their_version
 
 
 def test_the_plan_reads_the_registry_order_and_variants():
-    planned = plan.plan("nfi", EvalConfig(model_dir="x", attacks=("pgd", "autoattack", "route_aware"),
-                                          attack_outputs=("routed",), route_targets=1,
-                                          route_temperatures=(1.0,)))
-    families = list(dict.fromkeys(p.family for p in planned))
+    attacks, _ = planned("nfi", EvalConfig(model_dir="x", attacks=("pgd", "autoattack", "route_aware"),
+                                           attack_outputs=("routed",), route_targets=1,
+                                           route_temperatures=(1.0,)))
+    families = list(dict.fromkeys(p.family for p in attacks))
     assert families == ["pgd", "apgd_ce", "apgd_t", "fab_t", "square", "route"]
-    assert [p.key.variant for p in planned if p.family == "apgd_ce"] == ["hard", "st", "soft"]
-    assert [p.key.variant for p in planned if p.family == "square"] == [""]  # the served output only
+    assert [p.key.variant for p in attacks if p.family == "apgd_ce"] == ["hard", "st", "soft"]
+    assert [p.key.variant for p in attacks if p.family == "square"] == [None]  # the served output only
+    assert [str(p.key.variant) for p in attacks if p.family == "route"] == [
+        "all_heads", "benign_route", "adversarial_route", "st_T1", "soft_T1"]
+
+
+def test_each_attacks_applicability_is_its_own_rule_and_becomes_one_note():
+    cfg = EvalConfig(model_dir="x", attacks=("pgd", "autoattack", "route_aware"))
+    attacks, notes = planned("trades", cfg, num_classes=3)
+    assert "apgd_t" not in {p.family for p in attacks} and "route" not in {p.family for p in attacks}
+    assert notes == ["route-aware attacks skipped: a TRADES model has no routing switch",
+                     "APGD-T skipped: its targeted DLR loss needs >= 4 classes. Received: 3"]
+    l2 = dataclasses.replace(cfg, norm="l2")
+    attacks, notes = planned("nfi", l2)
+    assert {p.family for p in attacks} == {"apgd_ce", "apgd_t", "fab_t", "square"}
+    assert notes == ["PGD, route-aware skipped: no L2 version in nfi-tf yet"]
+    assert suite.get("apgd_t").unavailable("linf", 3, True, True).startswith("APGD-T skipped")
+    assert suite.get("square").unavailable("linf", 10, False, False) is None  # gradient-free

@@ -11,7 +11,7 @@ import pytest
 from helpers import REPO
 
 from nfi_tf.evaluation import records
-from nfi_tf.evaluation.eval_report import EvalReport
+from nfi_tf.evaluation.report import EvalReport
 from nfi_tf.experiments import reproduction, tables
 from nfi_tf.experiments.reproduction import plan
 

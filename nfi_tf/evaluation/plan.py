@@ -25,6 +25,7 @@ from nfi_tf.evaluation import suite, switch
 from nfi_tf.evaluation.keys import AttackKey
 from nfi_tf.evaluation.subject import Subject
 from nfi_tf.evaluation.suite.budgets import Budgets
+from nfi_tf.evaluation.suite.registry import Unavailable
 from nfi_tf.evaluation.vocab import Column
 from nfi_tf.outputs import ROUTED, ROUTED_ONNX
 
@@ -107,13 +108,13 @@ def applicable(subject: Subject, cfg) -> tuple[list[suite.AttackSpec], list[str]
             kept.append(spec)
         else:
             by_kind.setdefault(why, []).append(spec)
-    for spec in by_kind.get("routing", []):
+    for spec in by_kind.get(Unavailable.NO_SWITCH, []):
         notes.append(f"{spec.title} attacks skipped: a {subject.method.title} model has no routing switch")
-    if by_kind.get("norm"):
-        titles = ", ".join(s.title for s in by_kind["norm"]).replace("-{pgd_steps}", "")
+    if by_kind.get(Unavailable.NORM):
+        titles = ", ".join(s.title for s in by_kind[Unavailable.NORM]).replace("-{pgd_steps}", "")
         notes.append(f"{titles} skipped: no {cfg.norm.upper()} version in nfi-tf yet")
-    # "gradients": the subject's own note says why (an ONNX file without a twin).
-    notes += [why for why in by_kind if why not in ("routing", "norm", "gradients")]
+    # NO_GRADIENTS: the subject's own note says why (an ONNX file without a twin).
+    notes += [why for why in by_kind if why not in tuple(Unavailable)]
     return kept, notes
 
 

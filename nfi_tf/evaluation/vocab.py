@@ -63,7 +63,8 @@ class RouteKind(StrEnum):
 STEERED_ROUTES = (outputs.BENIGN, outputs.ADVERSARIAL)
 _ROUTE_SUFFIX = "_route"
 _TEMPERATURE_MARK = "_T"
-_TEXT = re.compile(r"^(?:(?P<all>all_heads)|(?P<route>[a-z]+)_route|(?P<switch>[a-z]+)_T(?P<t>[0-9.e+-]+))$")
+_TEXT = re.compile(r"^(?:(?P<all>all_heads)|(?P<steered>[a-z]+)_route"
+                   r"|(?P<switch>[a-z]+)_T(?P<t>[0-9.e+-]+))$")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,8 +105,8 @@ class RouteVariant:
             raise ValueError(f"not a route-aware variant. Received: {text!r}")
         if m["all"]:
             return cls.all_heads()
-        if m["route"]:
-            return cls.steer(m["route"])
+        if m["steered"]:
+            return cls.steer(m["steered"])
         return cls.relaxed(Switch(m["switch"]), float(m["t"]))
 
 

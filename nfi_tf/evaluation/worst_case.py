@@ -12,7 +12,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from nfi_tf.evaluation.keys import CLEAN, AttackKey
+from nfi_tf.evaluation.keys import AttackKey
 
 
 def margin(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:

@@ -15,7 +15,8 @@ from nfi_tf.evaluation import worst_case as wc
 from nfi_tf.evaluation.keys import CLEAN, AttackKey
 from nfi_tf.evaluation.outcomes import Outcomes
 from nfi_tf.evaluation.plan import Plan, column_keys
-from nfi_tf.evaluation.report import EVAL_NPZ, EvalReport, sections
+from nfi_tf.evaluation.report import sections
+from nfi_tf.evaluation.report.schema import EVAL_NPZ, EvalReport
 from nfi_tf.evaluation.vocab import Column, Switch, WorstCaseMode
 
 ONNX_SQUARE_RUN = "square (ONNX Runtime)"  # its name in attacks_run
@@ -104,10 +105,10 @@ def _cumulative(plan: Plan, o: Outcomes, suite_only: bool) -> sections.Cumulativ
 def _onnx_summary(plan: Plan, o: Outcomes) -> sections.OnnxSummary:
     """The exported model: clean, Square through ONNX Runtime, every Keras-made input transferred."""
     row = o.correct[outputs.ROUTED_ONNX]
-    keras_keys = [p.key for p in _model_attacks(plan)]
+    keras_keys = [CLEAN] + [p.key for p in _model_attacks(plan)]
     return sections.OnnxSummary(
         clean=float(row[CLEAN].mean()), square_onnx=float(row[plan.exported_square.key].mean()),
-        transfer_of_every_keras_attack=float(wc.all_correct({k: row[k] for k in [CLEAN] + keras_keys}).mean()),
+        transfer_of_every_keras_attack=float(wc.all_correct({k: row[k] for k in keras_keys}).mean()),
         worst_case=float(wc.all_correct(row).mean()),
         keras_routed_worst_case=float(wc.all_correct(o.correct[outputs.ROUTED]).mean())
         if outputs.ROUTED in o.correct else None)
@@ -122,10 +123,11 @@ def _route_stats(o: Outcomes) -> sections.RouteStats:
     chosen_correct = np.stack([correct[k] for k in keys])[idx, cols]
     shares = lambda r, c: {name: sections.RouteShare(**v)  # noqa: E731
                            for name, v in routes_lib.route_stats(r, c).items()}
-    return sections.RouteStats(
-        clean=shares(routes[CLEAN], correct[CLEAN]), worst_case_adversarial=shares(chosen_routes, chosen_correct),
-        share_by_attack={k: {name: float(np.mean(routes[k] == i)) for i, name in enumerate(outputs.ROUTE_NAMES)}
-                         for k in sorted(routes)})
+    by_attack = {k: {name: float(np.mean(routes[k] == i)) for i, name in enumerate(outputs.ROUTE_NAMES)}
+                 for k in sorted(routes)}
+    return sections.RouteStats(clean=shares(routes[CLEAN], correct[CLEAN]),
+                               worst_case_adversarial=shares(chosen_routes, chosen_correct),
+                               share_by_attack=by_attack)
 
 
 def _routed_summary(o: Outcomes, tab: dict) -> sections.RoutedSummary:

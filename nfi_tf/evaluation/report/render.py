@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from nfi_tf import outputs
 from nfi_tf.evaluation import suite
-from nfi_tf.evaluation.report import EvalReport
+from nfi_tf.evaluation.report.schema import EvalReport
 from nfi_tf.evaluation.report.sections import RoutedSummary
 from nfi_tf.evaluation.vocab import Column
 from nfi_tf.vocab import Method, Norm

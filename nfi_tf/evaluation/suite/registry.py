@@ -26,9 +26,17 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from nfi_tf.vocab import Norm
+from nfi_tf.vocab import Norm, StrEnum
 
 BUDGET_NAMES = ("standard", "cpu")
+
+
+class Unavailable(StrEnum):
+    """Why an attack cannot run, the kinds the plan groups into one note each."""
+
+    NORM = "norm"  # no version for the threat model's norm
+    NO_SWITCH = "no_switch"  # needs a routing switch the model does not have
+    NO_GRADIENTS = "no_gradients"  # needs gradients the model does not give
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,14 +92,14 @@ class AttackSpec:
         return tuple(b.field for b in self.budgets) + self.reads
 
     def unavailable(self, norm: str, num_classes: int, routed: bool, gradients: bool) -> str | None:
-        """Why it cannot run on this model and threat model, as a note's reason (None: it can).
-        The reasons are kinds the plan groups: "norm", "routing", "gradients", or a sentence."""
+        """Why it cannot run on this model and threat model (None: it can): an `Unavailable`
+        kind the plan groups into one note, or the note itself."""
         if norm not in self.norms:
-            return "norm"
+            return Unavailable.NORM
         if self.routed_only and not routed:
-            return "routing"
+            return Unavailable.NO_SWITCH
         if self.gradient and not gradients:
-            return "gradients"
+            return Unavailable.NO_GRADIENTS
         if num_classes < self.min_classes:
             return (f"{self.title} skipped: {self.min_classes_why or 'it'} needs >= {self.min_classes} "
                     f"classes. Received: {num_classes}")
