@@ -251,3 +251,17 @@ def test_docs_own_backbone_example_runs(tmp_path, monkeypatch):
         assert len(list(csv.DictReader(f))) == 1
     assert {"config.json", "model.keras", "serving_examples.npz"} <= set(
         os.listdir(tmp_path / "runs" / "own_backbone"))
+
+
+def test_docs_registered_backbone_example_runs():
+    code = _docs_block("### A new backbone by name")
+    assert "backbones.register(" in code
+    namespace = {"__name__": "docs_example"}
+    try:
+        exec(compile(code, "docs/own_model.md", "exec"), namespace)
+        m = namespace["config"].model
+        assert (m.backbone, m.width, m.robust_dims) == ("tiny_cnn", 4, 16)
+        model = nfi_tf.build_classifier(m, (28, 28, 1), 10)
+        assert model.output[outputs.FEATURE].shape[-1] == 32
+    finally:
+        backbones.unregister("tiny_cnn")

@@ -6,7 +6,7 @@
     custom.py        a backbone given from Python (nfi_tf.build_classifier(backbone=...))
 
 Adding a backbone: a module with its network and a `registry.BackboneSpec`, one `register` line
-(below, or in your own code), and its test (tests/test_extension_points.py adds a toy one).
+(below, or in your own code), and its test (tests/test_extension_point_backbone.py adds a toy one).
 Config validation, `build_classifier`, the trainer and the presets ask the registry; the names
 below are what they and older code read.
 """

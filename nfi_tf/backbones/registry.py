@@ -4,12 +4,13 @@ A spec says everything the rest of the library needs to know about one backbone:
 `--backbone` value it claims (a family, e.g. `keras.applications.`, claims every value that
 starts with its name), how to build the Keras feature extractor for an image shape and a
 ModelConfig, its feature size D (for the robust_dims range and default), its own config
-checks, the input preprocessing it expects and the model settings a dataset preset gives it.
+checks, the input preprocessing it expects and the model settings it comes with.
 Config validation, `build_classifier` and the trainer only ask the registry, so adding a
 backbone is one module holding its spec (and its network) plus one `register` line:
 
-    SPEC = registry.BackboneSpec(name="tiny_cnn", build=TinyCNN.for_config,
-                                 feature_dims=lambda model: 32)
+    SPEC = registry.BackboneSpec(
+        name="tiny_cnn", feature_dims=lambda model: 32,
+        build=lambda model, image_shape: TinyCNN(image_shape, model.width, name="backbone"))
     registry.register(SPEC)
 
 Specs take the ModelConfig duck-typed (`Any`): this module sits below nfi_tf.config, which
@@ -48,11 +49,13 @@ class BackboneSpec:
     # ModelConfig -> None, raising a one-line NfiError on a setting this backbone cannot take.
     validate: Callable[[Any], None] = _no_checks
     family: bool = False  # `name` is a prefix: the spec claims every value starting with it
-    usage: str = ""  # how errors and --help name it (default: its name)
+    usage: str = ""  # how errors name it among the choices (default: its name)
     listed: bool = True  # named among --backbone's choices (custom is given from Python only)
     weights: bool = False  # takes --backbone_weights (a local weights file)
     preprocessing: Callable[[str], str] = _no_preprocessing  # backbone value -> preprocessing mode
-    preset: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # model settings of presets
+    # Model settings it comes with whenever it is chosen (config.make_config: the dataset
+    # preset's settings for it and the user's overrides go over them), e.g. WRN-34-10's.
+    preset: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     def claims(self, backbone: str) -> bool:
         if not isinstance(backbone, str):
