@@ -77,4 +77,4 @@ def parse(kind: type[StrEnum], value, what: str) -> StrEnum:
         return kind(value)
     except ValueError:
         choices = ", ".join(m.value for m in kind)
-        raise NfiError(f"{what} must be one of {choices}. Received: {what}={value!r}") from None
+        raise NfiError(f"{what} must be one of {choices}. Received: {what}={value}") from None

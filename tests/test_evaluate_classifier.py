@@ -90,7 +90,7 @@ def test_an_input_transform_wraps_a_model_that_expects_other_pixels(plain_cifar_
     a = nfi_tf.evaluate_classifier(plain_cifar_model, x[:32], y[:32], **kw)
     b = nfi_tf.evaluate_classifier(on_255, x[:32], y[:32], input_scale=255, **kw)
     assert b.report.table["logits"] == pytest.approx(a.report.table["logits"])
-    assert "x * 255 + 0" in b.report.settings["model"]
+    assert "x * 255 + 0" in b.report.settings.model
 
 
 def test_bad_inputs_are_one_line_errors(plain_cifar_model, cifar):
@@ -114,8 +114,8 @@ def test_l2_runs_the_whole_autoattack_suite(plain_cifar_model, cifar, tmp_path):
     # All four of AutoAttack's attacks have an L2 version: nothing is skipped.
     assert [c for c in r.report.autoattack_cumulative["logits"]] == ["apgd_ce", "apgd_t", "fab_t", "square"]
     assert not any("skipped" in n for n in r.report.notes), r.report.notes
-    assert r.report.settings["norm"] == "l2"
-    assert r.report.settings["fab_t"]["norm"] == r.report.settings["square"]["norm"] == "l2"
+    assert r.report.settings.norm == "l2"
+    assert r.report.settings.entry("fab_t")["norm"] == r.report.settings.entry("square")["norm"] == "l2"
     assert max(r.max_linf.values()) <= 0.5 + 1e-6  # |delta|_inf <= |delta|_2 <= eps
     worst = np.load(os.path.join(str(tmp_path), "eval.npz"))["adversarial|logits"]
     l2 = np.linalg.norm((worst - x[:32]).reshape(32, -1).astype(np.float64), axis=1)
@@ -144,7 +144,7 @@ def test_an_onnx_file_is_scored_by_onnx_runtime_and_its_twin_checked(tmp_path, m
     x, y = mnist_test_arrays[0][:48], mnist_test_arrays[1][:48]
     kw = dict(epsilon=0.3, budget="cpu", seed=2, **FAST)
     r = nfi_tf.evaluate_classifier(path, x, y, twin=model, **kw)
-    described = r.report.settings["model"]
+    described = r.report.settings.model
     assert "NCHW input" in described and "twin checked against ONNX Runtime on 48 images" in described
     assert [c for c in r.report.autoattack_cumulative["logits"]] == ["apgd_ce", "apgd_t", "fab_t", "square"]
     keras_clean = np.mean(np.argmax(model(np.transpose(x, (0, 3, 1, 2))).numpy(), 1) == y)
@@ -206,10 +206,10 @@ def test_the_command_line_evaluates_a_keras_file_and_an_onnx_file(tmp_path, mnis
                   f"--model_dir={tmp_path / 'reports'}", *budget)
     assert out.returncode == 0, out.stderr[-2000:]
     report = EvalReport.load(str(tmp_path / "reports" / "eval.json"))
-    assert report.method == "classifier" and report.settings["apgd"]["steps"] == 5  # flag over budget
-    assert report.settings["square"]["queries"] == 50 and report.settings["fab_t"]["steps"] == 5
-    assert report.settings["apgd"]["targets"] == 3  # the cpu budget where no flag is given
-    assert "twin checked against ONNX Runtime on 32 images" in report.settings["model"]
+    assert report.method == "classifier" and report.settings.entry("apgd")["steps"] == 5  # flag over budget
+    assert report.settings.entry("square")["queries"] == 50 and report.settings.entry("fab_t")["steps"] == 5
+    assert report.settings.entry("apgd")["targets"] == 3  # the cpu budget where no flag is given
+    assert "twin checked against ONNX Runtime on 32 images" in report.settings.model
     assert "Model: ONNX file nchw.onnx (NCHW input" in open(tmp_path / "reports" / "eval.md").read()
     missing = run_cli("nfi_tf.evaluate", "--eval_examples=8")
     lines = [ln for ln in missing.stderr.splitlines() if "error" in ln.lower()]

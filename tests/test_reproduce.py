@@ -12,6 +12,7 @@ from helpers import REPO
 
 from nfi_tf.evaluation import records
 from nfi_tf.evaluation.report import EvalReport
+from nfi_tf.evaluation.report.sections import Checks, RouteShare, RouteStats, Settings
 from nfi_tf.experiments import reproduction, tables
 from nfi_tf.experiments.reproduction import plan
 
@@ -20,8 +21,8 @@ def _report(table, method="nfi", n=40, **sections) -> EvalReport:
     """An eval.json as the evaluation writes it, with only what the tables read filled in."""
     return EvalReport(model_dir="", dataset="mnist", method=method, examples=n, seed=0,
                       rows=list(table), columns=[], table=table, attacks_run=[], suite_keys=[],
-                      settings=sections.pop("settings", {}), attack_keys=[], accuracy_by_attack={},
-                      checks={}, notes=[], records="eval.npz", **sections)
+                      settings=Settings(epsilon=0.3, **sections.pop("settings", {})), attack_keys=[],
+                      accuracy_by_attack={}, checks=Checks(), notes=[], records="eval.npz", **sections)
 
 
 def _finished(table=None, **sections) -> tables.FinishedRun:
@@ -90,9 +91,9 @@ def test_tables_pool_seeds_and_give_paired_verdicts(tmp_path):
 
 def test_route_table_shows_nfi_and_the_guard_side_by_side():
     def stats(benign_share):
-        route = lambda share: {"share": share, "accuracy": 0.5}
+        route = lambda share: RouteShare(count=0, share=share, accuracy=0.5)  # noqa: E731
         both = {"benign": route(benign_share), "adversarial": route(1 - benign_share)}
-        return _finished(route_stats={"clean": both, "worst_case_adversarial": both})
+        return _finished(route_stats=RouteStats(clean=both, worst_case_adversarial=both))
     runs = {"nfi": {0: stats(0.4), 1: stats(0.6)}, "nfi_route_guard": {0: stats(0.02)}}
     text = "\n".join(tables.route_table("cifar10", runs))
     assert "| nfi | clean | 50.0 ± 14.1 / 50.0 ± 0.0 | 50.0 ± 14.1 / 50.0 ± 0.0 |" in text

@@ -136,16 +136,14 @@ def route_table(dataset: str, runs: dict) -> list[str]:
     models = [(label, seeds) for label, seeds in models if seeds]
     if not models:
         return []
-    routes = list(models[0][1][0].report.route_stats["clean"])
+    routes = list(models[0][1][0].report.route_stats.clean)
     header = ["model", "inputs"] + [f"{k}: share / accuracy" for k in routes]
     rows = []
     for label, seeds in models:
-        for key, title in (("clean", "clean"), ("worst_case_adversarial", "worst-case adversarial")):
-            if all(key in r.report.route_stats for r in seeds):
-                rows.append([label, title] + [
-                    f"{_mean_sd([r.report.route_stats[key][k]['share'] for r in seeds])} / "
-                    f"{_mean_sd([r.report.route_stats[key][k]['accuracy'] for r in seeds])}"
-                    for k in routes])
+        for field, title in (("clean", "clean"), ("worst_case_adversarial", "worst-case adversarial")):
+            shares = [getattr(r.report.route_stats, field) for r in seeds]
+            rows.append([label, title] + [f"{_mean_sd([s[k].share for s in shares])} / "
+                                          f"{_mean_sd([s[k].accuracy for s in shares])}" for k in routes])
     return [f"### {dataset}: routes of the routed models, % (mean over seeds)", ""] + md_table(header, rows)
 
 
@@ -154,13 +152,13 @@ def adaptive_table(dataset: str, runs: dict) -> list[str]:
     seeds = [r for r in _seeds(runs, "nfi") if r.report.routed_adaptive]
     if not seeds:
         return []
-    names = sorted(seeds[0].report.routed_adaptive.get("by_attack", {}))
-    rows = [[f"`{k}`", _mean_sd([r.report.routed_adaptive["by_attack"].get(k) for r in seeds])]
+    names = sorted(seeds[0].report.routed_adaptive.by_attack)
+    rows = [[f"`{k}`", _mean_sd([r.report.routed_adaptive.by_attack.get(k) for r in seeds])]
             for k in names]
-    rows.append(["worst case", _mean_sd([r.report.routed_adaptive.get("worst_case") for r in seeds])])
+    rows.append(["worst case", _mean_sd([r.report.routed_adaptive.worst_case for r in seeds])])
     lines = ([f"### {dataset}: the routed model under each attack, accuracy % (mean over seeds)", ""]
              + md_table(["attack", ROUTED], rows))
-    gaps = [r.report.routed_adaptive.get("gap_naive_minus_worst_case") for r in seeds]
+    gaps = [r.report.routed_adaptive.gap_naive_minus_worst_case for r in seeds]
     trade_gaps = [(r.report.cell(TRADEOFF, "pgd") - r.report.cell(TRADEOFF, "worst_case"))
                   if r.report.cell(TRADEOFF, "pgd") is not None else None for r in seeds]
     if any(g is not None for g in gaps):
@@ -206,9 +204,9 @@ def overlap_table(dataset: str, runs: dict) -> list[str]:
     for base, label in (("trades", "TRADES"), ("nfi", "nfi")):
         seeds = [r.report.feature_overlap for r in _seeds(runs, base) if r.report.feature_overlap]
         if seeds:
-            k = seeds[0].get("k")
+            k = seeds[0].k
             rows.append([label, str(len(seeds))] + [
-                f"{np.mean([o['summary'][key] for o in seeds]):.2f}" for key, _ in OVERLAP])
+                f"{np.mean([o.summary[key] for o in seeds]):.2f}" for key, _ in OVERLAP])
     if not rows:
         return []
     return ([f"### {dataset}: Figure 1 (right), top-{k} feature dims shared (mean over seeds)", ""]
@@ -257,7 +255,7 @@ def ablation_table(dataset: str, runs: dict) -> list[str]:
                      f"{_mean_sd([cell(NONROBUST_PART, 'clean')])} / "
                      f"{_mean_sd([cell(NONROBUST_PART, 'pgd')])}"])
     # Name the attacks behind "worst case" from the runs themselves (eval.json), not the plan.
-    attacks = sorted({a for n in names for a in runs[n][None].report.settings.get("attacks", [])
+    attacks = sorted({a for n in names for a in runs[n][None].report.settings.attacks
                       if a != "clean"})
     behind = f"; worst case over {', '.join(attacks)}" if attacks else ""
     return ([f"### {dataset}: ablations (one seed, shorter runs, same budget within the set{behind}), "

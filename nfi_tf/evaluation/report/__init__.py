@@ -41,5 +41,5 @@ def write(out_dir: str, report: EvalReport) -> None:
 
 
 __all__ = ["EVAL_JSON", "EVAL_MD", "EVAL_NPZ", "MERGED_JSON", "MERGED_MD", "READS", "VERSION", "EvalReport",
-           "ROW_TITLES", "column_title", "markdown", "md_table", "seconds_by_family", "sections", "text_table",
-           "write"]
+           "ROW_TITLES", "column_title", "markdown", "md_table", "seconds_by_family", "sections",
+           "text_table", "write"]
