@@ -36,6 +36,7 @@ import tensorflow as tf
 from nfi_tf import io_utils, outputs
 from nfi_tf.attacks.threat import normalized_step, project_delta
 from nfi_tf.errors import NfiError
+from nfi_tf.vocab import Norm
 
 STAGES = ("seed", "stage_one", "stage_two")
 STAGE_OUTPUTS = {"stage_one": outputs.ROBUST_PART, "stage_two": outputs.NONROBUST_PART}
@@ -174,7 +175,7 @@ def project(x: tf.Tensor, x0: tf.Tensor, radius: float) -> tf.Tensor:
     Not the exact projection onto the intersection, but feasible: x0 is in the box and
     clipping is a projection onto a convex set, which cannot move a point away from x0.
     """
-    return tf.clip_by_value(x0 + project_delta(x - x0, "l2", radius), 0.0, 1.0)
+    return tf.clip_by_value(x0 + project_delta(x - x0, Norm.L2, radius), 0.0, 1.0)
 
 
 def make_step(classifier, output: str):
@@ -187,7 +188,7 @@ def make_step(classifier, output: str):
             logits = tf.cast(classifier(x, training=False)[output], tf.float32)
             loss = tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(target, logits))
         grad = tape.gradient(loss, x)
-        return project(x - step_size * normalized_step(grad, "l2"), x0, radius)
+        return project(x - step_size * normalized_step(grad, Norm.L2), x0, radius)
 
     return step
 

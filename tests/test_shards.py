@@ -173,7 +173,8 @@ def test_the_engine_recipes_split_as_many_shards_as_they_run():
     assert re.search(r"--shard=env/(\d+)", slurm)[1] == str(high - low + 1)
     # Each engine's index variable gives every shard of that N exactly once.
     n = completions
-    assert sorted(parse(f"env/{n}", {"JOB_COMPLETION_INDEX": str(i)}).index for i in range(n)) == list(range(n))
+    indices = sorted(parse(f"env/{n}", {"JOB_COMPLETION_INDEX": str(i)}).index for i in range(n))
+    assert indices == list(range(n))
     ids = range(low, high + 1)
     got = [parse(f"env/{high - low + 1}", {"SLURM_ARRAY_TASK_ID": str(i), "SLURM_ARRAY_TASK_MIN": str(low)})
            for i in ids]

@@ -46,6 +46,7 @@ from cleverhans.tf2.utils import clip_eta, optimize_linear
 from nfi_tf.attacks.base import fooled
 from nfi_tf.attacks.threat import ThreatModel, normalized_step
 from nfi_tf.config import AttackConfig
+from nfi_tf.vocab import Norm
 
 # images -> [B] objective to maximize, or ([B] objective, judged logits) from one forward pass.
 Objective = Callable[[tf.Tensor], "tf.Tensor | tuple[tf.Tensor, tf.Tensor]"]
@@ -54,7 +55,7 @@ RANDOM_STARTS = ("normal", "uniform", "none")
 SCHEDULES = ("halving", "constant")
 KEEPS = ("last", "best")
 TRADES_START_STD = 0.001
-_ORD = {"linf": np.inf, "l2": 2}  # CleverHans' names of the norms
+_ORD = {Norm.LINF: np.inf, Norm.L2: 2}  # CleverHans' names of the norms
 
 
 def step_sizes(epsilon: float, steps: int, first: float | None = None,
@@ -87,12 +88,12 @@ def start_noise(kind: str, shape, threat: ThreatModel, seed: tf.Tensor, replica=
         full = tf.concat([[shape[0] * replicas], shape[1:]], axis=0)
     if kind == "normal":
         noise = tf.cast(TRADES_START_STD, dtype) * tf.random.stateless_normal(full, seed=seed, dtype=dtype)
-    elif threat.norm == "linf":
+    elif threat.norm == Norm.LINF:
         eps = tf.cast(threat.epsilon, dtype)
         noise = tf.random.stateless_uniform(full, seed=seed, minval=-eps, maxval=eps, dtype=dtype)
     else:
         d = tf.random.stateless_normal(full, seed=seed, dtype=dtype)
-        noise = normalized_step(d, "l2") * (threat.epsilon * 0.5)
+        noise = normalized_step(d, Norm.L2) * (threat.epsilon * 0.5)
     if replica is not None:
         first = tf.cast(replica_id, tf.int32) * shape[0]
         noise = noise[first:first + shape[0]]
@@ -243,7 +244,7 @@ def pgd(
     Returns:
         x' with |x' - x|_inf <= eps and x' in [0, 1], gradient-stopped.
     """
-    core = PGD(ThreatModel("linf", float(attack.epsilon), float(attack.step_size)),
+    core = PGD(ThreatModel(Norm.LINF, float(attack.epsilon), float(attack.step_size)),
                int(num_steps or attack.num_steps), "constant", random_start, "last")
     x_adv, _ = core(loss_objective(model_fn, loss_fn, y), x, seed, replica=replica)
     return tf.stop_gradient(x_adv)

@@ -30,6 +30,9 @@ from nfi_tf.progress import progress_bar
 
 # Figure 1 (right) reads the features under the first of these attacks that ran.
 OVERLAP_KEYS = tuple(AttackKey(f, outputs.TRADEOFF) for f in (Column.PGD, Column.CW, Column.APGD_CE))
+# What Figure 1 reads per image: the features of the unattacked image, of the attacked one, and
+# the trade-off head's answer on the attacked one.
+FEATURES = ("unattacked", "attacked", "predicted")
 
 
 @dataclasses.dataclass
@@ -77,7 +80,7 @@ class _Recorder:
         self.max_linf: dict[AttackKey, float] = {}
         self.pixel_range: dict[AttackKey, tuple[float, float]] = {}
         self.seconds: dict[AttackKey, float] = {}
-        self.features: dict[str, list[np.ndarray]] = {"clean": [], "attacked": [], "predicted": []}
+        self.features: dict[str, list[np.ndarray]] = {f: [] for f in FEATURES}
 
     def record(self, key: AttackKey, x: np.ndarray, x_adv: np.ndarray, y: np.ndarray) -> dict:
         """Score x_adv on every output; returns {row: [B] correct}."""
@@ -89,14 +92,14 @@ class _Recorder:
             self.inputs.setdefault(key, []).append(x_adv)
         if key.is_clean:
             if self.overlap is not None:
-                self.features["clean"].append(out[outputs.FEATURE])
+                self.features[FEATURES[0]].append(out[outputs.FEATURE])
             return correct
         self.max_linf[key] = max(self.max_linf.get(key, 0.0), float(np.max(np.abs(x_adv - x))))
         lo, hi = self.pixel_range.get(key, (1.0, 0.0))
         self.pixel_range[key] = (min(lo, float(x_adv.min())), max(hi, float(x_adv.max())))
         if key == self.overlap:
-            self.features["attacked"].append(out[outputs.FEATURE])
-            self.features["predicted"].append(np.argmax(out[outputs.TRADEOFF], axis=1))
+            self.features[FEATURES[1]].append(out[outputs.FEATURE])
+            self.features[FEATURES[2]].append(np.argmax(out[outputs.TRADEOFF], axis=1))
         return correct
 
     def outcomes(self, labels, indices) -> Outcomes:

@@ -36,10 +36,10 @@ def _arrays(o: Outcomes) -> dict[str, np.ndarray]:
             arrays[f"correct{SEP}{row}{SEP}{key}"] = np.asarray(v, bool)
             arrays[f"margin{SEP}{row}{SEP}{key}"] = np.asarray(o.margins[row][key], np.float64)
     for key, v in o.routes.items():
-        arrays[f"route{SEP}{key}"] = np.asarray(v)
+        arrays[f"routes{SEP}{key}"] = np.asarray(v)
     for name, parts in o.features.items():
         if parts:
-            arrays[f"feature{SEP}{name}"] = np.concatenate(parts)
+            arrays[f"features{SEP}{name}"] = np.concatenate(parts)
     for key, v in o.inputs.items():
         arrays[f"input{SEP}{key}"] = np.asarray(v, np.float32)
     return arrays
@@ -61,9 +61,9 @@ def _bucket(out: dict, name: str, value: np.ndarray) -> None:
     kind, *rest = name.split(SEP)  # a file's array names: the boundary where text becomes keys
     if kind in ("correct", "margin"):
         out[kind].setdefault(rest[0], {})[AttackKey.parse(rest[1])] = value
-    elif kind == "route":
+    elif kind == "routes":
         out["routes"][AttackKey.parse(rest[0])] = value
-    elif kind == "feature":
+    elif kind == "features":
         out["features"][rest[0]] = [value]
     elif kind == "input":
         out["inputs"][AttackKey.parse(rest[0])] = value
