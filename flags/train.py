@@ -51,8 +51,18 @@ def preset_text(group: str, field: str, default) -> str | None:
 
 
 def define_train_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
-    common.define_model_dir(help_text="Where checkpoints, config, logs and the model go. "
-                            "Rerunning with the same dir resumes.", flag_values=flag_values)
+    common.define_model_dir(required=False, help_text="Where checkpoints, config, logs and the "
+                            "model go. Rerunning with the same dir resumes. Required, but with "
+                            "--dry_run.", flag_values=flag_values)
+    # A command-level flag, not a config field: it says what the command does with the config.
+    flags.DEFINE_bool("dry_run", False, "Print the run's summary, its estimated time (FLOPs over "
+                      "an assumed rate: docs/training.md) and its config, then exit: nothing is "
+                      "trained, downloaded or written.", flag_values=flag_values)
+    flags.DEFINE_alias("estimate", "dry_run", flag_values=flag_values)
+    flags.register_multi_flags_validator(
+        ["model_dir", "dry_run"], lambda v: bool(v["model_dir"]) or v["dry_run"],
+        message="--model_dir must have a value (only --dry_run runs without one)",
+        flag_values=flag_values)
     common.define_data_dir(flag_values)
     common.define_cpu_devices(flag_values)
     presets = ", ".join(PRESETS)
