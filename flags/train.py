@@ -6,6 +6,8 @@ preset" (TRADES' settings, nfi_tf.config.PRESETS), and its help shows what each 
 flag given on the command line overrides its preset value.
 """
 
+from dataclasses import dataclass, field
+
 from absl import flags
 
 from flags import common
@@ -34,6 +36,20 @@ _GROUPS = (
 )
 
 
+@dataclass(frozen=True)
+class TrainCommand:
+    """What the command does with the config: not a setting of the run (never in config.json)."""
+
+    dry_run: bool = field(default=False, metadata={
+        "help": "Print the run's summary, its estimated time (its FLOPs over an assumed rate, "
+                "docs/training.md) and its config, then exit: nothing is trained, downloaded or "
+                "written; --model_dir is not needed. --estimate is the same flag"})
+
+
+def command_specs() -> list[dcf.FlagSpec]:
+    return dcf.flag_specs(TrainCommand)
+
+
 def group_specs() -> dict[str, list[dcf.FlagSpec]]:
     """{config group: the flags made from its fields}."""
     return {group: dcf.flag_specs(cls, prefix=prefix, help_prefix=help_prefix, exclude=exclude)
@@ -54,10 +70,7 @@ def define_train_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     common.define_model_dir(required=False, help_text="Where checkpoints, config, logs and the "
                             "model go. Rerunning with the same dir resumes. Required, but with "
                             "--dry_run.", flag_values=flag_values)
-    # A command-level flag, not a config field: it says what the command does with the config.
-    flags.DEFINE_bool("dry_run", False, "Print the run's summary, its estimated time (FLOPs over "
-                      "an assumed rate: docs/training.md) and its config, then exit: nothing is "
-                      "trained, downloaded or written.", flag_values=flag_values)
+    dcf.define(command_specs(), flag_values=flag_values)
     flags.DEFINE_alias("estimate", "dry_run", flag_values=flag_values)
     flags.register_multi_flags_validator(
         ["model_dir", "dry_run"], lambda v: bool(v["model_dir"]) or v["dry_run"],

@@ -1,7 +1,9 @@
 """`train_and_evaluate(config, model_dir)`: the whole training run, resumable at any point.
 
-A composition: the runtime settings, the data, the checkpointed state (`state.py`), the
-compiled step (`step.py`) and the loop with its hooks (`controller.py`, `hooks.py`).
+A composition, in named steps: the runtime settings, the data and the checkpointed state
+(`state.py`) with the start notes and the run's estimate (`_set_up`, `estimate.py`), the
+compiled step (`step.py`) and the loop with its hooks (`_controller`: `controller.py`,
+`hooks.py`), the finished model's files (`_write_final`).
 
 Model dir layout (everything written atomically):
     config.json        the final config (also the identity a resumed run is checked against)
