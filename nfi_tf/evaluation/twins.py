@@ -90,7 +90,7 @@ def check_twin(twin_logits, query, x, who: str = "the differentiable twin", hint
     diff = float(np.max(np.abs(got - ref)))
     allowed = TWIN_ATOL * max(1.0, float(np.max(np.abs(ref))))
     agree = float(np.mean(np.argmax(got, 1) == np.argmax(ref, 1)))
-    if diff > allowed or agree < 1.0:
+    if not diff <= allowed or agree < 1.0:  # NaN logits fail too
         raise NfiError(f"{who} disagrees with ONNX Runtime on the evaluation images (max |diff| "
                        f"{diff:.3g} > {allowed:.3g}, argmax agreement {100 * agree:.2f}%): its gradients "
                        f"would not attack the file{hint}")
