@@ -51,6 +51,7 @@ def measure(model_dir: str, examples: int, key_text: str, batch_size: int | None
     # import_module call, so that sorting the imports below cannot move it after them).
     importlib.import_module("nfi_tf")
     import tensorflow as tf
+    from nfi_tf.evaluation.suite.nfi_targets import target_for
 
     from nfi_tf import data, model_io, outputs
     from nfi_tf.attacks.threat import ThreatModel
@@ -59,7 +60,6 @@ def measure(model_dir: str, examples: int, key_text: str, batch_size: int | None
     from nfi_tf.evaluation.config import EvalConfig
     from nfi_tf.evaluation.keys import AttackKey
     from nfi_tf.evaluation.suite.budgets import Budgets
-    from nfi_tf.evaluation.suite.nfi_targets import target_for
 
     trained = model_io.load_trained(model_dir)
     images, labels = data.load_arrays(trained.config.data, "test", examples)
