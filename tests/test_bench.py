@@ -398,11 +398,11 @@ def test_the_old_commands_hand_their_command_line_to_the_one_entry(monkeypatch):
 def test_bench_help_lists_the_suites_and_a_suites_help_its_flags():
     from bench import registry
 
-    proc = run_cli("bench", "--help", timeout=180)
-    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    proc = run_cli("bench", "--help", timeout=180)  # absl's --help exits 1
+    assert proc.returncode in (0, 1) and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     for suite in registry.suites():
         assert f"  {suite.name} " in proc.stdout, suite.name
     assert "--max_busy" in proc.stdout and "--model_dir" not in proc.stdout
     proc = run_cli("bench.attack_bench", "--help", timeout=180)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.returncode in (0, 1) and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     assert "--baseline" in proc.stdout and "--examples" in proc.stdout and "--tiny" not in proc.stdout
