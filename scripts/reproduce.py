@@ -26,7 +26,7 @@ import time
 
 from nfi_tf import io_utils
 from nfi_tf.config import Config
-from nfi_tf.experiments import claims, tables
+from nfi_tf.experiments import claims, scale_trend, tables
 from nfi_tf.experiments.reproduction import (
     INDEPENDENT_FILE,
     QUICK_INDEPENDENT_ARGS,
@@ -35,7 +35,6 @@ from nfi_tf.experiments.reproduction import (
     SYNTHESIS_RUN,
     plan,
 )
-from nfi_tf.experiments import scale_trend
 from nfi_tf.experiments.runs import Run
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -124,7 +124,9 @@ TOOLS = ("serve_model", "multi_worker", "time_to_robustness")
 # Flags added since: a field that gains help metadata becomes a flag (evaluate: cw_confidence,
 # from the attack registry's budget; norm; the classifier mode's ClassifierSource fields).
 ADDED = {"evaluate": {"cw_confidence", "norm", "keras_model", "saved_model", "dataset", "twin", "budget"},
-         **{tool: {"suite"} for tool in TOOLS}}
+         "train": {"dry_run", "estimate"}, **{tool: {"suite"} for tool in TOOLS}}
+# A second name of a generated flag (absl's DEFINE_alias): the same flag, not a hand-made one.
+ALIASES = {"train": {"estimate": "dry_run"}}
 # evaluate: --model_dir is no longer required, a classifier comes with --keras_model & co instead
 # (the command then says in one line what it needs; tests/test_evaluate_classifier.py).
 REQUIRED = {"train": {"model_dir"}, "evaluate": set(), "export": {"model_dir"},
@@ -143,7 +145,8 @@ CONFIG = {"serve_model": ServeModelConfig, "multi_worker": MultiWorkerConfig,
 
 
 GENERATED = {
-    "train": lambda: [s for specs in train_flags.group_specs().values() for s in specs],
+    "train": lambda: [s for specs in train_flags.group_specs().values() for s in specs]
+    + train_flags.command_specs(),
     "evaluate": lambda: evaluate_flags.specs() + evaluate_flags.source_specs(),
     "export": export_flags.export_specs,
     "predict": lambda: export_flags.predict_specs() + export_flags.session_specs(),
@@ -173,7 +176,13 @@ def test_every_command_keeps_its_flag_names_types_and_defaults(command):
     names = set(values)
     assert set(BEFORE[command]) | ADDED.get(command, set()) <= names
     # Any other new flag was made from a config field, never defined by hand.
-    assert names - set(BEFORE[command]) <= {s.flag for s in GENERATED[command]()}
+    aliases = ALIASES.get(command, {})
+    generated = {s.flag for s in GENERATED[command]()}
+    assert names - set(BEFORE[command]) - set(aliases) <= generated
+    for alias, target in aliases.items():  # an alias sets its generated flag
+        assert target in generated
+        parsed = _parsed(command, *[f"--{n}=x" for n in REQUIRED[command]], f"--{alias}")
+        assert parsed[target].value is True and parsed[target].present
     for name, (kind, default) in BEFORE[command].items():
         assert (values[name].flag_type(), values[name].default) == (kind, default), name
     for name in REQUIRED[command]:  # still required: parsing without it (the others given) fails
