@@ -53,7 +53,6 @@ def measure(model_dir: str, examples: int, key_text: str, batch_size: int | None
     # import_module call, so that sorting the imports below cannot move it after them).
     importlib.import_module("nfi_tf")
     import tensorflow as tf
-    from nfi_tf.evaluation.suite.nfi_targets import target_for
 
     from nfi_tf import data, model_io, outputs
     from nfi_tf.attacks.threat import ThreatModel

@@ -28,11 +28,16 @@ def suites_of(value: str) -> list[str]:
     return [s.name for s in chosen]
 
 
+def chosen(config: BenchConfig) -> list[str]:
+    """The measuring suites `config` names (None: every one), in run order."""
+    return list(config.suites) if config.suites is not None else list(SUITES)
+
+
 def _meta(config: BenchConfig) -> dict:
     from bench.machine import machine
 
     return {"date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "command": "python -m bench " + " ".join(sys.argv[1:]), "suites": list(config.suites),
+            "command": "python -m bench " + " ".join(sys.argv[1:]), "suites": chosen(config),
             "tiny": config.tiny, "machine": machine(), "load_average_start": os.getloadavg(),
             "note": "load averages are recorded because the cores may be shared: figures "
                     "are comparable within one run, not across machines or runs"}
@@ -61,7 +66,7 @@ def run_suites(config: BenchConfig, log=print) -> dict:
 
     os.makedirs(config.work_dir, exist_ok=True)
     results: dict = {"meta": _meta(config)}
-    for suite in _to_run(config.suites):
+    for suite in _to_run(chosen(config)):
         if suite.quiet:
             results["meta"].setdefault("quiet_checks", {})[suite.name] = _settle(config, log)
         results[suite.name] = suite.run(config, results, log)

@@ -23,6 +23,7 @@ import subprocess
 import time
 
 from bench import machine
+from bench.config import TIME_TO_ROBUSTNESS_VARIANTS
 from nfi_tf import io_utils, outputs
 from nfi_tf.datasets.splits import Split
 from nfi_tf.errors import NfiError
@@ -40,23 +41,7 @@ _SPLIT = ["--train_examples=16435", "--validation_examples=1000"]
 # The variant every other is compared with, image by image: the quickstart's own recipe.
 BASELINE = "pgd5_3ep"
 
-# name -> the training flags appended to the quickstart's (they win over its own).
-VARIANTS = {
-    # The quickstart itself: 3 epochs, PGD-5 (step 0.08), lr 0.05 decayed x0.1 after epoch 2.
-    "pgd5_3ep": [],
-    "pgd10_3ep": ["--attack_steps=10", "--step_size=0.04"],
-    "pgd5_5ep": ["--epochs=5", "--lr_decay_epochs=4"],
-    # One cycle (fast adversarial training's schedule): peak 0.1 at 40% of the steps.
-    "cyclic_3ep": ["--lr_schedule=cyclic", "--learning_rate=0.1"],
-    "cyclic_5ep": ["--epochs=5", "--lr_schedule=cyclic", "--learning_rate=0.1"],
-    "cyclic_7ep": ["--epochs=7", "--lr_schedule=cyclic", "--learning_rate=0.1"],
-    # Fewer, larger steps: PGD-3 with step 0.13 (3 x 0.13 > 0.3 reaches the ball's far side).
-    "cyclic_pgd3_5ep": ["--epochs=5", "--lr_schedule=cyclic", "--learning_rate=0.1",
-                        "--attack_steps=3", "--step_size=0.13"],
-    # Larger batches: half the steps, each on twice the images.
-    "cyclic_b256_5ep": ["--epochs=5", "--lr_schedule=cyclic", "--learning_rate=0.2",
-                        "--batch_size=256"],
-}
+VARIANTS = TIME_TO_ROBUSTNESS_VARIANTS  # name -> training flags (bench/config.py)
 
 
 def _run(argv: list[str], log_path: str) -> float:

@@ -58,8 +58,11 @@ def bench_config_from_flags(values: flags.FlagValues) -> BenchConfig:
     """The one place where the measuring suites' flags become a BenchConfig."""
     from bench.suites import suites_of
 
-    fields = dcf.values_from_flags(values, specs(),
-                                   converters={SUITE_FIELD: lambda text: tuple(suites_of(text))})
+    def suites(text: str) -> tuple[str, ...] | None:
+        names = tuple(suites_of(text))
+        return None if names == registry.measuring() else names  # None: every one
+
+    fields = dcf.values_from_flags(values, specs(), converters={SUITE_FIELD: suites})
     return validate(BenchConfig(**fields))
 
 

@@ -217,7 +217,7 @@ def test_bench_config_from_flags_keeps_the_command_line_and_is_passed_down(tmp_p
     from absl import flags
 
     from bench.config import BenchConfig
-    from bench.suites import SUITES, run_suites
+    from bench.suites import SUITES, chosen, run_suites
     from flags import bench as bench_flags
     from nfi_tf.errors import NfiError
 
@@ -229,7 +229,9 @@ def test_bench_config_from_flags_keeps_the_command_line_and_is_passed_down(tmp_p
     assert config == BenchConfig(suites=("peak", "train"), tiny=True, out=str(tmp_path / "r.json"),
                                  work_dir=str(tmp_path / "work"), max_busy=0.5)
     assert config.plot_path == "bench/scaling_tiny.png"
-    assert BenchConfig().suites == SUITES and BenchConfig().plot_path == "bench/scaling.png"
+    # No suite named: every one (--suite=all), in the registry's order.
+    assert BenchConfig().suites is None and chosen(BenchConfig()) == list(SUITES)
+    assert BenchConfig().plot_path == "bench/scaling.png"
     values(["bench", "--suite=all", "--max_busy=0"])
     with pytest.raises(NfiError, match="Received: max_busy=0"):
         bench_flags.bench_config_from_flags(values)
