@@ -63,7 +63,8 @@ BEFORE = {
         "attack_outputs": (LIST, None),
         "attacks": ("string", "clean,pgd,cw,autoattack,route_aware"), "batch_size": ("int", 200),
         "cw_steps": ("int", None), "data_dir": ("string", None), "download": ("bool", True),
-        "epsilon": ("float", None), "eval_examples": ("int", None), "fab_steps": ("int", 100),
+        # eval_examples: a number as before, or now "all" (so its absl type is a string)
+        "epsilon": ("float", None), "eval_examples": ("string", None), "fab_steps": ("int", 100),
         "fab_targets": ("int", 9), "merge": (LIST, None),
         "model_dir": ("string", None), "onnx": ("string", None), "overlap_top_k": ("int", 10),
         "pgd_steps": ("int", None), "route_steps": ("int", 100), "route_targets": ("int", 3),
@@ -126,7 +127,9 @@ TOOLS = ("serve_model", "multi_worker", "time_to_robustness")
 ADDED = {"evaluate": {"cw_confidence", "norm", "keras_model", "saved_model", "dataset", "twin", "budget"},
          "train": {"dry_run", "estimate"}, **{tool: {"suite"} for tool in TOOLS}}
 # A second name of a generated flag (absl's DEFINE_alias): the same flag, not a hand-made one.
-ALIASES = {"train": {"estimate": "dry_run"}}
+# alias -> (the flag it sets, a value given to the alias, the value the flag then holds)
+ALIASES = {"train": {"estimate": ("dry_run", "", True)},
+           "evaluate": {"examples": ("eval_examples", "=all", "all")}}
 # evaluate: --model_dir is no longer required, a classifier comes with --keras_model & co instead
 # (the command then says in one line what it needs; tests/test_evaluate_classifier.py).
 REQUIRED = {"train": {"model_dir"}, "evaluate": set(), "export": {"model_dir"},
@@ -179,10 +182,10 @@ def test_every_command_keeps_its_flag_names_types_and_defaults(command):
     aliases = ALIASES.get(command, {})
     generated = {s.flag for s in GENERATED[command]()}
     assert names - set(BEFORE[command]) - set(aliases) <= generated
-    for alias, target in aliases.items():  # an alias sets its generated flag
+    for alias, (target, given, value) in aliases.items():  # an alias sets its generated flag
         assert target in generated
-        parsed = _parsed(command, *[f"--{n}=x" for n in REQUIRED[command]], f"--{alias}")
-        assert parsed[target].value is True and parsed[target].present
+        parsed = _parsed(command, *[f"--{n}=x" for n in REQUIRED[command]], f"--{alias}{given}")
+        assert parsed[target].value == value and parsed[target].present
     for name, (kind, default) in BEFORE[command].items():
         assert (values[name].flag_type(), values[name].default) == (kind, default), name
     for name in REQUIRED[command]:  # still required: parsing without it (the others given) fails

@@ -11,7 +11,9 @@ per concept:
     subject.py         Subject: the model under test, whoever made it
     subjects.py        build a Subject from a model dir, a Keras model, a callable, a
                        SavedModel or an ONNX file (with its differentiable twin)
-    adapters.py        models as images -> logits: input transforms, layouts, the twin's check
+    adapters.py        models as images -> logits: input transforms, layouts
+    twins.py           an ONNX file's differentiable twin: automatic (nfi_tf/onnx_twin) or the
+                       user's, in either layout, checked against ONNX Runtime
     onnx_session.py    an ONNX file through ONNX Runtime, as a numpy function
     suite/             the attack registry: one module per attack (spec, binding, applicability)
     switch.py          the routing switch as an attacker sees it; each output's attack target
