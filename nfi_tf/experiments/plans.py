@@ -32,7 +32,8 @@ class Plan:
 
     def runs(self, quick: bool = False) -> list[Run]:
         if quick and not self.has_quick:
-            raise NfiError(f"--quick is the reproduction plan's; the {self.name} plan has no quick form")
+            quick_ones = " and ".join(p.name for p in PLANS.values() if p.has_quick)
+            raise NfiError(f"--quick is the {quick_ones} plan's; the {self.name} plan has no quick form")
         return self.build(quick)
 
 
