@@ -160,11 +160,12 @@ QUICKSTART = Run(
     overrides=_QUICKSTART_OVERRIDES,
     # The worst case in cascade (each attack only on the points every earlier one left robust:
     # the same attacks and worst case, at the cost of the points still standing); the
-    # reproduction keeps per-attack columns on every image.
+    # reproduction keeps per-attack columns on every image. (Settings are EvalConfig's fields,
+    # here its `cascade` flag, not the WorstCaseMode member of the same text.)
     eval=EvalSpec(budget="quickstart", examples=500,
                   attacks=(Column.CLEAN, Column.PGD, Column.CW, *_AUTOATTACK_GRADIENT,
                            Column.ROUTE_AWARE),
-                  attack_outputs=(outputs.ROUTED,), settings={"cascade": True}),
+                  attack_outputs=(outputs.ROUTED,), settings=dict(cascade=True)),
 )
 # The same model under the whole evaluation the quickstart ran until 2026-12-04: AutoAttack's
 # suite as AutoAttack runs it (FAB-T and Square too) against the routed model and the trade-off
@@ -175,7 +176,7 @@ QUICKSTART_FULL = Run(
     overrides=_QUICKSTART_OVERRIDES,
     eval=EvalSpec(budget="quickstart", examples=500,
                   attacks=(Column.CLEAN, Column.PGD, Column.CW, Column.AUTOATTACK, Column.ROUTE_AWARE),
-                  attack_outputs=(outputs.ROUTED, outputs.TRADEOFF), settings={"cascade": True}),
+                  attack_outputs=(outputs.ROUTED, outputs.TRADEOFF), settings=dict(cascade=True)),
 )
 
 # The time-to-robustness recipe (bench/time_to_robustness.py; BENCHMARKS.md "Time to
