@@ -1,7 +1,8 @@
 """Cost of the evaluation's attacks: seconds per image and achieved GFLOP/s vs the fp32 peak.
 
-    python -m bench.attack_bench --model_dir=runs/mnist_quickstart [--examples=200]
+    python -m bench --suite=attack --model_dir=runs/mnist_quickstart [--examples=200]
         [--batch_size=200] [--baseline=GIT_REF] [--max_busy=0.25] [--out=FILE]
+    (also python -m bench.attack_bench ...; flags: bench.config.AttackBenchConfig)
 
 Runs AutoAttack's standard suite (APGD-CE, APGD-T, FAB-T with 9 targets and 100 iterations each,
 Square with 5,000 queries) against the routed model, each attack on all the images (not only
@@ -27,6 +28,8 @@ import subprocess
 import sys
 import tempfile
 
+from nfi_tf.errors import NfiError
+
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _CHILD = os.path.join(_REPO, "bench", "attack_child.py")
 CEILING = "ceiling"  # bench/attack_child.py's key for the model's own rate
@@ -38,13 +41,14 @@ def planned_keys() -> list[str]:
     route-aware attacks onto all heads and onto the benign route."""
     from nfi_tf import outputs
     from nfi_tf.evaluation import suite
-    from nfi_tf.evaluation.keys import AttackKey
+    from nfi_tf.evaluation.keys import ROUTE_FAMILY, AttackKey
+    from nfi_tf.evaluation.vocab import RouteVariant, Switch
 
     routed = outputs.ROUTED
-    keys = [AttackKey(f, routed, "" if not suite.get(f).routed_variants else "hard")
+    keys = [AttackKey(f, routed, Switch.HARD if suite.get(f).routed_variants else None)
             for f in suite.autoattack()]
-    route = suite.route_aware.SPEC.name
-    keys += [AttackKey(route, routed, "all_heads"), AttackKey(route, routed, "benign_route", aux=1)]
+    keys += [AttackKey(ROUTE_FAMILY, routed, RouteVariant.all_heads()),
+             AttackKey(ROUTE_FAMILY, routed, RouteVariant.steer(outputs.BENIGN), aux=1)]
     return [str(k) for k in keys]
 
 
@@ -53,7 +57,7 @@ def baseline_tree(ref: str) -> tuple[str, str]:
     commit = subprocess.run(["git", "rev-parse", "--verify", f"{ref}^{{commit}}"], cwd=_REPO,
                             capture_output=True, text=True)
     if commit.returncode != 0:
-        raise SystemExit(f"attack_bench: --baseline={ref} is not a commit of this repository")
+        raise NfiError(f"--baseline is not a commit of this repository. Received: baseline={ref}")
     sha = commit.stdout.strip()
     path = os.path.join(tempfile.gettempdir(), f"nfi_attack_baseline_{sha[:12]}")
     if not os.path.isdir(path):
@@ -83,61 +87,81 @@ def _rate(row: dict, forward_flops: float, peak: float) -> dict:
             "fraction_of_peak": flop / row["seconds"] / 1e9 / peak}
 
 
+def _ceiling(name: str, tree: str, job: dict, log) -> dict:
+    """The model's own forward and forward + backward rate on `tree`, against the peak."""
+    from bench.quiet import wait_for_quiet
+
+    wait_for_quiet(max_busy=job["max_busy"], log=log)
+    c = measure(tree, job["model_dir"], job["examples"], CEILING, job["batch_size"])
+    for kind in ("forward", "forward_backward"):
+        c[f"{kind}_gflop_per_s"] = job["forward_flops"] * c[f"{kind}_images"] / c[f"{kind}_seconds"] / 1e9
+        c[f"{kind}_fraction_of_peak"] = c[f"{kind}_gflop_per_s"] / job["peak"]
+    log(f"{name:8s} the model alone (batch {c['batch']}, oneDNN {c['onednn_setting']}): forward "
+        f"{c['forward_gflop_per_s']:.1f} GFLOP/s ({100 * c['forward_fraction_of_peak']:.0f}% of peak), "
+        f"forward+backward {c['forward_backward_gflop_per_s']:.1f} GFLOP/s "
+        f"({100 * c['forward_backward_fraction_of_peak']:.0f}%)")
+    return c
+
+
+def _attack(name: str, tree: str, key: str, ceiling: dict, job: dict, log) -> dict:
+    """One attack on `tree`, after quiet cores: its rate against the peak and the model's own."""
+    from bench.quiet import wait_for_quiet
+
+    before = wait_for_quiet(max_busy=job["max_busy"], log=log)
+    row = _rate(measure(tree, job["model_dir"], job["examples"], key, job["batch_size"]),
+                job["forward_flops"], job["peak"])
+    kind = "forward_backward" if row["images_backpropagated"] else "forward"
+    row["fraction_of_model_rate"] = row["gflop_per_s"] / ceiling[f"{kind}_gflop_per_s"]
+    row["others_busy_share_before"] = before["busy_share"]
+    log(f"{name:8s} {key:28s} {row['seconds_per_image']:7.3f} s/image  "
+        f"{row['gflop_per_s']:6.1f} GFLOP/s ({100 * row['fraction_of_peak']:3.0f}% of peak)  "
+        f"routed acc {row['routed_accuracy']:.3f}  load {row['load_before']:.2f}->"
+        f"{row['load_after']:.2f}")
+    return row
+
+
+def _budgets(trained, model_dir: str, batch_size: int) -> dict:
+    """The attack budgets measured (the evaluation's standard ones), as reported."""
+    from nfi_tf.config import make_config
+    from nfi_tf.evaluation.config import EvalConfig
+    from nfi_tf.evaluation.suite.budgets import Budgets
+
+    preset = make_config(trained.config.data.dataset).eval_attack
+    budgets = Budgets.of(EvalConfig(model_dir=model_dir, batch_size=batch_size), preset,
+                         trained.info.num_classes)
+    return {k: v for k, v in budgets.values.items() if k in _REPORTED}
+
+
 def run(model_dir: str, examples: int, batch_size: int, baseline: str | None = None,
         max_busy: float = 0.25, log=print) -> dict:
     from bench.machine import cpu_model
     from bench.peak import measure_peak
     from bench.quiet import wait_for_quiet
     from nfi_tf import flops, model_io
-    from nfi_tf.config import make_config
-    from nfi_tf.evaluation.config import EvalConfig
-    from nfi_tf.evaluation.suite.budgets import Budgets
+    from nfi_tf.vocab import Method
 
     trained = model_io.load_trained(model_dir)
-    if trained.config.model.method != "nfi":
-        raise SystemExit(f"attack_bench: needs a routed (nfi) model. Received: "
-                         f"method={trained.config.model.method}")
-    forward_flops = flops.forward_flops(trained.classifier)
-    preset = make_config(trained.config.data.dataset).eval_attack
-    budgets = Budgets.of(EvalConfig(model_dir=model_dir, batch_size=batch_size), preset,
-                         trained.info.num_classes)
+    if trained.config.model.method != Method.NFI:
+        raise NfiError(f"the attack bench needs a routed ({Method.NFI}) model. Received: "
+                       f"method={trained.config.model.method}")
     trees = [("current", _REPO, None)]
     if baseline:
         path, sha = baseline_tree(baseline)
         trees = [("baseline", path, sha)] + trees
     quiet = wait_for_quiet(max_busy=max_busy, log=log)
     peak = measure_peak()
-    best = peak["gflop_per_s_best"]
+    job = {"model_dir": model_dir, "examples": examples, "batch_size": batch_size,
+            "max_busy": max_busy, "forward_flops": flops.forward_flops(trained.classifier),
+            "peak": peak["gflop_per_s_best"]}
+    ceilings = {name: _ceiling(name, tree, job, log) for name, tree, _ in trees}
     rows = {name: [] for name, _, _ in trees}
-    ceilings = {}
-    for name, tree, _ in trees:
-        wait_for_quiet(max_busy=max_busy, log=log)
-        c = measure(tree, model_dir, examples, CEILING, batch_size)
-        for kind in ("forward", "forward_backward"):
-            c[f"{kind}_gflop_per_s"] = forward_flops * c[f"{kind}_images"] / c[f"{kind}_seconds"] / 1e9
-            c[f"{kind}_fraction_of_peak"] = c[f"{kind}_gflop_per_s"] / best
-        ceilings[name] = c
-        log(f"{name:8s} the model alone (batch {c['batch']}, oneDNN {c['onednn_setting']}): forward "
-            f"{c['forward_gflop_per_s']:.1f} GFLOP/s ({100 * c['forward_fraction_of_peak']:.0f}% of peak), "
-            f"forward+backward {c['forward_backward_gflop_per_s']:.1f} GFLOP/s "
-            f"({100 * c['forward_backward_fraction_of_peak']:.0f}%)")
     for key in planned_keys():
         for name, tree, _ in trees:
-            before = wait_for_quiet(max_busy=max_busy, log=log)
-            row = _rate(measure(tree, model_dir, examples, key, batch_size), forward_flops, best)
-            kind = "forward_backward" if row["images_backpropagated"] else "forward"
-            row["fraction_of_model_rate"] = row["gflop_per_s"] / ceilings[name][f"{kind}_gflop_per_s"]
-            row["others_busy_share_before"] = before["busy_share"]
-            rows[name].append(row)
-            log(f"{name:8s} {key:28s} {row['seconds_per_image']:7.3f} s/image  "
-                f"{row['gflop_per_s']:6.1f} GFLOP/s ({100 * row['fraction_of_peak']:3.0f}% of peak)  "
-                f"routed acc {row['routed_accuracy']:.3f}  load {row['load_before']:.2f}->"
-                f"{row['load_after']:.2f}")
+            rows[name].append(_attack(name, tree, key, ceilings[name], job, log))
     suite_keys = planned_keys()[:4]
     result = {"model_dir": os.path.abspath(model_dir), "examples": examples, "batch_size": batch_size,
-              "forward_flops_per_image": forward_flops, "peak": peak, "cpu": cpu_model(),
-              "quiet_at_start": quiet,
-              "budgets": {k: v for k, v in budgets.values.items() if k in _REPORTED}}
+              "forward_flops_per_image": job["forward_flops"], "peak": peak, "cpu": cpu_model(),
+              "quiet_at_start": quiet, "budgets": _budgets(trained, model_dir, batch_size)}
     for name, _, sha in trees:
         result[name] = {"commit": sha or _head(), "attacks": rows[name], "model_alone": ceilings[name],
                         "standard_suite_seconds_per_image_all_points": sum(
@@ -153,26 +177,20 @@ def _head() -> str:
     return out.stdout.strip() + ("+uncommitted changes" if dirty else "")
 
 
-def main(argv: list[str]) -> None:
-    try:
-        args = dict(a.lstrip("-").split("=", 1) for a in argv[1:])
-    except ValueError:
-        raise SystemExit(f"attack_bench: flags are --name=value. Received: {' '.join(argv[1:])}") from None
-    if "model_dir" not in args:
-        raise SystemExit("attack_bench: --model_dir is required (a routed model, e.g. "
-                         "runs/mnist_quickstart from scripts/quickstart.sh)")
-    examples = int(args.get("examples", 200))
-    out = args.get("out", os.path.join("bench", "attack_results.json"))
-    result = run(args["model_dir"], examples, int(args.get("batch_size", min(examples, 200))),
-                 args.get("baseline"), float(args.get("max_busy", 0.25)))
+def run_suite(config, log=print) -> dict:
+    """--suite=attack: an AttackBenchConfig's model measured, written to `config.out`."""
+    from bench.tables import attack_table
     from nfi_tf import io_utils
 
-    io_utils.atomic_write_json(out, result)
-    from bench.tables import attack_table
-
-    print(attack_table(result))
-    print(f"written to {out}")
+    result = run(config.model_dir, config.examples, config.batch, config.baseline, config.max_busy,
+                 log)
+    io_utils.atomic_write_json(config.out, result)
+    log(attack_table(result))
+    log(f"written to {config.out}")
+    return result
 
 
 if __name__ == "__main__":
-    main(sys.argv)
+    from bench.cli import alias
+
+    alias("attack")

@@ -7,7 +7,9 @@ routed accuracy after the attack. It is run as a file, not as a module, so that 
 imports is whichever tree is first on PYTHONPATH: bench.attack_bench runs it once against the
 current code and once against a git worktree of a baseline commit, attack by attack, and the two
 are measured in the same conditions. It therefore only uses interfaces both trees have (the
-attack registry's `build(...).run(x, y, seed, target)`, `target_for`, `Budgets.of`).
+attack registry's `build(...).run(x, y, seed, target)`, `Budgets.of`, the typed splits) and
+builds a key's target as the evaluation does (`_target`), the older way on a tree from before
+the one target type.
 """
 
 from __future__ import annotations
@@ -55,27 +57,28 @@ def measure(model_dir: str, examples: int, key_text: str, batch_size: int | None
     from nfi_tf import data, model_io, outputs
     from nfi_tf.attacks.threat import ThreatModel
     from nfi_tf.config import make_config
+    from nfi_tf.datasets.splits import Split
     from nfi_tf.evaluation import suite
     from nfi_tf.evaluation.config import EvalConfig
     from nfi_tf.evaluation.keys import AttackKey
     from nfi_tf.evaluation.suite.budgets import Budgets
-    from nfi_tf.evaluation.suite.nfi_targets import target_for
 
     trained = model_io.load_trained(model_dir)
-    images, labels = data.load_arrays(trained.config.data, "test", examples)
+    images, labels = data.load_arrays(trained.config.data, Split.TEST, examples)
     x, y = data.uint8_to_float(images), labels
     preset = make_config(trained.config.data.dataset).eval_attack
     cfg = EvalConfig(model_dir=model_dir, batch_size=batch_size or examples)  # standard budgets
     budgets = Budgets.of(cfg, preset, trained.info.num_classes)
-    threat = ThreatModel("linf", preset.epsilon)
+    threat = ThreatModel(cfg.norm, preset.epsilon)  # the evaluation's default threat model
     kernels = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "unset")
     if key_text == CEILING:
         return {**ceiling(trained.classifier, x[:batch_size or examples], y[:batch_size or examples], tf),
                 "onednn_setting": kernels}
     model, reset, counts = _counting(trained.classifier, tf)
     key = AttackKey.parse(key_text)
-    attack = suite.get(key.family).build(budgets, threat)
-    target = target_for(model, key)
+    spec = suite.get(key.family)
+    attack = spec.build(budgets, threat)
+    target = _target(spec, model, key)
     # Compile outside the clock: two small batches of different sizes, so the traces that
     # reduce_retracing relaxes to any batch size exist before the timed run.
     attack.run(x[:2], y[:2], 0, target)
@@ -94,6 +97,20 @@ def measure(model_dir: str, examples: int, key_text: str, batch_size: int | None
 
 
 CEILING = "ceiling"
+
+
+def _target(spec, model, key):
+    """The target the evaluation attacks for `key` (nfi_tf.evaluation.plan): the spec's own (the
+    route-aware objectives) or the output's through its switch. A baseline tree from before
+    the one target type built it with `nfi_targets.target_for`."""
+    try:
+        from nfi_tf.evaluation.switch import output_target
+    except ImportError:
+        from nfi_tf.evaluation.suite.nfi_targets import target_for
+
+        return target_for(model, key)
+    own = getattr(spec, "target", None)
+    return own(model, key) if own else output_target(model, key)
 
 
 def ceiling(classifier, x, y, tf, repeats: int = 30) -> dict:

@@ -1,7 +1,8 @@
 """bfloat16 vs fp32 on this CPU, interleaved in one process: the training step and serving.
 
-`python -m bench.bf16 '<json spec>'` (or `python -m bench --suite=bf16`) measures, for one
-model (spec keys as bench/train_bench.py, plus `serve_batches` and `serve_repeats`):
+`python -m bench --suite=bf16_step --spec='<json spec>'` (also `python -m bench.bf16 '<json
+spec>'`, the bf16 suite's child process) measures, for one model (spec keys as
+bench/train_bench.py, plus `serve_batches` and `serve_repeats`):
 
 - the training step with `--mixed_precision=off` and `mixed_bfloat16`, timed in interleaved
   rounds on the same real batches (`train_bench.run_paired`: each variant's model built under
@@ -18,13 +19,13 @@ which this CPU has.
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
-import sys
 import time
 
 from bench import isolated
+from nfi_tf.datasets.splits import Split
+from nfi_tf.vocab import Method
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -34,13 +35,13 @@ DEFAULTS = {"serve_batches": [1, 256], "serve_repeats": 20}
 
 def bf16_specs(tiny: bool) -> list[dict]:
     if tiny:
-        return [{"dataset": "mnist", "backbone": "small_cnn", "method": "nfi", "batch": 16,
+        return [{"dataset": "mnist", "backbone": "small_cnn", "method": Method.NFI, "batch": 16,
                  "attack_steps": 2, "warmup": 1, "steps": 1, "serve_batches": [1, 16],
                  "serve_repeats": 3}]
     timing = {"batch": 128, "warmup": 1, "steps": 4, "serve_batches": [1, 256], "serve_repeats": 20}
-    return [{"dataset": "mnist", "backbone": "small_cnn", "method": "nfi", **timing},
+    return [{"dataset": "mnist", "backbone": "small_cnn", "method": Method.NFI, **timing},
             {"dataset": "cifar10", "backbone": "wide_resnet", "depth": 16, "width": 1,
-             "method": "nfi", **timing}]
+             "method": Method.NFI, **timing}]
 
 
 def run(spec: dict) -> dict:
@@ -83,7 +84,7 @@ def _serve(spec: dict, batches: list[int], repeats: int) -> dict:
     # The served prediction, the routed logits (every method has them; TRADES' route is fixed).
     forwards = [tf.function(lambda z, m=m: tf.cast(m(z, training=False)[outputs.ROUTED], tf.float32))
                 for m in models]
-    images, _ = data.load_arrays(configs[0].data, "test", max(batches))
+    images, _ = data.load_arrays(configs[0].data, Split.TEST, max(batches))
     x_all = tf.constant(data.uint8_to_float(images))
 
     out: dict = {"output": outputs.ROUTED, "batches": {}}
@@ -114,6 +115,17 @@ def run_isolated(spec: dict, timeout: float = 1800) -> dict:
     return isolated.run_module("bench.bf16", spec, timeout)
 
 
+def run_suite(config, results: dict, log=print) -> dict:
+    """The bf16 suite in `python -m bench` (bench/registry.py)."""
+    log("bf16: mixed_bfloat16 vs fp32, interleaved")
+    return run_bf16(config.tiny, log)
+
+
+def run_step(config, log=print) -> None:
+    """--suite=bf16_step: one configuration (a StepConfig's JSON spec), printed as RESULT."""
+    isolated.print_result(run(config.parsed))
+
+
 def run_bf16(tiny: bool, log=print) -> dict:
     """The bf16 suite: each model in its own process (all in this one with `tiny`)."""
     runs = []
@@ -139,10 +151,7 @@ def describe(r: dict) -> str:
             f"{t['bf16_ms_per_step']:.0f} ms (x{t['bf16_speedup']:.2f}); serve bf16 speed-up {serve}")
 
 
-def main(argv: list[str]) -> None:
-    spec = json.loads(argv[1]) if len(argv) > 1 else {}
-    isolated.print_result(run(spec))
-
-
 if __name__ == "__main__":
-    main(sys.argv)
+    from bench.cli import alias
+
+    alias("bf16_step", spec_argument=True)

@@ -20,6 +20,7 @@ import subprocess
 import sys
 
 from bench.machine import onednn_ops_expected
+from nfi_tf.vocab import Method
 
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The analytic and TensorFlow's forward counts of the multiply-add layers must agree this
@@ -34,13 +35,13 @@ def flops_specs(tiny: bool) -> list[dict]:
     mnist = {"dataset": "mnist", "backbone": "small_cnn"}
     if tiny:
         timing = {"batch": 4, "attack_steps": 2}
-        return [{**mnist, **timing, "method": "trades"}, {**mnist, **timing, "method": "nfi"},
+        return [{**mnist, **timing, "method": Method.TRADES}, {**mnist, **timing, "method": Method.NFI},
                 {"dataset": "cifar10", "backbone": "wide_resnet", "depth": 10, "width": 1,
-                 "method": "nfi", **timing}]
+                 "method": Method.NFI, **timing}]
     wrn = {"dataset": "cifar10", "backbone": "wide_resnet", "batch": 128}
-    return [{**mnist, "batch": 128, "method": "trades"}, {**mnist, "batch": 128, "method": "nfi"},
-            {**wrn, "depth": 16, "width": 1, "method": "nfi"},
-            {**wrn, "depth": 34, "width": 10, "method": "nfi"}]
+    return [{**mnist, "batch": 128, "method": Method.TRADES}, {**mnist, "batch": 128, "method": Method.NFI},
+            {**wrn, "depth": 16, "width": 1, "method": Method.NFI},
+            {**wrn, "depth": 34, "width": 10, "method": Method.NFI}]
 
 
 def count(spec: dict) -> dict:
@@ -111,7 +112,7 @@ def parse_onednn_verbose(lines) -> dict:
 
 
 def probe_specs(tiny: bool) -> list[dict]:
-    one_step = {"batch": 2, "attack_steps": 1, "warmup": 0, "steps": 1, "method": "nfi"}
+    one_step = {"batch": 2, "attack_steps": 1, "warmup": 0, "steps": 1, "method": Method.NFI}
     specs = [{"dataset": "mnist", "backbone": "small_cnn", **one_step},
              {"dataset": "cifar10", "backbone": "wide_resnet", "depth": 10 if tiny else 16,
               "width": 1, **one_step}]
@@ -143,6 +144,13 @@ def convolution_algorithms(spec: dict, timeout: float = 900) -> dict:
     elif not result["convolutions"]:
         result["note"] = f"oneDNN not in use for convolutions ({reason}): TensorFlow's own kernels ran"
     return result
+
+
+def run_suite(config, results: dict, log=print) -> dict:
+    """The flops suite in `python -m bench` (bench/registry.py). Counting traces graphs and runs
+    one step per backbone for oneDNN's log: no timing, so no wait for quiet cores."""
+    log("flops: analytic vs TensorFlow's count; oneDNN's convolution algorithms")
+    return run_flops(config.tiny, log)
 
 
 def run_flops(tiny: bool, log=print) -> dict:

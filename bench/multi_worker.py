@@ -1,7 +1,8 @@
 """Multi-worker scaling on this machine: training steps/s with 1 worker vs N workers.
 
-    python -m bench.multi_worker [--workers=1,2] [--batch=128] [--attack_steps=10]
+    python -m bench --suite=multi_worker [--workers=1,2] [--batch=128] [--attack_steps=10]
         [--warmup=3] [--steps=20] [--intra_op_threads=0] [--out=FILE.json]
+    (also python -m bench.multi_worker ...; flags: bench.config.MultiWorkerConfig)
 
 1 worker is one process on the default strategy (what `python -m nfi_tf.train` runs without
 --strategy); N > 1 workers are N processes joined by MultiWorkerMirroredStrategy through
@@ -27,6 +28,8 @@ import sys
 import tempfile
 import time
 
+from nfi_tf.vocab import Method
+
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _RESULT = "RESULT "
 
@@ -50,7 +53,7 @@ def _worker(spec: dict) -> dict:
     total = spec["warmup"] + spec["steps"]
     config = make_config("mnist", {
         "data": {"train_examples": spec["batch"] * total},
-        "model": {"method": "trades", "backbone": "small_cnn", "dropout": 0.0},
+        "model": {"method": Method.TRADES, "backbone": "small_cnn", "dropout": 0.0},
         "attack": {"num_steps": spec["attack_steps"]},
         "train": {"batch_size": spec["batch"], "lr_decay_epochs": ()},
     })
@@ -104,8 +107,8 @@ def run_workers(spec: dict, timeout: float) -> dict:
                                                    "task": {"type": "worker", "index": i}})
                 with open(os.path.join(logs, f"{i}.log"), "w") as out:
                     procs.append(subprocess.Popen(
-                        [sys.executable, "-m", "bench.multi_worker", "--worker_spec",
-                         json.dumps(spec)], cwd=_REPO, env=env, stdout=out,
+                        [sys.executable, "-m", "bench", "--suite=multi_worker",
+                         f"--worker_spec={json.dumps(spec)}"], cwd=_REPO, env=env, stdout=out,
                         stderr=subprocess.STDOUT))
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
@@ -156,63 +159,27 @@ def _ports(n: int) -> list[int]:
     return free_loopback_ports(n)
 
 
-def main(argv: list[str]) -> None:
-    from absl import app
-    from absl import flags as absl_flags
-
-    from nfi_tf.errors import NfiError
-
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    values = absl_flags.FLAGS
-    if values.worker_spec:
-        print(_RESULT + json.dumps(_worker(json.loads(values.worker_spec))), flush=True)
-        return
-    try:
-        workers = [int(w) for w in values.workers]
-    except ValueError as e:
-        raise NfiError(f"workers must be a comma-separated list of integers. "
-                       f"Received: workers={','.join(values.workers)}") from e
-    for name, value, low in (("workers", min(workers, default=0), 1), ("batch", values.batch, 1),
-                             ("attack_steps", values.attack_steps, 1),
-                             ("warmup", values.warmup, 0), ("steps", values.steps, 1),
-                             ("intra_op_threads", values.intra_op_threads, 0)):
-        if value < low:
-            raise NfiError(f"{name} must be >= {low}. Received: {name}={value}")
-    for n in workers:
-        if values.batch % n:
-            raise NfiError(f"batch must split evenly between {n} workers. "
-                           f"Received: batch={values.batch}")
+def run_suite(config, log=print) -> dict | None:
+    """--suite=multi_worker: a MultiWorkerConfig's worker counts measured (or, with
+    `worker_spec`, this process is one worker of a measurement: its RESULT line)."""
+    if config.worker_spec:
+        print(_RESULT + json.dumps(_worker(json.loads(config.worker_spec))), flush=True)
+        return None
     load_before = os.getloadavg()
-    report = run_scaling(workers, values.batch, values.attack_steps, values.warmup,
-                         values.steps, values.intra_op_threads)
+    report = run_scaling(list(config.workers), config.batch, config.attack_steps, config.warmup,
+                         config.steps, config.intra_op_threads, log=log)
     report["load_average_before"] = load_before
-    if values.out:
+    if config.out:
         from nfi_tf import io_utils
 
-        io_utils.atomic_write_json(values.out, report)
-        print(f"written to {values.out}")
+        io_utils.atomic_write_json(config.out, report)
+        log(f"written to {config.out}")
     if any("error" in r for r in report["results"]):
         sys.exit(1)
-
-
-def run() -> None:
-    from absl import flags
-
-    from nfi_tf.commands import entry as cli
-
-    flags.DEFINE_list("workers", ["1", "2"], "Worker counts to measure (1: one process, default "
-                      "strategy; N: N processes, MultiWorkerMirroredStrategy on loopback).")
-    flags.DEFINE_integer("batch", 128, "Global batch size, split between the workers.")
-    flags.DEFINE_integer("attack_steps", 10, "PGD steps of the TRADES step.")
-    flags.DEFINE_integer("warmup", 3, "Untimed steps first (tracing, thread pools).")
-    flags.DEFINE_integer("steps", 20, "Timed steps.")
-    flags.DEFINE_integer("intra_op_threads", 0, "TensorFlow intra-op threads per worker "
-                         "(0: TensorFlow's default, every core).")
-    flags.DEFINE_string("out", None, "Also write the results as JSON to this file.")
-    flags.DEFINE_string("worker_spec", None, "Internal: run one worker of the measurement.")
-    cli.run_command("bench.multi_worker", main)
+    return report
 
 
 if __name__ == "__main__":
-    run()
+    from bench.cli import alias
+
+    alias("multi_worker")

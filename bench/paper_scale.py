@@ -23,17 +23,21 @@ from __future__ import annotations
 
 import math
 
+from export.precisions.registry import Precision
+from nfi_tf.vocab import Method
+
+FP32, BF16 = Precision.FP32, "bf16"  # the arithmetic a device's peak is quoted in
 GIB = 1024**3
 MEMORY_LIMIT_GIB = 24
 RECIPE = {"dataset": "cifar10", "model": "WRN-34-10", "depth": 34, "width": 10, "epochs": 200,
-          "train_images": 50_000, "attack_steps": 10, "method": "nfi"}
+          "train_images": 50_000, "attack_steps": 10, "method": Method.NFI}
 # Published dense peaks (vendor datasheets), TFLOP/s; bf16 is the tensor-core rate.
 GPUS = (
-    ("NVIDIA V100 SXM2", "fp32", 15.7),
-    ("NVIDIA A100", "fp32", 19.5),
-    ("NVIDIA A100", "bf16", 312.0),
-    ("NVIDIA H100 SXM", "fp32", 67.0),
-    ("NVIDIA H100 SXM", "bf16", 989.0),
+    ("NVIDIA V100 SXM2", FP32, 15.7),
+    ("NVIDIA A100", FP32, 19.5),
+    ("NVIDIA A100", BF16, 312.0),
+    ("NVIDIA H100 SXM", FP32, 67.0),
+    ("NVIDIA H100 SXM", BF16, 989.0),
 )
 # The share of peak a convolutional training step sustains on a GPU: an assumption (large
 # convolutions run at 50-70% of peak in cuDNN; the PGD loop's small element-wise ops and the
@@ -45,7 +49,7 @@ def memory_specs(tiny: bool) -> tuple[list[dict], dict]:
     """(the batches fitted, the batch that checks the fit), as train_bench specs."""
     if tiny:
         base = {"dataset": "cifar10", "backbone": "wide_resnet", "depth": 10, "width": 1,
-                "method": "nfi", "attack_steps": 1, "warmup": 1, "steps": 1}
+                "method": Method.NFI, "attack_steps": 1, "warmup": 1, "steps": 1}
         fit, check = (4, 16, 64), 128
     else:
         base = {"dataset": "cifar10", "backbone": "wide_resnet", "depth": RECIPE["depth"],
@@ -101,11 +105,11 @@ def time_table(total_flops: float, cpu_gflop_per_s: float | None, cpu_label: str
     """Rows {device, precision, tflop_per_s_assumed, basis, seconds, days} for the recipe."""
     rows = []
     if cpu_gflop_per_s:
-        rows.append({"device": "this CPU", "precision": "fp32",
+        rows.append({"device": "this CPU", "precision": FP32,
                      "tflop_per_s_assumed": cpu_gflop_per_s / 1e3,
                      "basis": f"measured: {cpu_label}"})
     if peak_gflop_per_s:
-        rows.append({"device": "this CPU", "precision": "fp32",
+        rows.append({"device": "this CPU", "precision": FP32,
                      "tflop_per_s_assumed": peak_gflop_per_s / 1e3,
                      "basis": "at the measured matmul peak (a lower bound on the time)"})
     for name, precision, peak in GPUS:
@@ -116,6 +120,13 @@ def time_table(total_flops: float, cpu_gflop_per_s: float | None, cpu_label: str
         r["seconds"] = total_flops / (r["tflop_per_s_assumed"] * 1e12)
         r["days"] = r["seconds"] / 86400
     return rows
+
+
+def run_suite(config, results: dict, log=print) -> dict:
+    """The paper_scale suite in `python -m bench` (bench/registry.py); the peak's, when it ran,
+    gives the time at the matmul peak."""
+    log("paper_scale: WRN peak RSS vs batch, the paper's recipe's time")
+    return run_paper_scale(config.tiny, results.get("peak"), log)
 
 
 def run_paper_scale(tiny: bool, peak: dict | None = None, log=print) -> dict:

@@ -3,7 +3,8 @@
 A square n x n x n matmul is 2 n^3 FLOPs; numpy hands it to its BLAS (OpenBLAS here), which
 uses every core with its best vector kernels, so the best of several runs is a practical
 ceiling for dense fp32 work on this CPU (the denominator of the training step's "% of peak").
-Run alone (`python -m bench.peak`) or through `python -m bench --suite=peak`.
+Run as `python -m bench --suite=peak` (bench/registry.py); `python -m bench.peak N` is the
+child process that measures one matrix size n.
 """
 
 from __future__ import annotations
@@ -72,7 +73,16 @@ def run_peak(tiny: bool) -> dict:
             "gflop_per_s_median": all_cores["gflop_per_s_median"]}
 
 
+def run_suite(config, results: dict, log=print) -> dict:
+    """The peak suite in `python -m bench` (bench/registry.py)."""
+    log("peak: numpy float32 matmul")
+    peak = run_peak(config.tiny)
+    log(f"  best {peak['gflop_per_s_best']:.1f} GFLOP/s (median {peak['gflop_per_s_median']:.1f})")
+    return peak
+
+
 def main(argv: list[str]) -> None:
+    """The child process of `_peak_process`: one matmul size, its RESULT line."""
     n = int(argv[1]) if len(argv) > 1 else 4096
     print("RESULT " + json.dumps(measure_peak(n)), flush=True)
 

@@ -9,6 +9,8 @@ times follow it.
 
 from __future__ import annotations
 
+from nfi_tf.vocab import Method
+
 BATCHES = (32, 64, 128, 256, 512)
 BATCH_SWEEP_STEPS = 10
 ATTACK_STEPS = (1, 2, 5, 10, 20, 40)
@@ -17,7 +19,7 @@ TINY_ATTACK_STEPS = (1, 2)
 
 
 def scaling_specs(tiny: bool) -> dict[str, list[dict]]:
-    base = {"dataset": "mnist", "backbone": "small_cnn", "method": "trades",
+    base = {"dataset": "mnist", "backbone": "small_cnn", "method": Method.TRADES,
             "warmup": 1, "steps": 1 if tiny else 3}
     batches, ks = (TINY_BATCHES, TINY_ATTACK_STEPS) if tiny else (BATCHES, ATTACK_STEPS)
     return {
@@ -25,6 +27,11 @@ def scaling_specs(tiny: bool) -> dict[str, list[dict]]:
                   for b in batches],
         "attack_steps": [{**base, "batch": 16 if tiny else 128, "attack_steps": k} for k in ks],
     }
+
+
+def run_suite(config, results: dict, log=print) -> dict:
+    """The scaling suite in `python -m bench` (bench/registry.py)."""
+    return run_scaling(config.tiny, isolated=not config.tiny, plot_path=config.plot_path, log=log)
 
 
 def run_scaling(tiny: bool, isolated: bool, plot_path: str | None, log=print) -> dict:

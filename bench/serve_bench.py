@@ -1,5 +1,8 @@
 """Serving benchmark on CPU: ONNX Runtime vs the TF SavedModel, fp32, fp16 and int8.
 
+    python -m bench --suite=serve_model --model_dir=DIR [--export_dir=...] [--output=FILE]
+    (also python -m bench.serve_bench --model_dir=DIR ...; flags: ServeModelConfig)
+
 Latency: batch 1, median (and p90) of `repeats` timed calls after `warmup` calls.
 Throughput: batch `throughput_batch` (256) images per second, from the median of its calls.
 
@@ -32,12 +35,15 @@ import onnxruntime as ort
 from bench.machine import precision_support
 from export.config import ExportConfig, SessionConfig
 from export.exporter import ONNX_FILE, REPORT_FILE, SAVED_MODEL_DIR, export_model
+from export.precisions import Precision
+from export.precisions import get as precision_spec
 from export.precisions.fp16 import FILE as FP16_FILE
 from export.precisions.fp16 import Fp16Error
 from export.precisions.int8 import FILE as INT8_FILE
 from export.serve import CPU, Predictor
 from nfi_tf import data, io_utils
 from nfi_tf.config import Config
+from nfi_tf.datasets.splits import Split
 from nfi_tf.errors import NfiError
 
 Call = Callable[[], object]
@@ -47,6 +53,10 @@ ORT_LATENCY_SPEEDUP_MIN = 2.0  # ONNX Runtime vs SavedModel, batch 1
 ORT_THROUGHPUT_SPEEDUP_MIN = 1.5  # ONNX Runtime vs SavedModel, the throughput batch
 INT8_SPEEDUP_MIN = 1.5  # int8 vs fp32 ONNX Runtime, at both batch sizes
 INT8_ACCURACY_CHANGE_MAX_POINTS = 0.5
+
+# Each precision's ONNX file in the export dir (the order the defaults are measured in).
+_FILES = {Precision.FP32: ONNX_FILE, Precision.INT8: INT8_FILE, Precision.FP16: FP16_FILE}
+INT8_REPORT = precision_spec(Precision.INT8).report_key  # export_report.json's int8 section
 
 
 def _timed(call: Call, warmup: int, repeats: int) -> list[float]:
@@ -110,109 +120,123 @@ def _ensure_export(model_dir: str, export_dir: str, export_if_missing: bool,
                        f"--precision=fp16")
     # The int8 and fp16 accuracy changes on the whole test split (the export's default is 1000).
     config = ExportConfig(model_dir=model_dir, output_dir=export_dir, quantize=True,
-                          precision="fp16", quantization_eval_examples=test_size)
+                          precision=Precision.FP16, quantization_eval_examples=test_size)
     try:
         export_model(config)
     except Fp16Error as e:
-        export_model(dataclasses.replace(config, precision="fp32"))
+        export_model(dataclasses.replace(config, precision=Precision.FP32))
         return str(e)
     return None
 
 
-def run_serve_bench(model_dir: str, *, export_dir: str | None = None, repeats: int = 200,
-                    warmup: int = 20, throughput_batch: int = 256, throughput_repeats: int = 10,
-                    output: str | None = None, export_if_missing: bool = True) -> dict:
-    """Benchmark the export of `model_dir`; write and return the results dict."""
-    import tensorflow as tf
-
-    from export.saved_model import LoadedSavedModel
-
-    export_dir = export_dir or os.path.join(model_dir, "export")
-    config = Config.load(os.path.join(model_dir, "config.json"))
-    fp16_missing = _ensure_export(model_dir, export_dir, export_if_missing,
-                                  data.load_info(config.data, download=False).test_size)
-    images, _ = data.load_arrays(config.data, "test", throughput_batch)
-    if len(images) < throughput_batch:
-        raise NfiError(f"the test split has {len(images)} images < batch {throughput_batch}")
-    many = images.astype(np.float32) / np.float32(255)
-    one = np.ascontiguousarray(many[:1])
-    fp32, int8 = os.path.join(export_dir, ONNX_FILE), os.path.join(export_dir, INT8_FILE)
-    fp16 = os.path.join(export_dir, FP16_FILE)
-    measure = lambda o, m: _measure(o, m, throughput_batch, warmup, repeats, throughput_repeats)
-    load_before = os.getloadavg()
-
-    results: dict[str, dict] = {}
-    saved = LoadedSavedModel(os.path.join(export_dir, SAVED_MODEL_DIR))
-    results["tf_saved_model_fp32"] = measure(lambda: saved(one), lambda: saved(many))
-    # The defaults, no session settings at all: what the targets are judged on.
-    for name, path in (("ort_fp32_predictor_default", fp32), ("ort_int8_predictor_default", int8),
-                       ("ort_fp16_predictor_default", fp16)):
-        if os.path.exists(path):
-            results[name] = _measure_predictor(Predictor(path), one, many, measure)
-
+def _variants(fp32: str, int8: str, fp16: str) -> dict[str, tuple[str, SessionConfig, bool]]:
+    """The session settings tried besides the defaults: name -> (model, session, IO binding)."""
     base = SessionConfig(providers=(CPU,))
+    replace = dataclasses.replace
     variants = {
         "ort_fp32": (fp32, base, False),
-        "ort_fp32_opt_disable": (fp32, dataclasses.replace(base, graph_optimization="disable"),
-                                 False),
-        "ort_fp32_opt_basic": (fp32, dataclasses.replace(base, graph_optimization="basic"), False),
-        "ort_fp32_intra1": (fp32, dataclasses.replace(base, intra_op_threads=1), False),
-        "ort_fp32_parallel": (fp32, dataclasses.replace(base, execution_mode="parallel",
-                                                        inter_op_threads=2), False),
-        "ort_fp32_no_spin": (fp32, dataclasses.replace(base, allow_spinning=False), False),
+        "ort_fp32_opt_disable": (fp32, replace(base, graph_optimization="disable"), False),
+        "ort_fp32_opt_basic": (fp32, replace(base, graph_optimization="basic"), False),
+        "ort_fp32_intra1": (fp32, replace(base, intra_op_threads=1), False),
+        "ort_fp32_parallel": (fp32, replace(base, execution_mode="parallel", inter_op_threads=2), False),
+        "ort_fp32_no_spin": (fp32, replace(base, allow_spinning=False), False),
         "ort_fp32_iobinding": (fp32, base, True),
         "ort_int8": (int8, base, False),
-        "ort_int8_intra1": (int8, dataclasses.replace(base, intra_op_threads=1), False),
+        "ort_int8_intra1": (int8, replace(base, intra_op_threads=1), False),
         "ort_int8_iobinding": (int8, base, True),
         "ort_fp16": (fp16, base, False),
         "ort_fp16_iobinding": (fp16, base, True),
     }
-    variants = {k: v for k, v in variants.items() if os.path.exists(v[0])}
+    return {k: v for k, v in variants.items() if os.path.exists(v[0])}
+
+
+def _measure_all(export_dir: str, one: np.ndarray, many: np.ndarray, measure) -> tuple[dict, str | None]:
+    """Every runtime and setting measured: {name: figures}, and the ONNX Runtime provider."""
+    from export.saved_model import LoadedSavedModel
+
+    paths = {p: os.path.join(export_dir, f) for p, f in _FILES.items()}
+    results: dict[str, dict] = {}
+    saved = LoadedSavedModel(os.path.join(export_dir, SAVED_MODEL_DIR))
+    results["tf_saved_model_fp32"] = measure(lambda: saved(one), lambda: saved(many))
+    # The defaults, no session settings at all: what the targets are judged on.
+    for precision in (Precision.FP32, Precision.INT8, Precision.FP16):
+        if os.path.exists(paths[precision]):
+            results[f"ort_{precision}_predictor_default"] = _measure_predictor(
+                Predictor(paths[precision]), one, many, measure)
     provider = None
-    for name, (path, cfg, binding) in variants.items():
+    for name, (path, cfg, binding) in _variants(*(paths[p] for p in _FILES)).items():
         call_one, call_many, predictor = _ort_calls(path, cfg, one, many, binding)
         provider = predictor.provider
         results[name] = {"session": dataclasses.asdict(cfg) | {"io_binding": binding},
                          **measure(call_one, call_many)}
     # What request validation (shape, dtype, finiteness, range) costs on top of session.run, and
     # what the Predictor's single-image IO binding saves (the same Predictor without it).
+    base = SessionConfig(providers=(CPU,))
+    fp32 = paths[Precision.FP32]
     results["ort_fp32_predictor_validated"] = _measure_predictor(Predictor(fp32, base), one, many,
                                                                  measure)
     results["ort_fp32_predictor_no_binding"] = _measure_predictor(
         Predictor(fp32, dataclasses.replace(base, io_binding_batch1=False)), one, many, measure)
+    return results, provider
 
+
+def _export_reports(export_dir: str) -> tuple[dict | None, dict | None]:
+    """The export's int8 (quantization) and fp16 comparisons on the test split, when recorded."""
+    path = os.path.join(export_dir, REPORT_FILE)
+    if not os.path.exists(path):
+        return None, None
+    with open(path) as f:
+        exported = json.load(f)
+    return exported.get(INT8_REPORT), exported.get(Precision.FP16)
+
+
+def _environment(provider: str | None, load_before) -> dict:
+    import tensorflow as tf
+
+    return {
+        "cpu_count": os.cpu_count(), "platform": platform.platform(),
+        "processor": platform.processor(), "ort_provider": provider,
+        "tensorflow": tf.__version__,
+        "tf_threads": {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
+                       "inter_op": tf.config.threading.get_inter_op_parallelism_threads()},
+        "load_average_before": load_before, "load_average_after": os.getloadavg(),
+        "precision_support": precision_support(),
+    }
+
+
+def run_serve_bench(model_dir: str, *, export_dir: str | None = None, repeats: int = 200,
+                    warmup: int = 20, throughput_batch: int = 256, throughput_repeats: int = 10,
+                    output: str | None = None, export_if_missing: bool = True) -> dict:
+    """Benchmark the export of `model_dir`; write and return the results dict."""
+    export_dir = export_dir or os.path.join(model_dir, "export")
+    config = Config.load(os.path.join(model_dir, "config.json"))
+    fp16_missing = _ensure_export(model_dir, export_dir, export_if_missing,
+                                  data.load_info(config.data, download=False).test_size)
+    images, _ = data.load_arrays(config.data, Split.TEST, throughput_batch)
+    if len(images) < throughput_batch:
+        raise NfiError(f"the test split has {len(images)} images < batch {throughput_batch}")
+    many = images.astype(np.float32) / np.float32(255)
+    one = np.ascontiguousarray(many[:1])
+    measure = lambda o, m: _measure(o, m, throughput_batch, warmup, repeats, throughput_repeats)
+    load_before = os.getloadavg()
+    results, provider = _measure_all(export_dir, one, many, measure)
     thr = f"throughput_b{throughput_batch}_images_per_s"
     tf_ref = results["tf_saved_model_fp32"]
     summary = {name: {"latency_speedup_vs_tf": tf_ref["latency_b1_ms_median"]
                       / r["latency_b1_ms_median"],
                       "throughput_speedup_vs_tf": r[thr] / tf_ref[thr]}
                for name, r in results.items() if name != "tf_saved_model_fp32"}
-    export_report = os.path.join(export_dir, REPORT_FILE)
-    quantization = fp16_report = None
-    if os.path.exists(export_report):
-        with open(export_report) as f:
-            exported = json.load(f)
-        quantization, fp16_report = exported.get("quantization"), exported.get("fp16")
+    quantization, fp16_report = _export_reports(export_dir)
     report = {
-        "model_dir": os.path.abspath(model_dir),
-        "dataset": config.data.dataset,
-        "backbone": config.model.backbone,
-        "method": config.model.method,
+        "model_dir": os.path.abspath(model_dir), "dataset": config.data.dataset,
+        "backbone": config.model.backbone, "method": config.model.method,
         "settings": {"repeats": repeats, "warmup": warmup, "throughput_batch": throughput_batch,
                      "throughput_repeats": throughput_repeats, "inputs": "real test images"},
-        "environment": {
-            "cpu_count": os.cpu_count(), "platform": platform.platform(),
-            "processor": platform.processor(), "ort_provider": provider,
-            "tensorflow": tf.__version__,
-            "tf_threads": {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
-                           "inter_op": tf.config.threading.get_inter_op_parallelism_threads()},
-            "load_average_before": load_before, "load_average_after": os.getloadavg(),
-            "precision_support": precision_support(),
-        },
+        "environment": _environment(provider, load_before),
         "results": results,
         "speedup_vs_tf_saved_model": summary,
-        "quantization": quantization,
-        "fp16": fp16_report if fp16_missing is None else {"error": fp16_missing},
+        INT8_REPORT: quantization,
+        Precision.FP16: fp16_report if fp16_missing is None else {"error": fp16_missing},
         "precisions": precisions_side_by_side(results, quantization, fp16_report, thr),
         "note": "TF has no int8 path here (the int8 model is ONNX Runtime QDQ); 0 threads "
                 "means one per physical core (export.serve.resolve_session); fp16 on a CPU runs "
@@ -229,12 +253,12 @@ def precisions_side_by_side(results: dict, quantization: dict | None, fp16_repor
                             thr: str) -> dict:
     """fp32, fp16 and int8 default Predictors in one table: speed from this run, accuracy from
     the export's comparison on the test split (None when the export did not record it)."""
-    accuracy = {"fp32": (quantization or fp16_report or {}).get("fp32_accuracy"),
-                "fp16": (fp16_report or {}).get("fp16_accuracy"),
-                "int8": (quantization or {}).get("int8_accuracy")}
+    accuracy = {Precision.FP32: (quantization or fp16_report or {}).get("fp32_accuracy"),
+                Precision.FP16: (fp16_report or {}).get("fp16_accuracy"),
+                Precision.INT8: (quantization or {}).get("int8_accuracy")}
     fp32 = results["ort_fp32_predictor_default"]
     out = {}
-    for precision in ("fp32", "fp16", "int8"):
+    for precision in (Precision.FP32, Precision.FP16, Precision.INT8):
         r = results.get(f"ort_{precision}_predictor_default")
         if r is None:  # not exported (the fp16 check refused the graph): said under "fp16"
             continue
@@ -289,7 +313,7 @@ def serve_targets(report: dict) -> dict:
             fp32[lat] / int8[lat], INT8_SPEEDUP_MIN, int8_dot_extensions=vnni,
             raw_default_session=res["ort_fp32"][lat] / res["ort_int8"][lat]),
     }
-    q = report.get("quantization")
+    q = report.get(INT8_REPORT)
     if q:
         change = 100 * abs(q["int8_accuracy"] - q["fp32_accuracy"])
         out["int8_accuracy_change_lt_0.5_points"] = {
@@ -319,27 +343,17 @@ def format_report(report: dict) -> list[str]:
     return lines
 
 
-def main(argv):
-    from absl import app
-    from absl import flags as absl_flags
-
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    from flags import export as export_flags
-
-    kwargs = export_flags.serve_bench_kwargs_from_flags(absl_flags.FLAGS)
-    for line in format_report(run_serve_bench(**kwargs)):
-        print(line)
-
-
-def run():
-
-    from flags import export as export_flags
-    from nfi_tf.commands import entry as cli
-
-    export_flags.define_serve_bench_flags()
-    cli.run_command("bench.serve_bench", main)
+def run_suite(config, log=print) -> dict:
+    """--suite=serve_model: a ServeModelConfig's export benchmarked, its report printed."""
+    report = run_serve_bench(config.model_dir, export_dir=config.export_dir, repeats=config.repeats,
+                             warmup=config.warmup, throughput_batch=config.throughput_batch,
+                             throughput_repeats=config.throughput_repeats, output=config.output)
+    for line in format_report(report):
+        log(line)
+    return report
 
 
 if __name__ == "__main__":
-    run()
+    from bench.cli import alias
+
+    alias("serve_model")

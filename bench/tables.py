@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from export.precisions.registry import Precision
+
 
 def train_table(out: dict) -> list[str]:
     lines = ["| configuration | PGD steps | ms/step | images/s | peak RSS MB | GFLOP/step | GFLOP/s "
@@ -137,29 +139,33 @@ def paper_scale_time_table(out: dict) -> list[str]:
     return lines
 
 
-_PRECISION_FILES = {"fp32": "model.onnx", "fp16": "model.fp16.onnx", "int8": "model.int8.onnx"}
+_PRECISIONS = (Precision.FP32, Precision.FP16, Precision.INT8)  # the table's rows, in order
 
 
 def precisions_table(serve: dict) -> list[str]:
     """The serve bench's fp32, fp16 and int8 default Predictors side by side (`precisions`:
     speed from the run, accuracy from the export's comparison on the test split), the TF
     SavedModel beside them, and why a precision is missing (the fp16 check's refusal)."""
+    from export import precisions as registered
+
     precisions = serve.get("precisions", {})
     thr = next((k for p in precisions.values() for k in p if k.startswith("throughput_b")),
                "throughput_b256_images_per_s")
     batch = thr.split("_")[1]
-    examples = next((r["examples"] for r in (serve.get("quantization"), serve.get("fp16"))
-                     if r and "examples" in r), None)
+    # The export's comparisons on the test split (its int8 and fp16 reports) say how many images.
+    reports = [serve.get(registered.get(p).report_key) for p in (Precision.INT8, Precision.FP16)]
+    examples = next((r["examples"] for r in reports if r and "examples" in r), None)
     lines = [f"| default Predictor | latency b1 median | throughput {batch} | accuracy"
              + (f" ({examples:,} test images)" if examples else "") + " |",
              "| --- | ---: | ---: | ---: |"]
-    for precision, file in _PRECISION_FILES.items():
-        p = precisions.get(precision)
+    for precision in _PRECISIONS:
+        spec = registered.get(precision)
+        file, p = spec.file, precisions.get(precision)
         if p is None:
-            why = (serve.get(precision) or {}).get("error", "not measured")
+            why = (serve.get(spec.report_key) or {}).get("error", "not measured")
             lines.append(f"| {precision} `{file}` | not exported: {why[:100]} | | |")
             continue
-        ratio = precision != "fp32"
+        ratio = precision != Precision.FP32
         acc = "" if p["accuracy"] is None else f"{100 * p['accuracy']:.2f}%"
         lines.append(f"| {precision} `{file}` | {p['latency_b1_ms_median']:.3f} ms"
                      + (f" (x{p['latency_vs_fp32']:.2f})" if ratio else "")

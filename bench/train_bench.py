@@ -1,6 +1,7 @@
 """Training-step benchmark: one configuration per fresh process.
 
-`python -m bench.train_bench '<json spec>'` builds the step the way `nfi_tf.training` does
+`python -m bench --suite=train_step --spec='<json spec>'` (also `python -m bench.train_bench
+'<json spec>'`, the child process the suites run) builds the step the way `nfi_tf.training` does
 (`AdversarialTrainer`, SGD with the preset schedule, `tf.function(train_step)` with optional
 `jit_compile`), feeds it real batches from `data.TrainStream` (the training input pipeline,
 prefetched), times `warmup + steps` steps (each synchronized on its loss, as the training loop
@@ -19,20 +20,19 @@ differ in method, variant, jit_compile or mixed_precision).
 
 from __future__ import annotations
 
-import json
 import os
 import resource
 import statistics
-import sys
 import time
 
 from bench import isolated
 from nfi_tf import outputs
+from nfi_tf.vocab import Method
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 DEFAULTS = {
-    "dataset": "mnist", "method": "trades", "backbone": "small_cnn", "depth": 16, "width": 1,
+    "dataset": "mnist", "method": Method.TRADES, "backbone": "small_cnn", "depth": 16, "width": 1,
     "batch": 128, "attack_steps": None, "jit_compile": False, "intra_op": 0, "inter_op": 0,
     "variant": "compiled", "feed": "stream", "mixed_precision": "off", "warmup": 2, "steps": 5,
     "forward": False,
@@ -219,10 +219,9 @@ def _forward_timing(classifier, x, forward_per_image: int, repeats: int = 10) ->
             "forward_gflop_per_s": forward_per_image * int(x.shape[0]) / 1e9 / (ms / 1e3)}
 
 
-def main(argv: list[str]) -> None:
-    spec = json.loads(argv[1]) if len(argv) > 1 else {}
-    isolated.print_result(run(spec))
-
+def run_suite(config, log=print) -> None:
+    """--suite=train_step: one configuration (a StepConfig's JSON spec), printed as RESULT."""
+    isolated.print_result(run(config.parsed))
 
 
 def run_isolated(spec: dict, timeout: float = 900) -> dict:
@@ -281,5 +280,8 @@ def label(s: dict) -> str:
         parts.append(s["mixed_precision"])
     return " ".join(parts)
 
+
 if __name__ == "__main__":
-    main(sys.argv)
+    from bench.cli import alias
+
+    alias("train_step", spec_argument=True)

@@ -9,6 +9,9 @@ A field's `metadata` carries what only the command line needs:
            comma-separated string (`--lr_decay_epochs=55,75,90`, '' for none)
     flag_default  the flag's default when its command-line spelling differs from the field's
            (`--suite=all` for every suite)
+    required  the flag must be given although the field has a default (`--classes`: a
+           config built in code may start empty, a command line may not); a field without a
+           default is a required flag anyway
 
 The flag's type and default come from the field's type and default, so `--help` cannot drift
 from the config: bool, int, float, str, an Enum class, a tuple of those (a comma-separated list)
@@ -51,6 +54,7 @@ class FlagSpec:
     help: str
     none: str | None  # what None means, from the metadata
     flag_default: Any  # metadata's flag_default, or MISSING
+    required: bool = False  # the command line must give it
 
 
 def _unwrap(hint) -> tuple[type, bool, bool]:
@@ -106,7 +110,8 @@ def flag_specs(cls: type, *, prefix: str = "", exclude: Iterable[str] = (), help
             flag=prefix + meta.get("flag", f.name), field=f.name, kind=kind, base=base,
             is_tuple=is_tuple, optional=optional, default=default,
             help=help_prefix + meta["help"], none=meta.get("none"),
-            flag_default=meta.get("flag_default", dataclasses.MISSING)))
+            flag_default=meta.get("flag_default", dataclasses.MISSING),
+            required=meta.get("required", default is dataclasses.MISSING)))
     return specs
 
 
@@ -142,7 +147,7 @@ def help_text(spec: FlagSpec, *, unset: bool = False,
     """The flag's help. absl shows a default that is not None itself; for a flag defaulting to
     None the default is written into the help: `default_text(spec)` (e.g. the presets'
     values), else what the field's default is or what its None means."""
-    if spec.default is dataclasses.MISSING or (not unset and _flag_default(spec) is not None):
+    if spec.required or (not unset and _flag_default(spec) is not None):
         return spec.help  # a required flag, or absl shows the default
     text = default_text(spec) if default_text else None
     if text is None:
@@ -160,15 +165,15 @@ def define(specs: Iterable[FlagSpec], *, unset: bool = False,
            default_text: Callable[[FlagSpec], str | None] | None = None,
            flag_values: flags.FlagValues = flags.FLAGS) -> None:
     """Define one absl flag per spec. `unset`: every flag defaults to None ("not given"). A
-    field without a default is a required flag."""
+    required flag (a field without a default, or metadata `required`) defaults to None."""
     for spec in specs:
-        default = None if unset else _flag_default(spec)
+        default = None if unset or spec.required else _flag_default(spec)
         help_ = help_text(spec, unset=unset, default_text=default_text)
         if spec.kind == "enum":
             flags.DEFINE_enum_class(spec.flag, default, spec.base, help_, flag_values=flag_values)
         else:
             _DEFINE[spec.kind](spec.flag, default, help_, flag_values=flag_values)
-        if spec.default is dataclasses.MISSING:
+        if spec.required:
             flags.mark_flag_as_required(spec.flag, flag_values=flag_values)
 
 

@@ -15,11 +15,13 @@ from flags import common
 from flags import dataclass_flags as dcf
 from flags.train import preset_text
 from nfi_tf.evaluation.classifier import ClassifierSource
-from nfi_tf.evaluation.config import EvalConfig, parse_attacks, validate
+from nfi_tf.evaluation.config import EvalConfig, parse_attacks, parse_examples, validate
 from nfi_tf.evaluation.suite import registry
 
 # model_dir, data_dir and download are the flags every command shares (flags/common.py).
 _EXCLUDE = ("model_dir", "data_dir", "download")
+# The flags with a syntax of their own.
+_CONVERTERS = {"attacks": parse_attacks, "eval_examples": parse_examples}
 # None means the model's own eval_attack setting: its field there.
 _EVAL_ATTACK = {"epsilon": "epsilon", "step_size": "step_size", "pgd_steps": "num_steps"}
 
@@ -49,6 +51,8 @@ def define_evaluate_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     common.define_data_dir(flag_values)
     dcf.define(specs(), default_text=_default_text, flag_values=flag_values)
     dcf.define(source_specs(), flag_values=flag_values)
+    # --examples is the name the issue tracker and the docs of other tools use for it.
+    flags.DEFINE_alias("examples", "eval_examples", flag_values=flag_values)
     flags.DEFINE_list("merge", None, "Merge these eval.npz files (several runs on one model) into one "
                       "per-example worst case in --model_dir/eval_merged.{json,md}; runs no attack.",
                       flag_values=flag_values)
@@ -66,14 +70,14 @@ def is_classifier_mode(values: flags.FlagValues) -> bool:
 def source_from_flags(values: flags.FlagValues) -> tuple[ClassifierSource, dict]:
     """The classifier mode's source, and the EvalConfig fields given on the command line."""
     source = ClassifierSource(**dcf.values_from_flags(values, source_specs()))
-    every = dcf.values_from_flags(values, specs(), converters={"attacks": parse_attacks})
+    every = dcf.values_from_flags(values, specs(), converters=_CONVERTERS)
     given = {s.field: every[s.field] for s in specs() if values[s.flag].present}
     return source, given
 
 
 def eval_config_from_flags(values: flags.FlagValues) -> EvalConfig:
     """The one place where evaluation flags become an EvalConfig."""
-    fields = dcf.values_from_flags(values, specs(), converters={"attacks": parse_attacks})
+    fields = dcf.values_from_flags(values, specs(), converters=_CONVERTERS)
     return validate(EvalConfig(model_dir=values["model_dir"].value,
                                data_dir=values["data_dir"].value,
                                download=values["download"].value, **fields))

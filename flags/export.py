@@ -1,5 +1,5 @@
-"""Flags of `python -m export.to_onnx`, `python -m export.predict` and
-`python -m bench.serve_bench`, and the configs they build."""
+"""Flags of `python -m export.to_onnx` and `python -m export.predict`, and the configs they
+build. (The serving benchmark's are made from bench.config.ServeModelConfig: flags/bench.py.)"""
 
 from absl import flags
 
@@ -63,27 +63,3 @@ def predict_config_from_flags(values: flags.FlagValues, images: list[str]) -> Pr
     return validate_predict(PredictConfig(images=tuple(images),
                                           session=session_config_from_flags(values),
                                           **dcf.values_from_flags(values, predict_specs())))
-
-
-def define_serve_bench_flags() -> None:
-    common.define_model_dir(help_text="A model dir written by python -m nfi_tf.train.")
-    flags.DEFINE_string("export_dir", None, "Its export (default: <model_dir>/export); exported "
-                        "with --quantize --precision=fp16 first when incomplete.")
-    flags.DEFINE_integer("repeats", 200, "Timed batch-1 calls (after --warmup calls).")
-    flags.DEFINE_integer("warmup", 20, "Untimed calls before timing.")
-    flags.DEFINE_integer("throughput_batch", 256, "Batch size of the throughput measurement.")
-    flags.DEFINE_integer("throughput_repeats", 10, "Timed calls at the throughput batch size.")
-    flags.DEFINE_string("output", None, "JSON file (default: <export_dir>/serve_bench.json).")
-
-
-def serve_bench_kwargs_from_flags(values: flags.FlagValues) -> dict:
-    for name in ("repeats", "throughput_batch", "throughput_repeats"):
-        if values[name].value < 1:
-            from nfi_tf.errors import NfiError
-
-            raise NfiError(f"{name} must be >= 1. Received: {name}={values[name].value}")
-    return {"model_dir": values["model_dir"].value, "export_dir": values["export_dir"].value,
-            "repeats": values["repeats"].value, "warmup": values["warmup"].value,
-            "throughput_batch": values["throughput_batch"].value,
-            "throughput_repeats": values["throughput_repeats"].value,
-            "output": values["output"].value}

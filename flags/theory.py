@@ -1,36 +1,32 @@
-"""Flags of `python -m nfi_tf.theory`, and the TheoryConfig they build."""
+"""Flags of `python -m nfi_tf.theory`, and the TheoryConfig they build.
+
+The flags are made from TheoryConfig's fields (flags/dataclass_flags.py): their defaults are the
+fields', their help the fields' metadata.
+"""
 
 from absl import flags
 
+from flags import dataclass_flags as dcf
 from nfi_tf.errors import NfiError
 from nfi_tf.theory import TheoryConfig
 
-_D = TheoryConfig.__dataclass_fields__
+
+def specs() -> list[dcf.FlagSpec]:
+    return dcf.flag_specs(TheoryConfig)
 
 
-def define_theory_flags() -> None:
-    flags.DEFINE_integer("test_size", _D["test_size"].default, "|S|: the number of test samples.")
-    flags.DEFINE_float("p", _D["p"].default, "Robust accuracy of one head, 1/2 < p <= 1.")
-    flags.DEFINE_float("epsilon", None, "Allowed attack success probability: use log(|S|/epsilon) "
-                       "as the derivation gives, instead of eq. 21's printed log(|S|/2).")
-    flags.DEFINE_list("table_sizes", [str(s) for s in _D["table_sizes"].default],
-                      "Test-set sizes (rows of the table).")
-    flags.DEFINE_list("table_p", [str(p) for p in _D["table_accuracies"].default],
-                      "Head accuracies (columns of the table).")
+def define_theory_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
+    dcf.define(specs(), flag_values=flag_values)
 
 
-def _numbers(name: str, values: list[str], kind):
+def _sizes(raw: list[str]) -> tuple[int, ...]:
+    """Test-set sizes; written as numbers they may carry an exponent or a fraction (1e4, 1000.0)."""
     try:
-        return tuple(kind(float(v)) if kind is int else kind(v) for v in values)
+        return tuple(int(float(v)) for v in raw)
     except ValueError as e:
-        raise NfiError(f"--{name} takes comma-separated numbers. Received: {name}={values!r}") from e
+        raise NfiError(f"--table_sizes takes comma-separated numbers. "
+                       f"Received: table_sizes={','.join(raw)!r}") from e
 
 
 def theory_config_from_flags(values: flags.FlagValues) -> TheoryConfig:
-    return TheoryConfig(
-        test_size=values["test_size"].value,
-        p=values["p"].value,
-        epsilon=values["epsilon"].value,
-        table_sizes=_numbers("table_sizes", values["table_sizes"].value, int),
-        table_accuracies=_numbers("table_p", values["table_p"].value, float),
-    )
+    return TheoryConfig(**dcf.values_from_flags(values, specs(), converters={"table_sizes": _sizes}))

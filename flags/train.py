@@ -6,6 +6,8 @@ preset" (TRADES' settings, nfi_tf.config.PRESETS), and its help shows what each 
 flag given on the command line overrides its preset value.
 """
 
+from dataclasses import dataclass, field
+
 from absl import flags
 
 from flags import common
@@ -34,6 +36,20 @@ _GROUPS = (
 )
 
 
+@dataclass(frozen=True)
+class TrainCommand:
+    """What the command does with the config: not a setting of the run (never in config.json)."""
+
+    dry_run: bool = field(default=False, metadata={
+        "help": "Print the run's summary, its estimated time (its FLOPs over an assumed rate, "
+                "docs/training.md) and its config, then exit: nothing is trained, downloaded or "
+                "written; --model_dir is not needed. --estimate is the same flag"})
+
+
+def command_specs() -> list[dcf.FlagSpec]:
+    return dcf.flag_specs(TrainCommand)
+
+
 def group_specs() -> dict[str, list[dcf.FlagSpec]]:
     """{config group: the flags made from its fields}."""
     return {group: dcf.flag_specs(cls, prefix=prefix, help_prefix=help_prefix, exclude=exclude)
@@ -51,8 +67,15 @@ def preset_text(group: str, field: str, default) -> str | None:
 
 
 def define_train_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
-    common.define_model_dir(help_text="Where checkpoints, config, logs and the model go. "
-                            "Rerunning with the same dir resumes.", flag_values=flag_values)
+    common.define_model_dir(required=False, help_text="Where checkpoints, config, logs and the "
+                            "model go. Rerunning with the same dir resumes. Required, but with "
+                            "--dry_run.", flag_values=flag_values)
+    dcf.define(command_specs(), flag_values=flag_values)
+    flags.DEFINE_alias("estimate", "dry_run", flag_values=flag_values)
+    flags.register_multi_flags_validator(
+        ["model_dir", "dry_run"], lambda v: bool(v["model_dir"]) or v["dry_run"],
+        message="--model_dir must have a value (only --dry_run runs without one)",
+        flag_values=flag_values)
     common.define_data_dir(flag_values)
     common.define_cpu_devices(flag_values)
     presets = ", ".join(PRESETS)

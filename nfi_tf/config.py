@@ -298,8 +298,11 @@ def derived_preset(image_shape) -> tuple[str, dict[str, dict[str, Any]]]:
     return ("natural-image" if c == 3 else "natural-grayscale"), preset
 
 
-def preset_note(dataset: str, image_shape) -> str | None:
-    """The one line that says which preset a dataset without one got (None for mnist/cifar10)."""
+def preset_note(dataset: str, image_shape, estimate: str | None = None) -> str | None:
+    """The one line that says which preset a dataset without one got (None for mnist/cifar10).
+
+    `estimate`: how long the run takes (`nfi_tf.training.estimate.preset_estimate`), said where
+    the note calls CIFAR-10's WideResNet slow on a CPU."""
     if dataset in PRESETS:
         return None
     name, p = derived_preset(image_shape)
@@ -307,8 +310,9 @@ def preset_note(dataset: str, image_shape) -> str | None:
     a, model = p["attack"], p["model"]
     backbone = model["backbone"]
     if backbone == backbones.WIDE_RESNET:
+        slow = f"slow on a CPU, {estimate}" if estimate else "slow on a CPU"
         backbone = (f"CIFAR-10's wide_resnet depth {model['depth']} width {model['width']} "
-                    f"(slow on a CPU: --backbone=small_cnn or --depth/--width for a smaller one)")
+                    f"({slow}: --backbone=small_cnn or --depth/--width for a smaller one)")
     return (f"nfi_tf: {dataset} has no preset: derived the {name} preset from its "
             f"{h or '?'}x{w or '?'}x{c} images: epsilon {a['epsilon']:g}, training PGD "
             f"{a['num_steps']} steps of {a['step_size']:g}, beta {p['loss']['beta']:g}, "

@@ -21,6 +21,13 @@ with F the forward FLOPs above:
     2 * 3  the loss's forward and full backward (input and weight gradients: 3 forwards' worth)
            on each of the two copies of the batch fed, x and x'.
 The optimizer update and the loss arithmetic are O(parameters) or O(B * classes): not counted.
+
+Two costs around it, counted the same way (`nfi_tf.training.estimate` adds them up):
+    route guard (`--route_guard_weight` > 0)  F * (2 K + 4) more per image: its clean forward
+               (the target class), its own K-iteration PGD, and the forward and full backward of
+               its loss on a third copy of the batch.
+    per-epoch check (`training/epoch_eval.py`)  F * (2 K_eval + 2) per checked image: K_eval
+               attack iterations, then one forward pass on x and one on x'.
 """
 
 from __future__ import annotations
@@ -84,3 +91,20 @@ def train_step_flops(forward: int, attack_steps: int, batch_size: int) -> int:
         raise ValueError(f"need attack_steps >= 0 and batch_size >= 1. Received: "
                          f"attack_steps={attack_steps}, batch_size={batch_size}")
     return batch_size * forward * (2 * attack_steps + 7)
+
+
+def route_guard_flops(forward: int, attack_steps: int, batch_size: int) -> int:
+    """FLOPs the route guard adds to a training step on `batch_size` images: B * F * (2K + 4)."""
+    if attack_steps < 0 or batch_size < 1:
+        raise ValueError(f"need attack_steps >= 0 and batch_size >= 1. Received: "
+                         f"attack_steps={attack_steps}, batch_size={batch_size}")
+    return batch_size * forward * (2 * attack_steps + 4)
+
+
+def epoch_check_flops(forward: int, attack_steps: int, examples: int) -> int:
+    """FLOPs of the per-epoch check (PGD-K_eval, then x and x') on `examples` images:
+    N * F * (2 K_eval + 2)."""
+    if attack_steps < 0 or examples < 0:
+        raise ValueError(f"need attack_steps >= 0 and examples >= 0. Received: "
+                         f"attack_steps={attack_steps}, examples={examples}")
+    return examples * forward * (2 * attack_steps + 2)

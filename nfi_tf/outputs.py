@@ -53,7 +53,7 @@ SCORED_CLASSIFIER = (LOGITS,)
 ROW_TITLES = {
     ROUTED: "routed (NFI)",
     ROUTED_ONNX: "routed, exported ONNX",
-    LOGITS: "classifier",
+    LOGITS: Method.CLASSIFIER.value,  # the one row of any classifier nfi-tf did not train
     TRADEOFF: "trade-off head",
     BENIGN: "benign head",
     ADVERSARIAL: "adversarial head",

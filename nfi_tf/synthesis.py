@@ -15,7 +15,8 @@ For a target class y:
 
 Both stages stay inside the same L2 ball around the seed, ||x - x0||_2 <= radius (eq. 16 is
 an argmin over that ball), and inside [0, 1]. Each step moves `step_size` along the
-L2-normalized negative gradient, then projects (MadryLab/robustness' L2 step).
+L2-normalized negative gradient, then projects (MadryLab/robustness' L2 step): the attack
+core's PGD (nfi_tf/attacks/pgd_core.py) ascending -CE with the L2 threat model of the ball.
 
 Everything is a pure function of (model, data, config): seeds come from a numpy generator
 keyed by (seed, class index), so a class gets the same images whichever other classes are
@@ -34,8 +35,10 @@ import numpy as np
 import tensorflow as tf
 
 from nfi_tf import io_utils, outputs
-from nfi_tf.attacks.threat import normalized_step, project_delta
+from nfi_tf.attacks.pgd_core import PGD
+from nfi_tf.attacks.threat import ThreatModel
 from nfi_tf.errors import NfiError
+from nfi_tf.vocab import Norm
 
 STAGES = ("seed", "stage_one", "stage_two")
 STAGE_OUTPUTS = {"stage_one": outputs.ROBUST_PART, "stage_two": outputs.NONROBUST_PART}
@@ -48,7 +51,8 @@ DEFAULT_RADIUS_PER_PIXEL = 0.25
 
 @dataclasses.dataclass(frozen=True)
 class SynthesisConfig:
-    """Settings of one synthesis run.
+    """Settings of one synthesis run. Each field's help is its `python -m nfi_tf.generate` flag's
+    (flags/generate.py makes the flags from these fields).
 
     Attributes:
         classes: class names or indices (as strings or ints), resolved against the dataset.
@@ -63,14 +67,23 @@ class SynthesisConfig:
         fit_examples: the first N training images are read to fit the class Gaussians.
     """
 
-    classes: tuple = ()
-    per_class: int = 8
-    radius: float | None = None
-    steps: int = 60
-    step_size: float | None = None
-    seed: int = 0
-    components: int = 32
-    fit_examples: int = 10000
+    # Empty in code until set; the command line must name at least one class.
+    classes: tuple[str, ...] = dataclasses.field(default=(), metadata={
+        "help": "Comma-separated class names or indices to synthesize (e.g. dog,cat or 3,5).",
+        "required": True})
+    per_class: int = dataclasses.field(default=8, metadata={"help": "Images per class."})
+    radius: float | None = dataclasses.field(default=None, metadata={
+        "help": "L2 radius around the seed, in [0, 1] pixel units",
+        "none": "0.25 * sqrt(pixels): 7.0 on MNIST, 13.9 on CIFAR-10"})
+    steps: int = dataclasses.field(default=60, metadata={"help": "Gradient steps per stage."})
+    step_size: float | None = dataclasses.field(default=None, metadata={
+        "help": "L2 length of one step", "none": "2.5 * radius / steps"})
+    # The command's default is the model's training seed (flags/generate.py says so in --help).
+    seed: int = dataclasses.field(default=0, metadata={"help": "Random seed", "flag_default": None})
+    components: int = dataclasses.field(default=32, metadata={
+        "help": "Principal components of the class-conditional seed Gaussian."})
+    fit_examples: int = dataclasses.field(default=10000, metadata={
+        "help": "Fit the seed Gaussians on the first N training images."})
 
     def resolved_radius(self, image_shape: Sequence[int]) -> float:
         if self.radius is not None:
@@ -165,43 +178,28 @@ def draw_seeds(gaussian: ClassGaussian, n: int, seed: int, class_index: int) -> 
     return gaussian.sample(n, np.random.default_rng([int(seed), int(class_index)]))
 
 
-# === Descent inside the L2 ball ===
+# === Descent inside the L2 ball: the attack core's projected ascent ===
 
 
-def project(x: tf.Tensor, x0: tf.Tensor, radius: float) -> tf.Tensor:
-    """Into {||x - x0||_2 <= radius} and then into [0, 1] (the attack core's L2 threat model).
-
-    Not the exact projection onto the intersection, but feasible: x0 is in the box and
-    clipping is a projection onto a convex set, which cannot move a point away from x0.
-    """
-    return tf.clip_by_value(x0 + project_delta(x - x0, "l2", radius), 0.0, 1.0)
-
-
-def make_step(classifier, output: str):
-    """One normalized-gradient descent step on CE(target) of `classifier(x)[output]`."""
+def make_descent(classifier, output: str, radius: float, steps: int, step_size: float):
+    """Descend CE(target) of `classifier(x)[output]` inside the L2 ball of `radius` around the
+    seed x0 and [0, 1]: the attack core's PGD (nfi_tf.attacks.pgd_core, normalized L2 steps of
+    constant length, projected onto the ball and clipped, the last iterate) ascending -CE, from
+    `x_start` (the seed itself for stage one, the stage-one image for stage two)."""
+    core = PGD(ThreatModel(Norm.L2, radius, step_size), steps, "constant", random_start="none",
+               keep="last")
+    seed = tf.zeros([2], tf.int64)  # the descent draws nothing: no random start
 
     @tf.function(reduce_retracing=True)
-    def step(x, x0, target, radius, step_size):
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            logits = tf.cast(classifier(x, training=False)[output], tf.float32)
-            loss = tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(target, logits))
-        grad = tape.gradient(loss, x)
-        return project(x - step_size * normalized_step(grad, "l2"), x0, radius)
+    def descend(x_start, x0, target):
+        def objective(z):
+            logits = tf.cast(classifier(z, training=False)[output], tf.float32)
+            return -tf.nn.sparse_softmax_cross_entropy_with_logits(target, logits)
 
-    return step
+        return core(objective, x0, seed, start=x_start, unroll=False)[0]
 
-
-def descend(step, x_start: np.ndarray, x0: np.ndarray, target: np.ndarray, radius: float,
-            steps: int, step_size: float) -> np.ndarray:
-    x0_t = tf.constant(x0, tf.float32)
-    target_t = tf.constant(target, tf.int32)
-    radius_t = tf.constant(radius, tf.float32)
-    size_t = tf.constant(step_size, tf.float32)
-    x = project(tf.constant(x_start, tf.float32), x0_t, radius_t)
-    for _ in range(steps):
-        x = step(x, x0_t, target_t, radius_t, size_t)
-    return x.numpy()
+    return lambda x_start, x0, target: descend(tf.constant(x_start, tf.float32), tf.constant(x0, tf.float32),
+                                               tf.constant(target, tf.int32)).numpy()
 
 
 # === The two stages ===
@@ -239,7 +237,8 @@ def synthesize(classifier, train_images: np.ndarray, train_labels: np.ndarray,
     image_shape = tuple(train_images.shape[1:])
     radius = config.resolved_radius(image_shape)
     step_size = config.resolved_step_size(image_shape)
-    steps = {stage: make_step(classifier, output) for stage, output in STAGE_OUTPUTS.items()}
+    descents = {stage: make_descent(classifier, output, radius, config.steps, step_size)
+                for stage, output in STAGE_OUTPUTS.items()}
     results = []
     for c in indices:
         pool = train_images[train_labels == c]
@@ -250,10 +249,8 @@ def synthesize(classifier, train_images: np.ndarray, train_labels: np.ndarray,
         x0 = draw_seeds(fit_gaussian(pool, config.components), config.per_class, config.seed, c)
         target = np.full([config.per_class], c, np.int32)
         images = {"seed": x0}
-        images["stage_one"] = descend(steps["stage_one"], x0, x0, target, radius, config.steps,
-                                      step_size)
-        images["stage_two"] = descend(steps["stage_two"], images["stage_one"], x0, target, radius,
-                                      config.steps, step_size)
+        images["stage_one"] = descents["stage_one"](x0, x0, target)
+        images["stage_two"] = descents["stage_two"](images["stage_one"], x0, target)
         predictions = {stage: predict(classifier, images[stage], c) for stage in STAGES}
         results.append(ClassSynthesis(c, class_names[c], images, predictions))
     return results

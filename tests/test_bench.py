@@ -216,8 +216,8 @@ def test_bench_tiny_flops_bf16_and_paper_scale_suites(tmp_path):
 def test_bench_config_from_flags_keeps_the_command_line_and_is_passed_down(tmp_path):
     from absl import flags
 
-    from bench.config import SUITES, BenchConfig
-    from bench.suites import run_suites
+    from bench.config import BenchConfig
+    from bench.suites import SUITES, chosen, run_suites
     from flags import bench as bench_flags
     from nfi_tf.errors import NfiError
 
@@ -229,7 +229,9 @@ def test_bench_config_from_flags_keeps_the_command_line_and_is_passed_down(tmp_p
     assert config == BenchConfig(suites=("peak", "train"), tiny=True, out=str(tmp_path / "r.json"),
                                  work_dir=str(tmp_path / "work"), max_busy=0.5)
     assert config.plot_path == "bench/scaling_tiny.png"
-    assert BenchConfig().suites == SUITES and BenchConfig().plot_path == "bench/scaling.png"
+    # No suite named: every one (--suite=all), in the registry's order.
+    assert BenchConfig().suites is None and chosen(BenchConfig()) == list(SUITES)
+    assert BenchConfig().plot_path == "bench/scaling.png"
     values(["bench", "--suite=all", "--max_busy=0"])
     with pytest.raises(NfiError, match="Received: max_busy=0"):
         bench_flags.bench_config_from_flags(values)
@@ -265,3 +267,144 @@ def test_attack_bench_rates_and_table_on_given_numbers():
     line = [t for t in table.splitlines() if t.startswith("| apgd_ce")][0]
     assert "| 10% | 80% |" in line and line.endswith("| 0.015 | 7% | x1.50 |")
     assert "TF_ENABLE_ONEDNN_OPTS=1" in table and "| 12.5 | 12% |" in table
+
+
+# === The one entry: suites registered once, each one's flags made from its config ===
+
+
+def test_the_registry_lists_every_suite_and_a_tool_runs_alone():
+    from bench import registry
+    from nfi_tf.errors import NfiError
+
+    usage = registry.usage()
+    for suite in registry.suites():
+        assert f"  {suite.name} " in usage and suite.summary.split()[0] in usage, suite.name
+    assert registry.measuring() == ("peak", "train", "scaling", "serve", "flops", "bf16", "paper_scale")
+    assert {"attack", "serve_model", "multi_worker", "time_to_robustness", "train_step",
+            "bf16_step"} == set(registry.tools())
+    assert [s.name for s in registry.select("paper_scale,peak")] == ["peak", "paper_scale"]
+    assert [s.name for s in registry.select("attack")] == ["attack"]
+    with pytest.raises(NfiError, match="runs alone. Received: suite='peak,attack'"):
+        registry.select("peak,attack")
+
+
+@pytest.mark.parametrize("name", ["attack", "serve_model", "multi_worker", "time_to_robustness",
+                                  "train_step", "bf16_step", "peak"])
+def test_each_suites_flags_are_its_config_fields(name):
+    import dataclasses
+
+    from absl import flags
+
+    from bench import registry
+    from flags import bench as bench_flags
+    from flags import dataclass_flags as dcf
+
+    suite = registry.get(name)
+    values = flags.FlagValues()
+    bench_flags.define_flags(flag_values=values, suite=name)
+    generated = {s.flag: s for s in dcf.flag_specs(suite.config)}
+    assert set(values) == set(generated) | {"suite"}
+    for f in dataclasses.fields(suite.config):
+        spec = generated[f.metadata.get("flag", f.name)]
+        assert values[spec.flag].help.startswith(f.metadata["help"].rstrip(".")), f.name
+    assert bench_flags.peek_suite(["bench", f"--suite={name}", "--help"]) == name
+    assert bench_flags.peek_suite(["bench", "--suite", name, "--tiny"]) == name
+    assert bench_flags.peek_suite(["bench", "--tiny"]) == "all"
+
+
+def test_a_field_added_to_a_tools_config_becomes_its_flag(monkeypatch):
+    import dataclasses
+
+    from absl import flags
+
+    from bench import registry
+    from bench.config import MultiWorkerConfig
+    from flags import bench as bench_flags
+
+    @dataclasses.dataclass(frozen=True)
+    class WithTimeout(MultiWorkerConfig):
+        timeout: float = dataclasses.field(default=900.0, metadata={"help": "Seconds per run."})
+
+    suite = dataclasses.replace(registry.get("multi_worker"), config=WithTimeout)
+    monkeypatch.setattr(registry, "_BY_NAME", {**registry._BY_NAME, "multi_worker": suite})
+    monkeypatch.setattr(registry, "_SUITES", tuple(suite if s.name == "multi_worker" else s
+                                                   for s in registry._SUITES))
+    values = flags.FlagValues()
+    bench_flags.define_flags(flag_values=values, suite="multi_worker")
+    assert values["timeout"].default == 900.0 and values["timeout"].help == "Seconds per run."
+    values(["bench", "--suite=multi_worker", "--timeout=60", "--workers=1,2,4", "--batch=128"])
+    chosen, config = bench_flags.config_from_flags(values)
+    assert chosen is suite
+    assert config == WithTimeout(timeout=60.0, workers=(1, 2, 4), batch=128)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--suite=multi_worker", "--workers=2,3", "--batch=128"],
+     "batch must split evenly between 3 workers. Received: batch=128"),
+    (["--suite=multi_worker", "--workers=1,x"], "Received: workers='1,x'"),
+    (["--suite=serve_model", "--model_dir=m", "--repeats=0"], "repeats must be >= 1. Received: repeats=0"),
+    (["--suite=attack", "--model_dir=m", "--examples=0"], "examples must be >= 1. Received: examples=0"),
+    (["--suite=time_to_robustness", "--variants=pgd5_3ep,fast"], "Received: variants=fast"),
+    (["--suite=train_step", "--spec=[1]"], "spec must be a JSON object. Received: spec='[1]'"),
+])
+def test_tool_flags_build_validated_configs_or_one_line_errors(argv, message):
+    import re
+
+    from absl import flags
+
+    from flags import bench as bench_flags
+    from nfi_tf.errors import NfiError
+
+    values = flags.FlagValues()
+    bench_flags.define_flags(flag_values=values, suite=bench_flags.peek_suite(["bench", *argv]))
+    values(["bench", *argv])
+    with pytest.raises(NfiError, match=re.escape(message)) as e:
+        bench_flags.config_from_flags(values)
+    assert "\n" not in str(e.value)
+
+
+def test_tool_flags_default_to_their_configs():
+    from absl import flags
+
+    from bench.config import AttackBenchConfig, ServeModelConfig, StepConfig
+    from flags import bench as bench_flags
+
+    for argv, expected in ((["--suite=attack", "--model_dir=m"], AttackBenchConfig(model_dir="m")),
+                           (["--suite=serve_model", "--model_dir=m", "--warmup=0"],
+                            ServeModelConfig(model_dir="m", warmup=0)),
+                           (["--suite=bf16_step", '--spec={"batch": 16}'], StepConfig('{"batch": 16}'))):
+        values = flags.FlagValues()
+        bench_flags.define_flags(flag_values=values, suite=bench_flags.peek_suite(["bench", *argv]))
+        values(["bench", *argv])
+        assert bench_flags.config_from_flags(values)[1] == expected
+    assert AttackBenchConfig(model_dir="m", examples=50).batch == 50
+    assert AttackBenchConfig(model_dir="m", examples=500).batch == 200
+
+
+def test_the_old_commands_hand_their_command_line_to_the_one_entry(monkeypatch):
+    import sys
+
+    from bench import cli
+
+    ran = []
+    monkeypatch.setattr(cli, "run", lambda prog="bench": ran.append((prog, list(sys.argv[1:]))))
+    monkeypatch.setattr(sys, "argv", ["bench/train_bench.py", '{"batch": 8}'])
+    cli.alias("train_step", spec_argument=True)
+    monkeypatch.setattr(sys, "argv", ["bench/attack_bench.py", "--model_dir=m", "--examples=5"])
+    cli.alias("attack")
+    assert [args for _, args in ran] == [["--suite=train_step", '--spec={"batch": 8}'],
+                                         ["--suite=attack", "--model_dir=m", "--examples=5"]]
+
+
+@pytest.mark.large  # a subprocess that imports TensorFlow
+def test_bench_help_lists_the_suites_and_a_suites_help_its_flags():
+    from bench import registry
+
+    proc = run_cli("bench", "--help", timeout=180)  # absl's --help exits 1
+    assert proc.returncode in (0, 1) and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    for suite in registry.suites():
+        assert f"  {suite.name} " in proc.stdout, suite.name
+    assert "--max_busy" in proc.stdout and "--model_dir" not in proc.stdout
+    proc = run_cli("bench.attack_bench", "--help", timeout=180)
+    assert proc.returncode in (0, 1) and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert "--baseline" in proc.stdout and "--examples" in proc.stdout and "--tiny" not in proc.stdout

@@ -149,8 +149,9 @@ def test_an_onnx_file_is_scored_by_onnx_runtime_and_its_twin_checked(tmp_path, m
     assert [c for c in r.report.autoattack_cumulative["logits"]] == ["apgd_ce", "apgd_t", "fab_t", "square"]
     keras_clean = np.mean(np.argmax(model(np.transpose(x, (0, 3, 1, 2))).numpy(), 1) == y)
     assert r.report.table["logits"]["clean"] == pytest.approx(keras_clean)
-    # No twin: only the gradient-free attack, through ONNX Runtime, and the report says why.
-    only_square = nfi_tf.evaluate_classifier(path, x, y, **kw)
+    # twin="none" (the default builds the automatic twin): only the gradient-free attack, through
+    # ONNX Runtime, and the report says why.
+    only_square = nfi_tf.evaluate_classifier(path, x, y, twin="none", **kw)
     assert list(only_square.report.autoattack_cumulative["logits"]) == ["square"]
     assert any("gradient attacks skipped" in n for n in only_square.report.notes)
     # A twin that is another function is refused, never trusted.

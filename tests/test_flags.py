@@ -13,16 +13,21 @@ import pytest
 from absl import flags
 from helpers import run_cli
 
-from bench.config import BenchConfig
+from bench.config import BenchConfig, MultiWorkerConfig, ServeModelConfig, TimeToRobustnessConfig
+from bench.time_to_robustness import VARIANTS
 from export.config import ExportConfig, PredictConfig, SessionConfig
 from flags import bench as bench_flags
 from flags import dataclass_flags as dcf
 from flags import evaluate as evaluate_flags
 from flags import export as export_flags
+from flags import generate as generate_flags
+from flags import theory as theory_flags
 from flags import train as train_flags
 from nfi_tf.config import PRESETS, make_config
 from nfi_tf.errors import NfiError
 from nfi_tf.evaluation.config import EvalConfig
+from nfi_tf.synthesis import SynthesisConfig
+from nfi_tf.theory import TheoryConfig
 
 LIST = "comma separated list of strings"
 _PROVIDERS = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
@@ -58,7 +63,8 @@ BEFORE = {
         "attack_outputs": (LIST, None),
         "attacks": ("string", "clean,pgd,cw,autoattack,route_aware"), "batch_size": ("int", 200),
         "cw_steps": ("int", None), "data_dir": ("string", None), "download": ("bool", True),
-        "epsilon": ("float", None), "eval_examples": ("int", None), "fab_steps": ("int", 100),
+        # eval_examples: a number as before, or now "all" (so its absl type is a string)
+        "epsilon": ("float", None), "eval_examples": ("string", None), "fab_steps": ("int", 100),
         "fab_targets": ("int", 9), "merge": (LIST, None),
         "model_dir": ("string", None), "onnx": ("string", None), "overlap_top_k": ("int", 10),
         "pgd_steps": ("int", None), "route_steps": ("int", 100), "route_targets": ("int", 3),
@@ -86,26 +92,72 @@ BEFORE = {
         "serve_model_dir": ("string", None), "suite": ("string", "all"), "tiny": ("bool", False),
         "work_dir": ("string", os.path.join(tempfile.gettempdir(), "nfi_tf_bench")),
     },
+    "generate": {
+        "classes": (LIST, None), "components": ("int", 32), "data_dir": ("string", None),
+        "download": ("bool", True), "fit_examples": ("int", 10000), "model_dir": ("string", None),
+        "out": ("string", None), "per_class": ("int", 8), "radius": ("float", None),
+        "seed": ("int", None), "step_size": ("float", None), "steps": ("int", 60),
+    },
+    "theory": {
+        "epsilon": ("float", None), "p": ("float", 0.9),
+        "table_p": (LIST, ["0.6", "0.7", "0.8", "0.9", "0.95"]),
+        "table_sizes": (LIST, ["1000", "10000", "100000"]), "test_size": ("int", 10000),
+    },
+    # The bench tools that had absl flags of their own (python -m bench.serve_bench & co), now
+    # python -m bench --suite=NAME.
+    "serve_model": {
+        "export_dir": ("string", None), "model_dir": ("string", None), "output": ("string", None),
+        "repeats": ("int", 200), "throughput_batch": ("int", 256), "throughput_repeats": ("int", 10),
+        "warmup": ("int", 20),
+    },
+    "multi_worker": {
+        "attack_steps": ("int", 10), "batch": ("int", 128), "intra_op_threads": ("int", 0),
+        "out": ("string", None), "steps": ("int", 20), "warmup": ("int", 3),
+        "worker_spec": ("string", None), "workers": (LIST, ["1", "2"]),
+    },
+    "time_to_robustness": {
+        "again": ("bool", False), "variants": (LIST, list(VARIANTS)),
+        "out_dir": ("string", os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                           "runs", "time_to_robustness")),
+    },
 }
+TOOLS = ("serve_model", "multi_worker", "time_to_robustness")
 # Flags added since: a field that gains help metadata becomes a flag (evaluate: cw_confidence,
 # from the attack registry's budget; norm; the classifier mode's ClassifierSource fields).
-ADDED = {"evaluate": {"cw_confidence", "norm", "keras_model", "saved_model", "dataset", "twin", "budget"}}
+ADDED = {"evaluate": {"cw_confidence", "norm", "keras_model", "saved_model", "dataset", "twin", "budget"},
+         "train": {"dry_run", "estimate"}, **{tool: {"suite"} for tool in TOOLS}}
+# A second name of a generated flag (absl's DEFINE_alias): the same flag, not a hand-made one.
+# alias -> (the flag it sets, a value given to the alias, the value the flag then holds)
+ALIASES = {"train": {"estimate": ("dry_run", "", True)},
+           "evaluate": {"examples": ("eval_examples", "=all", "all")}}
 # evaluate: --model_dir is no longer required, a classifier comes with --keras_model & co instead
 # (the command then says in one line what it needs; tests/test_evaluate_classifier.py).
 REQUIRED = {"train": {"model_dir"}, "evaluate": set(), "export": {"model_dir"},
-            "predict": {"model"}, "bench": set()}
+            "predict": {"model"}, "bench": set(), "generate": {"model_dir", "classes", "out"},
+            "theory": set(), "serve_model": {"model_dir"}, "multi_worker": set(),
+            "time_to_robustness": set()}
 
 DEFINE = {"train": train_flags.define_train_flags, "evaluate": evaluate_flags.define_evaluate_flags,
           "export": export_flags.define_export_flags, "predict": export_flags.define_predict_flags,
-          "bench": bench_flags.define_flags}
+          "bench": bench_flags.define_flags, "generate": generate_flags.define_generate_flags,
+          "theory": theory_flags.define_theory_flags,
+          **{tool: lambda flag_values, tool=tool: bench_flags.define_flags(flag_values, suite=tool)
+             for tool in TOOLS}}
+CONFIG = {"serve_model": ServeModelConfig, "multi_worker": MultiWorkerConfig,
+          "time_to_robustness": TimeToRobustnessConfig}
 
 
 GENERATED = {
-    "train": lambda: [s for specs in train_flags.group_specs().values() for s in specs],
+    "train": lambda: [s for specs in train_flags.group_specs().values() for s in specs]
+    + train_flags.command_specs(),
     "evaluate": lambda: evaluate_flags.specs() + evaluate_flags.source_specs(),
     "export": export_flags.export_specs,
     "predict": lambda: export_flags.predict_specs() + export_flags.session_specs(),
     "bench": bench_flags.specs,
+    "generate": lambda: generate_flags.specs() + generate_flags.output_specs(),
+    "theory": theory_flags.specs,
+    **{tool: lambda tool=tool: [bench_flags.suite_spec(), *bench_flags.specs(CONFIG[tool])]
+       for tool in TOOLS},
 }
 
 
@@ -127,12 +179,19 @@ def test_every_command_keeps_its_flag_names_types_and_defaults(command):
     names = set(values)
     assert set(BEFORE[command]) | ADDED.get(command, set()) <= names
     # Any other new flag was made from a config field, never defined by hand.
-    assert names - set(BEFORE[command]) <= {s.flag for s in GENERATED[command]()}
+    aliases = ALIASES.get(command, {})
+    generated = {s.flag for s in GENERATED[command]()}
+    assert names - set(BEFORE[command]) - set(aliases) <= generated
+    for alias, (target, given, value) in aliases.items():  # an alias sets its generated flag
+        assert target in generated
+        parsed = _parsed(command, *[f"--{n}=x" for n in REQUIRED[command]], f"--{alias}{given}")
+        assert parsed[target].value == value and parsed[target].present
     for name, (kind, default) in BEFORE[command].items():
         assert (values[name].flag_type(), values[name].default) == (kind, default), name
-    for name in REQUIRED[command]:  # still required: parsing without it fails
+    for name in REQUIRED[command]:  # still required: parsing without it (the others given) fails
+        others = [f"--{o}=x" for o in REQUIRED[command] if o != name]
         with pytest.raises(flags.IllegalFlagValueError, match=f"--{name} must have a value"):
-            _flag_values(command)(["prog"])
+            _flag_values(command)(["prog", *others])
 
 
 @pytest.mark.parametrize("command", sorted(BEFORE))
@@ -176,15 +235,19 @@ def test_train_help_shows_each_presets_value_from_presets():
 def test_evaluate_export_and_bench_defaults_are_the_dataclass_fields():
     for command, cls, required in (("evaluate", EvalConfig, {"model_dir": "m"}),
                                    ("export", ExportConfig, {"model_dir": "m"}),
-                                   ("bench", BenchConfig, {})):
+                                   ("bench", BenchConfig, {}), ("generate", SynthesisConfig, {}),
+                                   ("theory", TheoryConfig, {}),
+                                   *((tool, CONFIG[tool], {}) for tool in TOOLS)):
         values = _flag_values(command)
         for f in dataclasses.fields(cls):
             name = f.metadata.get("flag", f.name)
             if name not in values or f.name in required:
                 continue
             flag, default = values[name], f.default
-            if "flag_default" in f.metadata:
-                continue
+            if default is dataclasses.MISSING and f.default_factory is not dataclasses.MISSING:
+                default = f.default_factory()
+            if "flag_default" in f.metadata or f.metadata.get("required") or default is dataclasses.MISSING:
+                continue  # its flag's default is its own, or a required flag has none
             if isinstance(default, tuple):
                 default = [dcf.format_value(v) for v in default] if flag.flag_type() == LIST \
                     else dcf.format_value(default)
@@ -224,6 +287,15 @@ def test_evaluate_export_predict_and_bench_flags_build_the_default_configs():
     assert export_flags.predict_config_from_flags(_parsed("predict", "--model=a.onnx"), ["x.png"]) == \
         PredictConfig(model="a.onnx", images=("x.png",), session=SessionConfig())
     assert bench_flags.bench_config_from_flags(_parsed("bench")) == BenchConfig()
+    assert theory_flags.theory_config_from_flags(_parsed("theory")) == TheoryConfig()
+    assert theory_flags.theory_config_from_flags(_parsed(
+        "theory", "--table_sizes=1e3,2000", "--table_p=0.75", "--epsilon=0.01")) == TheoryConfig(
+        table_sizes=(1000, 2000), table_accuracies=(0.75,), epsilon=0.01)
+    given = ["--model_dir=m", "--out=o", "--classes=dog, 3,,"]
+    assert generate_flags.generate_config_from_flags(_parsed("generate", *given), default_seed=7) == \
+        SynthesisConfig(classes=("dog", "3"), seed=7)
+    assert generate_flags.generate_config_from_flags(_parsed("generate", *given, "--seed=0")).seed == 0
+    assert generate_flags.output_from_flags(_parsed("generate", *given)).out == "o"
 
 
 @pytest.mark.parametrize("command, argv, message", [
@@ -235,13 +307,19 @@ def test_evaluate_export_predict_and_bench_flags_build_the_default_configs():
     ("export", ["--precision=fp8"], "precision must be one of"),
     ("bench", ["--suite=fastest"], "Received: suite='fastest'"),
     ("bench", ["--max_busy=0"], "Received: max_busy=0"),
+    ("generate", ["--per_class=0"], "per_class must be >= 1. Received: per_class=0"),
+    ("theory", ["--table_sizes=1000,many"], "Received: table_sizes='1000,many'"),
+    ("theory", ["--table_p=0.6,x"], "Received: table_p='0.6,x'"),
 ])
 def test_bad_values_are_one_line_errors(command, argv, message):
     build = {"train": train_flags.train_config_from_flags,
              "evaluate": evaluate_flags.eval_config_from_flags,
              "export": export_flags.export_config_from_flags,
-             "bench": bench_flags.bench_config_from_flags}[command]
-    model_dir = [] if command == "bench" else ["--model_dir=m"]
+             "bench": bench_flags.bench_config_from_flags,
+             "generate": generate_flags.generate_config_from_flags,
+             "theory": theory_flags.theory_config_from_flags}[command]
+    model_dir = {"bench": [], "theory": [], "generate": ["--model_dir=m", "--out=o", "--classes=3"]}.get(
+        command, ["--model_dir=m"])
     with pytest.raises(NfiError, match=re.escape(message)) as e:
         build(_parsed(command, *model_dir, *argv))
     assert "\n" not in str(e.value)

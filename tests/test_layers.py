@@ -6,7 +6,7 @@ import os
 
 from helpers import REPO
 
-PACKAGES = ("nfi_tf", "export", "flags")
+PACKAGES = ("nfi_tf", "export", "flags", "bench")
 # The command layer: the only modules that may import absl or `flags/` (docs/conventions.md, 1).
 COMMANDS = {"nfi_tf.commands", "nfi_tf.commands.entry", "nfi_tf.commands.train",
             "nfi_tf.commands.evaluate", "nfi_tf.commands.generate", "nfi_tf.commands.theory",
@@ -28,6 +28,7 @@ def _modules() -> dict[str, str]:
 
 
 MODULES = _modules()
+BENCH_MODULES = {n for n in MODULES if n.split(".")[0] == "bench"}
 
 
 def _imports(name: str, path: str) -> set[str]:
@@ -63,7 +64,7 @@ def test_the_walk_sees_the_layers():
 def test_only_commands_import_absl_or_flags():
     offenders = {name: sorted(m for m in imported if _top(m) in ("absl", "flags"))
                  for name, imported in IMPORTS.items()
-                 if not name.startswith("flags") and name not in COMMANDS}
+                 if not name.startswith("flags") and name not in COMMANDS | BENCH_MODULES}
     assert {k: v for k, v in offenders.items() if v} == {}
 
 
@@ -123,9 +124,11 @@ def _library_files():
                     yield os.path.relpath(os.path.join(folder, f), REPO)
 
 
-def _strings(path):
-    """Every string constant of a module that is not a docstring, with its line."""
+def _strings(path, skip_all=False):
+    """Every string constant of a module that is not a docstring (nor, with `skip_all`, one of
+    the public names listed in `__all__`), with its line."""
     tree = ast.parse(open(os.path.join(REPO, path)).read(), path)
+    skip = _names_in_all(tree) if skip_all else set()
     docstrings = set()
     for node in ast.walk(tree):
         if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
@@ -133,7 +136,8 @@ def _strings(path):
             if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
                 docstrings.add(id(body[0].value))
     return [(n.lineno, n.value) for n in ast.walk(tree)
-            if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in docstrings]
+            if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in docstrings
+            and id(n) not in skip]
 
 
 def test_the_walk_sees_the_output_names():
@@ -174,3 +178,124 @@ def test_library_code_never_patches_with_mock():
                        if any(m == "mock" or m.startswith(("unittest.mock", "mock.")) or m == "unittest"
                               for m in imported))
     assert offenders == []
+
+
+# === Typed vocabularies (docs/conventions.md, 13): a member's text only where it is defined ===
+
+from nfi_tf import vocab as _vocab  # noqa: E402
+from nfi_tf.evaluation import vocab as _eval_vocab  # noqa: E402
+
+VOCABULARIES = {
+    _vocab.Method: "nfi_tf/vocab.py", _vocab.Norm: "nfi_tf/vocab.py",
+    _eval_vocab.Column: "nfi_tf/evaluation/vocab.py", _eval_vocab.Switch: "nfi_tf/evaluation/vocab.py",
+    _eval_vocab.WorstCaseMode: "nfi_tf/evaluation/vocab.py",
+    _eval_vocab.RouteKind: "nfi_tf/evaluation/vocab.py",
+}
+
+
+def _precision_vocabulary():
+    from export.precisions import registry
+    from export.precisions.registry import Precision
+
+    return {Precision: os.path.relpath(registry.__file__, REPO)}
+
+
+def _vocabulary_members() -> dict[str, str]:
+    """member text -> the file that defines it."""
+    out = {}
+    for kind, path in {**VOCABULARIES, **_precision_vocabulary()}.items():
+        for member in kind:
+            out[member.value] = path
+    return out
+
+
+# The same word meaning something else (not the vocabulary member), with why.
+VOCABULARY_HOMONYMS = {
+    ("nfi_tf/attacks/fab.py", "fab_t"),  # the attack core's own name: part of its random seeds
+    ("nfi_tf/attacks/square.py", "square"),  # the attack core's own name: part of its random seeds
+    ("nfi_tf/attacks/apgd.py", "apgd_ce"),  # the attack core's names of its losses: part of its seeds
+    ("nfi_tf/attacks/apgd.py", "apgd_t"),
+}
+
+
+def _names_in_all(tree) -> set[int]:
+    """ids of the string constants listing a module's public names (`__all__`)."""
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Assign, ast.AugAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            if any(isinstance(t, ast.Name) and t.id == "__all__" for t in targets):
+                out |= {id(n) for n in ast.walk(node.value) if isinstance(n, ast.Constant)}
+    return out
+
+
+def test_vocabulary_members_are_spelled_only_where_they_are_defined():
+    members = _vocabulary_members()
+    assert {"nfi", "trades", "linf", "l2", "worst_case", "clean", "fp16", "int8", "st"} <= set(members)
+    offenders = []
+    for path in _library_files():
+        for line, value in _strings(path, skip_all=True):  # a name in __all__ is not the vocabulary
+            if value in members and members[value] != path and (path, value) not in VOCABULARY_HOMONYMS:
+                offenders.append(f"{path}:{line} {value!r}")
+    assert offenders == []
+
+
+# === Size and coupling (issue 34) ===
+
+LONG_FUNCTION = 60
+
+
+def test_no_function_is_longer_than_sixty_lines():
+    long = []
+    for package in ("nfi_tf", "export", "flags"):
+        for name, path in MODULES.items():
+            if name.split(".")[0] != package:
+                continue
+            for node in ast.walk(ast.parse(open(path).read(), path)):
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    lines = node.end_lineno - node.lineno + 1
+                    if lines > LONG_FUNCTION:
+                        where = os.path.relpath(path, REPO)
+                        long.append(f"{where}:{node.lineno} {node.name} ({lines} lines)")
+    assert long == []
+
+
+def test_no_evaluation_module_imports_more_than_twelve_project_modules():
+    heavy = {}
+    for name in MODULES:
+        if name.startswith("nfi_tf.evaluation"):
+            project = {m for m in IMPORTS[name] if m in MODULES and m != name}
+            if len(project) > 12:
+                heavy[name] = sorted(project)
+    assert heavy == {}
+
+
+# Where text is cut in the evaluation, and why it is not an attack name parsed back into a key.
+TEXT_CUTS = {
+    "nfi_tf/evaluation/records.py",  # eval.npz's array names (kind|row|key): the file boundary
+    "nfi_tf/evaluation/shard_records.py",  # a shard record's array names: the file boundary
+    "nfi_tf/evaluation/config.py",  # --attacks' comma-separated list; the .onnx suffix of a path
+    "nfi_tf/evaluation/subjects.py",  # a model file's suffix (.keras, .h5, .onnx)
+}
+
+
+def test_no_attack_name_is_cut_apart_in_the_evaluation():
+    cuts = []
+    for name, path in MODULES.items():
+        rel = os.path.relpath(path, REPO)
+        if not name.startswith("nfi_tf.evaluation") or rel in TEXT_CUTS:
+            continue
+        for node in ast.walk(ast.parse(open(path).read(), path)):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                    and node.func.attr in ("split", "rsplit", "endswith", "startswith", "partition",
+                                           "rpartition", "removesuffix", "removeprefix")):
+                cuts.append(f"{rel}:{node.lineno} .{node.func.attr}()")
+    assert cuts == []
+
+
+def test_the_library_never_imports_bench_and_bench_is_in_the_walk():
+    # bench/ is a tool layer above the library (its flags live in flags/, as every command's).
+    assert any(n.startswith("bench.") for n in BENCH_MODULES)
+    library = {n for n in MODULES if _top(n) in ("nfi_tf", "export")}
+    offenders = {n: sorted(m for m in IMPORTS[n] if _top(m) == "bench") for n in library}
+    assert {k: v for k, v in offenders.items() if v} == {}

@@ -12,10 +12,11 @@ from cleverhans.tf2.attacks.projected_gradient_descent import projected_gradient
 from helpers import tiny_mnist_config
 
 from nfi_tf.attacks import losses, pgd_core, seeds
+from nfi_tf.attacks.base import Target
 from nfi_tf.attacks.pgd_judged import JudgedPGD
 from nfi_tf.attacks.threat import ThreatModel
 from nfi_tf.config import AttackConfig, make_config
-from nfi_tf.evaluation import attacks_pgd
+from nfi_tf.evaluation.suite.pgd import PGDAttack
 from nfi_tf.models import build_classifier
 from nfi_tf.training import AdversarialTrainer, epoch_eval, make_optimizer
 
@@ -133,9 +134,9 @@ def test_seed_values_are_those_of_the_helpers_they_replace():
     np.testing.assert_array_equal(seeds.stateless_seed(11, "pgd@routed:hard", 0), [11, 2467378476113222])
     np.testing.assert_array_equal(seeds.stateless_seed(7, 123), [7, 123])  # training's (seed, step)
     np.testing.assert_array_equal(seeds.numpy_rng(5, "square").integers(0, 1000, 3), [858, 472, 253])
-    from nfi_tf.evaluation import runner  # the evaluation keys its batches with this very function
+    from nfi_tf.evaluation import outcomes  # the evaluation keys its batches with this very function
 
-    assert runner.int_seed is seeds.int_seed
+    assert outcomes.int_seed is seeds.int_seed
 
 
 def test_seed_from_tensors_equals_seed_from_ints():
@@ -189,10 +190,14 @@ def test_training_epoch_check_and_evaluation_run_the_same_core(model_and_images,
     reference = core_uniform(pgd_core.loss_objective(fn, losses.ce_loss_fn, y), x, seed)[0].numpy()
     adv_acc = float(np.mean(np.argmax(fn(reference), -1) == y.numpy()))
 
-    # The evaluation's PGD on one output, and the per-epoch check with batch index 1.
-    evaluation = attacks_pgd.make_pgd_attack(fn, losses.ce_loss_fn, attack)(x, y, seed).numpy()
+    # The evaluation's PGD on one output (its seed: [int seed, 0]), and the per-epoch check with
+    # batch index 1.
+    evaluation = PGDAttack(attack, ThreatModel("linf", 0.3), losses.ce_loss_fn).run(
+        x.numpy(), y.numpy(), 3, Target(fn))
     counts = epoch_eval.make_eval_step(model, attack, 3)(x, y, tf.constant(1, tf.int64))
-    np.testing.assert_array_equal(evaluation, reference)
+    eval_reference = core_uniform(pgd_core.loss_objective(fn, losses.ce_loss_fn, y), x,
+                                  tf.constant([3, 0], tf.int64))[0].numpy()
+    np.testing.assert_array_equal(evaluation, eval_reference)
     assert int(counts["pgd_tradeoff"]) == round(adv_acc * len(y))
     assert adv_acc < float(np.mean(np.argmax(fn(x), -1) == y.numpy()))  # the attack did something
 
@@ -208,6 +213,7 @@ def test_training_epoch_check_and_evaluation_run_the_same_core(model_and_images,
     # The evaluation's judged PGD (routed model): the same core, judged, best iterate.
     JudgedPGD(lambda z, yy, aux: losses.ce_loss_fn(yy, fn(z)), fn, ThreatModel("linf", 0.3, 0.05), 3,
               name="k", schedule="constant").run(x.numpy()[:4], y.numpy()[:4], 0)
-    # reference, evaluation, epoch check; training, its expected value; the judged PGD.
-    assert calls == [("uniform", "last", False)] * 3 + [("normal", "last", False)] * 2 + [
+    # reference, evaluation, epoch check, the evaluation's reference; training, its expected
+    # value; the judged PGD.
+    assert calls == [("uniform", "last", False)] * 4 + [("normal", "last", False)] * 2 + [
         ("uniform", "best", True)]

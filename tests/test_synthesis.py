@@ -9,6 +9,7 @@ import tensorflow as tf
 from helpers import run_cli
 
 from nfi_tf import synthesis
+from nfi_tf.attacks.threat import ThreatModel
 from nfi_tf.errors import NfiError
 from nfi_tf.synthesis import STAGES, SynthesisConfig
 
@@ -68,7 +69,7 @@ def test_projection_stays_in_ball_and_box():
     rng = np.random.default_rng(0)
     x0 = tf.constant(rng.uniform(0, 1, (16, 8, 8, 3)), tf.float32)
     x = x0 + tf.constant(rng.normal(0, 2, (16, 8, 8, 3)), tf.float32)
-    p = synthesis.project(x, x0, 1.5).numpy()
+    p = ThreatModel("l2", 1.5).project(x, x0).numpy()  # the ball synthesis descends in
     assert p.min() >= 0.0 and p.max() <= 1.0
     dist = np.linalg.norm((p - x0.numpy()).reshape(16, -1), axis=1)
     assert dist.max() <= 1.5 + 1e-4
@@ -103,8 +104,8 @@ def test_one_step_moves_along_the_optimized_parts_normalized_gradient_alone():
     a, b = _weights(1), _weights(2)
     model = LinearParts(a, b)
     for stage, part in (("stage_one", a), ("stage_two", b)):
-        got = synthesis.descend(synthesis.make_step(model, synthesis.STAGE_OUTPUTS[stage]), x0, x0,
-                                target, radius=1.0, steps=1, step_size=0.05)
+        got = synthesis.make_descent(model, synthesis.STAGE_OUTPUTS[stage], radius=1.0, steps=1,
+                                     step_size=0.05)(x0, x0, target)
         # d CE(y) / dx of linear logits x.W is W (softmax(x.W) - onehot(y)).
         logits = x0.reshape(6, -1) @ part
         p = np.exp(logits - logits.max(1, keepdims=True))
@@ -122,7 +123,7 @@ def test_each_stage_ignores_the_other_parts_weights():
     for stage, changed in (("stage_one", LinearParts(a, _weights(3))),
                            ("stage_two", LinearParts(_weights(4), b))):
         output = synthesis.STAGE_OUTPUTS[stage]
-        runs = [synthesis.descend(synthesis.make_step(m, output), x0, x0, target, 1.0, 10, 0.1)
+        runs = [synthesis.make_descent(m, output, 1.0, 10, 0.1)(x0, x0, target)
                 for m in (LinearParts(a, b), changed)]
         np.testing.assert_array_equal(runs[0], runs[1])
         assert np.abs(runs[0] - x0).max() > 0.01  # it did move

@@ -195,6 +195,29 @@ def test_progress_prints_the_banner_and_one_line_per_epoch(capsys):
     assert capsys.readouterr().out == ""
 
 
+def test_progress_says_each_epochs_time_and_the_measured_time_left(capsys):
+    now = [0.0]
+
+    class TwoSecondSteps(Hook):
+        def on_step_end(self, state, metrics):
+            now[0] += 2.0
+
+    evaluation = hooks.EpochEvaluation("test", lambda: {"examples": 8})
+    progress = hooks.Progress("nfi_tf: a run", "test", verbose=1, estimate="nfi_tf: estimate: soon",
+                              clock=lambda: now[0])
+    fake_run([1.0] * 6, [TwoSecondSteps(), evaluation, progress], steps_per_epoch=2)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[:2] == ["nfi_tf: a run", "nfi_tf: estimate: soon"]
+    # 2 s a step from the end of the first one (its tracing left out): 4 steps, then 2, left.
+    assert [ln for ln in lines if "/3: " in ln] == [
+        "epoch 1/3: 4 s; about 8 s left (from the measured steps)",
+        "epoch 2/3: 4 s; about 4 s left (from the measured steps)",
+        "epoch 3/3: 4 s; training done"]
+    # Off a terminal the epoch's progress line carries the run's time left too.
+    assert any(ln.startswith("epoch 1: 2/2 step (100%), ") and ln.endswith("; the run: about 8 s left")
+               for ln in lines)
+
+
 def test_the_run_hooks_keep_history_and_checkpoints_consistent_on_a_nan(tmp_path):
     # The order train_and_evaluate uses: a NaN in epoch 2 leaves epoch 1's history and checkpoint.
     saved = []

@@ -44,6 +44,7 @@ import tensorflow as tf
 from nfi_tf.attacks.base import Attack, Target, fooled, seed_tensor
 from nfi_tf.attacks.losses import ce_loss_fn, dlr_loss_fn, targeted_dlr_loss_fn
 from nfi_tf.attacks.threat import ThreatModel, normalized_step
+from nfi_tf.vocab import Norm
 
 LOSSES = {"ce": "apgd_ce", "dlr": "apgd_dlr", "targeted_dlr": "apgd_t"}
 # Fewest classes each loss needs: DLR divides by z_(1) - z_(3), targeted DLR reads z_(4).
@@ -231,7 +232,7 @@ class APGD(Attack):
         x = tf.convert_to_tensor(x, tf.float32)
         key = seed_tensor(int(seed), "apgd", int(batch_index), int(target_index), int(restart))
         axes = list(range(1, len(x.shape)))
-        if self.threat.norm == "linf":
+        if self.threat.norm == Norm.LINF:
             t = tf.random.stateless_uniform(tf.shape(x), key, minval=-1.0, maxval=1.0)
             scale = tf.reduce_max(tf.abs(t), axis=axes, keepdims=True)
         else:
@@ -278,7 +279,7 @@ class APGD(Attack):
         (projecting a point that is inside can move it by one rounding, and flip a verdict)."""
         projected = self.finish(x, x_adv)
         in_range = (x_adv >= 0.0) & (x_adv <= 1.0)
-        if self.threat.norm == "linf":
+        if self.threat.norm == Norm.LINF:
             ok = in_range & (np.abs(x_adv - x) <= np.float32(self.threat.epsilon))
         else:
             norms = np.sqrt(np.sum(np.square(x_adv - x), axis=tuple(range(1, x.ndim)), keepdims=True))

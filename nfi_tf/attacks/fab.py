@@ -38,6 +38,7 @@ import tensorflow as tf
 
 from nfi_tf.attacks.base import Attack, Target, fooled, seed_tensor
 from nfi_tf.attacks.threat import ThreatModel
+from nfi_tf.vocab import Norm
 
 # The reference's floor on projection distances: keeps alpha defined at the boundary itself.
 _MIN_DISTANCE = 1e-8
@@ -152,11 +153,11 @@ def project_l2_hyperplane_box(points, w, b, lo=0.0, hi=1.0):
     return points + _hyperplane_box_delta_l2(points, w, b, lo, hi)
 
 
-def random_start(x0: tf.Tensor, epsilon: float, seed: tf.Tensor, norm: str = "linf") -> tf.Tensor:
+def random_start(x0: tf.Tensor, epsilon: float, seed: tf.Tensor, norm: str = Norm.LINF) -> tf.Tensor:
     """The reference's restart point, clipped to [0, 1]: x0 + eps/2 * u / |u|_inf with
     u ~ U(-1, 1)^D for L-inf, x0 + eps/2 * u / |u|_2 with u ~ N(0, 1)^D for L2."""
     axes = list(range(1, len(x0.shape)))
-    if norm == "l2":
+    if norm == Norm.L2:
         u = tf.random.stateless_normal(tf.shape(x0), seed=seed, dtype=x0.dtype)
         scale = tf.sqrt(tf.reduce_sum(tf.square(u), axis=axes, keepdims=True))
         return tf.clip_by_value(x0 + 0.5 * epsilon * u / scale, 0.0, 1.0)
@@ -168,7 +169,7 @@ def random_start(x0: tf.Tensor, epsilon: float, seed: tf.Tensor, norm: str = "li
 def _distances(a: np.ndarray, b: np.ndarray, norm: str) -> np.ndarray:
     """[B] |a - b| per example in the threat's norm (L2 summed in float64)."""
     diff = (a - b).reshape(len(a), -1)
-    if norm == "l2":
+    if norm == Norm.L2:
         return np.sqrt(np.sum(np.square(diff, dtype=np.float64), axis=1))
     return np.abs(diff).max(axis=1)
 
@@ -204,7 +205,7 @@ class FABTargeted(Attack):
     def __init__(self, target: Target, threat: ThreatModel, steps: int = 100, restarts: int = 1,
                  n_targets: int = 9, alpha_max: float = 0.1, eta: float = 1.05, beta: float = 0.9):
         super().__init__(threat)
-        if threat.norm not in ("linf", "l2"):
+        if threat.norm not in tuple(Norm):
             raise ValueError(f"FABTargeted has L-inf and L2 versions. Received: threat.norm={threat.norm!r}")
         for name, value in (("steps", steps), ("restarts", restarts), ("n_targets", n_targets)):
             if int(value) != value or value < 1:
@@ -234,7 +235,7 @@ class FABTargeted(Attack):
         x0f = tf.reshape(x0, [batch, -1])
         x1f = tf.reshape(x1, [batch, -1])
         b = tf.reduce_sum(w * x1f, axis=1) - diff
-        l2 = self.threat.norm == "l2"
+        l2 = self.threat.norm == Norm.L2
         project = _hyperplane_box_delta_l2 if l2 else _hyperplane_box_delta
         delta = project(tf.concat([x1f, x0f], 0), tf.concat([w, w], 0), tf.concat([b, b], 0), 0.0, 1.0)
         d1, d2 = delta[:batch], delta[batch:]
@@ -256,7 +257,7 @@ class FABTargeted(Attack):
 
     def _norm(self, flat, keepdims=False):
         """|row| of a [N, D] tensor in the threat's norm."""
-        if self.threat.norm == "l2":
+        if self.threat.norm == Norm.L2:
             return tf.sqrt(tf.reduce_sum(tf.square(flat), axis=1, keepdims=keepdims))
         return tf.reduce_max(tf.abs(flat), axis=1, keepdims=keepdims)
 
@@ -283,7 +284,7 @@ class FABTargeted(Attack):
         if y.shape != x.shape[:1]:
             raise ValueError(f"y must be [B] for x [B, ...]. Received: x.shape={x.shape}, y.shape={y.shape}")
         norm = self.threat.norm
-        eps = np.float32(self.threat.epsilon) if norm == "linf" else np.float64(self.threat.epsilon)
+        eps = np.float32(self.threat.epsilon) if norm == Norm.LINF else np.float64(self.threat.epsilon)
         clean = self._judge(tf.constant(x)).numpy()
         robust = np.argmax(clean, axis=1) == y
         n_targets = min(self.n_targets, clean.shape[1] - 1)

@@ -46,6 +46,7 @@ from cleverhans.tf2.utils import clip_eta, optimize_linear
 from nfi_tf.attacks.base import fooled
 from nfi_tf.attacks.threat import ThreatModel, normalized_step
 from nfi_tf.config import AttackConfig
+from nfi_tf.vocab import Norm
 
 # images -> [B] objective to maximize, or ([B] objective, judged logits) from one forward pass.
 Objective = Callable[[tf.Tensor], "tf.Tensor | tuple[tf.Tensor, tf.Tensor]"]
@@ -54,7 +55,7 @@ RANDOM_STARTS = ("normal", "uniform", "none")
 SCHEDULES = ("halving", "constant")
 KEEPS = ("last", "best")
 TRADES_START_STD = 0.001
-_ORD = {"linf": np.inf, "l2": 2}  # CleverHans' names of the norms
+_ORD = {Norm.LINF: np.inf, Norm.L2: 2}  # CleverHans' names of the norms
 
 
 def step_sizes(epsilon: float, steps: int, first: float | None = None,
@@ -87,12 +88,12 @@ def start_noise(kind: str, shape, threat: ThreatModel, seed: tf.Tensor, replica=
         full = tf.concat([[shape[0] * replicas], shape[1:]], axis=0)
     if kind == "normal":
         noise = tf.cast(TRADES_START_STD, dtype) * tf.random.stateless_normal(full, seed=seed, dtype=dtype)
-    elif threat.norm == "linf":
+    elif threat.norm == Norm.LINF:
         eps = tf.cast(threat.epsilon, dtype)
         noise = tf.random.stateless_uniform(full, seed=seed, minval=-eps, maxval=eps, dtype=dtype)
     else:
         d = tf.random.stateless_normal(full, seed=seed, dtype=dtype)
-        noise = normalized_step(d, "l2") * (threat.epsilon * 0.5)
+        noise = normalized_step(d, Norm.L2) * (threat.epsilon * 0.5)
     if replica is not None:
         first = tf.cast(replica_id, tf.int32) * shape[0]
         noise = noise[first:first + shape[0]]
@@ -149,65 +150,82 @@ class PGD:
 
     def __call__(self, objective: Objective, x: tf.Tensor, seed: tf.Tensor,
                  judge: Callable[[tf.Tensor], tf.Tensor] | None = None, labels=None,
-                 replica=None) -> tuple[tf.Tensor, tf.Tensor]:
+                 replica=None, start: tf.Tensor | None = None,
+                 unroll: bool = True) -> tuple[tf.Tensor, tf.Tensor]:
         """(x_adv, fooled): the kept iterate per example and whether it fooled the judge (all
-        False without a judge). `labels` are the judge's true labels; `seed` a [2] int key."""
+        False without a judge). `labels` are the judge's true labels; `seed` a [2] int key.
+        `start`: the first iterate instead of the random start (projected into the ball around
+        x): a descent that continues from an earlier one. `unroll=False`: a graph loop instead
+        of one graph node per step, for long ascents that need not be unrolled."""
         x = tf.convert_to_tensor(x, tf.float32)
-        norm, eps = _ORD[self.threat.norm], float(self.threat.epsilon)
-        sizes = tf.constant(self.step_sizes())
-        x_adv = start_point(x, self.random_start, self.threat, seed, replica)
-        batch = tf.shape(x)[:1]
-
-        def score(z, gradient=True):
-            if gradient:
-                with tf.GradientTape() as tape:
-                    tape.watch(z)
-                    obj, judged = _split(objective(z))
-                grad = tape.gradient(obj, z)
-            else:
-                (obj, judged), grad = _split(objective(z)), None
-            if judge is None:
-                return obj, grad, tf.zeros(batch, tf.bool)
-            return obj, grad, fooled(judge(z) if judged is None else judged, labels)
-
-        def ascend(z, grad, size):
-            # CleverHans' projected_gradient_descent, one iteration: its FGM step (clipped to
-            # [0, 1]), then its projection onto the ball around the original x, clipped again.
-            z = tf.clip_by_value(z + optimize_linear(grad, size, norm), 0.0, 1.0)
-            return tf.clip_by_value(x + clip_eta(z - x, norm, eps), 0.0, 1.0)
-
+        if start is None:
+            x_adv = start_point(x, self.random_start, self.threat, seed, replica)
+        else:
+            x_adv = self.threat.project(tf.convert_to_tensor(start, tf.float32), x)
+        step = _Step(self, objective, x, judge, labels)
         if judge is None and self.keep == "last":
+            if not unroll:
+                _, x_adv = tf.while_loop(lambda k, _: k < self.steps,
+                                         lambda k, z: (k + 1, step.ascend(z, step.score(z)[1], k)),
+                                         (tf.constant(0), x_adv))
+                return x_adv, tf.zeros(tf.shape(x)[:1], tf.bool)
             # Unrolled, as CleverHans' own loop is (a Python loop over the steps): training's
             # step is the graph it always was, so TensorFlow's FLOP count (bench, test_flops)
             # sees every iteration and XLA fuses across them.
             for k in range(int(self.steps)):
-                _, grad, _ = score(x_adv)
-                x_adv = ascend(x_adv, grad, sizes[k])
-            return x_adv, tf.zeros(batch, tf.bool)
+                x_adv = step.ascend(x_adv, step.score(x_adv)[1], k)
+            return x_adv, tf.zeros(tf.shape(x)[:1], tf.bool)
+        return step.judged_loop(x_adv)
 
-        best_only = self.keep == "best"
 
-        def record(z, obj, hit, best_x, best_obj, done):
-            # An example already fooled keeps its point; otherwise a fooling iterate is taken,
-            # and else the last one ("last") or a higher-objective one ("best").
-            obj = tf.cast(obj, tf.float32)
-            take = tf.logical_not(done)
-            if best_only:
-                take = tf.logical_and(take, tf.logical_or(hit, obj > best_obj))
-            mask = tf.reshape(take, [-1] + [1] * (len(x.shape) - 1))
-            return (tf.where(mask, z, best_x), tf.where(take, obj, best_obj),
-                    tf.logical_or(done, hit))
+class _Step:
+    """One PGD run's pieces: the objective's value, gradient and verdict, the ascent step, and
+    the judged loop (which keeps, per example, a fooling or else the last or best iterate)."""
 
-        def judged_step(k, z, best_x, best_obj, done):
-            obj, grad, hit = score(z)
-            best_x, best_obj, done = record(z, obj, hit, best_x, best_obj, done)
-            return k + 1, ascend(z, grad, sizes[k]), best_x, best_obj, done
+    def __init__(self, pgd: PGD, objective: Objective, x: tf.Tensor, judge, labels):
+        self.pgd, self.objective, self.x, self.judge, self.labels = pgd, objective, x, judge, labels
+        self.norm, self.eps = _ORD[pgd.threat.norm], float(pgd.threat.epsilon)
+        self.sizes = tf.constant(pgd.step_sizes())
+        self.batch = tf.shape(x)[:1]
 
-        init = (tf.constant(0), x_adv, x_adv, tf.fill(batch, -np.inf), tf.zeros(batch, tf.bool))
-        _, x_adv, best_x, best_obj, done = tf.while_loop(
-            lambda k, *_: k < self.steps, judged_step, init)
-        obj, _, hit = score(x_adv, gradient=False)
-        best_x, _, done = record(x_adv, obj, hit, best_x, best_obj, done)
+    def score(self, z, gradient=True):
+        if gradient:
+            with tf.GradientTape() as tape:
+                tape.watch(z)
+                obj, judged = _split(self.objective(z))
+            grad = tape.gradient(obj, z)
+        else:
+            (obj, judged), grad = _split(self.objective(z)), None
+        if self.judge is None:
+            return obj, grad, tf.zeros(self.batch, tf.bool)
+        return obj, grad, fooled(self.judge(z) if judged is None else judged, self.labels)
+
+    def ascend(self, z, grad, k):
+        # CleverHans' projected_gradient_descent, one iteration: its FGM step (clipped to
+        # [0, 1]), then its projection onto the ball around the original x, clipped again.
+        z = tf.clip_by_value(z + optimize_linear(grad, self.sizes[k], self.norm), 0.0, 1.0)
+        return tf.clip_by_value(self.x + clip_eta(z - self.x, self.norm, self.eps), 0.0, 1.0)
+
+    def record(self, z, obj, hit, best_x, best_obj, done):
+        # An example already fooled keeps its point; otherwise a fooling iterate is taken,
+        # and else the last one ("last") or a higher-objective one ("best").
+        obj = tf.cast(obj, tf.float32)
+        take = tf.logical_not(done)
+        if self.pgd.keep == "best":
+            take = tf.logical_and(take, tf.logical_or(hit, obj > best_obj))
+        mask = tf.reshape(take, [-1] + [1] * (len(self.x.shape) - 1))
+        return tf.where(mask, z, best_x), tf.where(take, obj, best_obj), tf.logical_or(done, hit)
+
+    def judged_loop(self, x_adv):
+        def body(k, z, best_x, best_obj, done):
+            obj, grad, hit = self.score(z)
+            best_x, best_obj, done = self.record(z, obj, hit, best_x, best_obj, done)
+            return k + 1, self.ascend(z, grad, k), best_x, best_obj, done
+
+        init = (tf.constant(0), x_adv, x_adv, tf.fill(self.batch, -np.inf), tf.zeros(self.batch, tf.bool))
+        _, x_adv, best_x, best_obj, done = tf.while_loop(lambda k, *_: k < self.pgd.steps, body, init)
+        obj, _, hit = self.score(x_adv, gradient=False)
+        best_x, _, done = self.record(x_adv, obj, hit, best_x, best_obj, done)
         return best_x, done
 
 
@@ -243,7 +261,7 @@ def pgd(
     Returns:
         x' with |x' - x|_inf <= eps and x' in [0, 1], gradient-stopped.
     """
-    core = PGD(ThreatModel("linf", float(attack.epsilon), float(attack.step_size)),
+    core = PGD(ThreatModel(Norm.LINF, float(attack.epsilon), float(attack.step_size)),
                int(num_steps or attack.num_steps), "constant", random_start, "last")
     x_adv, _ = core(loss_objective(model_fn, loss_fn, y), x, seed, replica=replica)
     return tf.stop_gradient(x_adv)

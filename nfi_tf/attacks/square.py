@@ -53,6 +53,7 @@ import tensorflow as tf
 
 from nfi_tf.attacks.base import Attack, numpy_rng
 from nfi_tf.attacks.threat import ThreatModel
+from nfi_tf.vocab import Norm
 
 QueryFn = Callable[[np.ndarray], np.ndarray]
 LOSSES = ("margin", "ce")
@@ -205,7 +206,7 @@ class Square(Attack):
     def __init__(self, query: QueryFn, threat: ThreatModel, n_queries: int = 5000, p_init: float = 0.8,
                  restarts: int = 1, loss: str = "margin"):
         super().__init__(threat)
-        if threat.norm not in ("linf", "l2"):
+        if threat.norm not in tuple(Norm):
             raise ValueError(f"Square has L-inf and L2 versions. Received: threat.norm={threat.norm!r}")
         if not callable(query):
             raise ValueError(f"query must be callable. Received: query={query!r}")
@@ -265,7 +266,7 @@ class Square(Attack):
     def _single_run(self, x: np.ndarray, y: np.ndarray, rng: np.random.Generator):
         """One restart on examples the query classifies correctly: (x_best, loss, fooled, queries)."""
         n = len(x)
-        if self.threat.norm == "l2":
+        if self.threat.norm == Norm.L2:
             x_best, propose = self._l2_search(x, rng)
         else:
             x_best, propose = self._linf_search(x, rng)

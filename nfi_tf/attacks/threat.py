@@ -13,20 +13,23 @@ from dataclasses import dataclass
 
 import tensorflow as tf
 
-NORMS = ("linf", "l2")
+from nfi_tf.vocab import Norm
+
+NORMS = tuple(Norm)
 
 
 @dataclass(frozen=True)
 class ThreatModel:
     """`norm` in NORMS, `epsilon` the radius, `step_size` the attack's (first) step length."""
 
-    norm: str = "linf"
+    norm: Norm = Norm.LINF
     epsilon: float = 0.3
     step_size: float | None = None
 
     def __post_init__(self):
         if self.norm not in NORMS:
             raise ValueError(f"norm must be one of {NORMS}. Received: norm={self.norm!r}")
+        object.__setattr__(self, "norm", Norm(self.norm))  # "linf" given as text: the member
         if not (math.isfinite(self.epsilon) and self.epsilon > 0):
             raise ValueError(f"epsilon must be > 0. Received: epsilon={self.epsilon}")
         if self.step_size is not None and not (math.isfinite(self.step_size) and self.step_size > 0):
@@ -45,9 +48,9 @@ def _per_example_l2(t: tf.Tensor) -> tf.Tensor:
 
 def project_delta(delta: tf.Tensor, norm: str, epsilon) -> tf.Tensor:
     """delta projected onto the `norm` ball of radius epsilon (per example)."""
-    if norm == "linf":
+    if norm == Norm.LINF:
         return tf.clip_by_value(delta, -epsilon, epsilon)
-    if norm == "l2":
+    if norm == Norm.L2:
         n = _per_example_l2(delta)
         return delta * tf.minimum(1.0, epsilon / tf.maximum(n, 1e-12))
     raise ValueError(f"norm must be one of {NORMS}. Received: norm={norm!r}")
@@ -55,6 +58,6 @@ def project_delta(delta: tf.Tensor, norm: str, epsilon) -> tf.Tensor:
 
 def normalized_step(grad: tf.Tensor, norm: str) -> tf.Tensor:
     """The steepest-ascent direction of unit `norm`: sign(g) for L-inf, g/|g|_2 for L2."""
-    if norm == "linf":
+    if norm == Norm.LINF:
         return tf.sign(grad)
     return grad / tf.maximum(_per_example_l2(grad), 1e-12)

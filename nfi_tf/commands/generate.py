@@ -25,9 +25,10 @@ def main(argv):
                        f"python -m nfi_tf.train. Received: model_dir={FLAGS.model_dir!r}")
     config = generate_flags.generate_config_from_flags(
         FLAGS, default_seed=Config.load(config_path).train.seed)
-    summary = generate(FLAGS.model_dir, config, FLAGS.out, FLAGS.data_dir, FLAGS.download)
+    out = generate_flags.output_from_flags(FLAGS).out
+    summary = generate(FLAGS.model_dir, config, out, FLAGS.data_dir, FLAGS.download)
     share, prob = summary["target_share"], summary["mean_target_prob"]
-    print(f"done: {len(summary['classes'])} class(es) x {config.per_class} images in {FLAGS.out}")
+    print(f"done: {len(summary['classes'])} class(es) x {config.per_class} images in {out}")
     print("  classified as the target class (routed model): "
           + "  ".join(f"{stage} {100 * share[stage][outputs.ROUTED]:.1f}%" for stage in share))
     print("  mean target-class probability (routed model):  "

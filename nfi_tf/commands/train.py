@@ -1,6 +1,7 @@
 """Train an nfi (or TRADES) model: python -m nfi_tf.train --dataset=mnist --model_dir=DIR
 
 Flags -> config -> `training.train_and_evaluate`; presets are TRADES' settings per dataset.
+`--dry_run` (or `--estimate`): `training.dry_run.dry_run`'s lines instead, nothing trained.
 """
 
 from absl import flags as absl_flags
@@ -14,6 +15,11 @@ FLAGS = absl_flags.FLAGS
 
 def main(argv):
     config = train_flags.train_config_from_flags(FLAGS)
+    if FLAGS.dry_run:  # the estimate alone: nothing trained, downloaded or written
+        from nfi_tf.training.dry_run import dry_run
+
+        print("\n".join(dry_run(config)))
+        return
     if FLAGS.cpu_devices > 1:  # before TensorFlow initializes its devices
         from nfi_tf.distribute import split_cpu
 

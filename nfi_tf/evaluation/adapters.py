@@ -1,24 +1,23 @@
 """Any model as an images -> logits function: the adapters the subjects are built from.
 
-Keras models and callables (a logits output, or a dict/list with the logits named), SavedModel
-directories, an input transform for models that take other pixels than [0, 1] (and the NCHW
-layout of a file that takes channels first), and the parity check that a differentiable twin of
-an ONNX file must pass before its gradients are used. (An ONNX file itself runs through
-onnx_session.py.)
+Keras models and callables (a logits output, or a dict/list with the logits named), Keras files,
+SavedModel directories, an input transform for models that take other pixels than [0, 1] (and
+the NCHW layout of a file or twin that takes channels first). (An ONNX file itself runs through
+onnx_session.py, its differentiable twin is twins.py's.)
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Callable
 
 import numpy as np
 
 from nfi_tf import outputs
-from nfi_tf.errors import NfiError, check
+from nfi_tf.errors import NfiError
 
 LOGITS = outputs.LOGITS
-TWIN_ATOL = 1e-3  # relative to the logits' scale: float32 converters agree far below this
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,6 +86,18 @@ class Layout:
         return tf.transpose(out, [0, 3, 1, 2]) if self.nchw else out
 
 
+def load_keras(path: str, what: str = "Keras model"):
+    """A .keras/.h5 file, loaded without its training state; a one-line error if it cannot be."""
+    import keras
+
+    if not os.path.isfile(path):
+        raise NfiError(f"no {what} at {path}")
+    try:
+        return keras.models.load_model(path, compile=False)
+    except Exception as e:  # Keras raises many types for an unreadable file
+        raise NfiError(f"{path} is not a loadable Keras model ({type(e).__name__})") from e
+
+
 def keras_logits(model, output, transform: InputTransform, where: str) -> Callable:
     import keras
 
@@ -106,22 +117,3 @@ def saved_model_logits(path: str, output, transform: InputTransform) -> Callable
         return keras_logits(loaded, output, transform, path)
     name = list(fn.structured_input_signature[1])[0]
     return lambda z: pick_logits(fn(**{name: transform.apply(z)}), output, path)
-
-
-def check_twin(twin_logits, query, x) -> str:
-    """Max |twin - ONNX Runtime| on the evaluation's images; a one-line error past tolerance."""
-    import tensorflow as tf
-
-    ref = query(x)
-    got = np.concatenate([np.asarray(twin_logits(tf.constant(x[i:i + 256])))
-                          for i in range(0, len(x), 256)])
-    check(got.shape == ref.shape, f"the twin's logits have shape {got.shape}, the ONNX file's "
-                                  f"{ref.shape}: not the same model")
-    diff = float(np.max(np.abs(got - ref)))
-    scale = max(1.0, float(np.max(np.abs(ref))))
-    agree = float(np.mean(np.argmax(got, 1) == np.argmax(ref, 1)))
-    if diff > TWIN_ATOL * scale or agree < 1.0:
-        raise NfiError(f"the differentiable twin disagrees with ONNX Runtime on the evaluation images "
-                       f"(max |diff| {diff:.3g} > {TWIN_ATOL * scale:.3g}, argmax agreement "
-                       f"{100 * agree:.2f}%): its gradients would not attack the file")
-    return f"twin checked against ONNX Runtime on {len(x)} images: max |diff| {diff:.2g}, argmax agree"

@@ -16,10 +16,12 @@ runs the same four in their L2 versions (eps the L2 radius); a requested attack 
 version (PGD, CW-Linf, the route-aware ones) is named in the notes as skipped.
 
 An ONNX file is scored by ONNX Runtime on the file itself (every adversarial image is re-scored
-there) and attacked by Square through it; the gradient attacks need a differentiable twin (`twin=`:
-a Keras model or callable of the same function), which is checked against ONNX Runtime on the
-evaluation's own images before it is trusted: a twin that disagrees is a one-line error. Without
-a twin only the gradient-free attack runs, and the report says so.
+there) and attacked by Square through it; the gradient attacks run on a differentiable twin
+(twins.py): by default (`twin="auto"`) one built from the ONNX graph itself, or one written by
+hand (`twin=` a Keras model, a callable or a .keras file; NHWC or the file's layout). It is
+checked against ONNX Runtime on the evaluation's own images before it is trusted: a twin that
+disagrees, or a graph with an operator the automatic twin does not support, is a one-line error.
+`twin="none"` runs the gradient-free attack alone, and the report says so.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from nfi_tf.evaluation import pipeline, suite
 from nfi_tf.evaluation.adapters import InputTransform
 from nfi_tf.evaluation.config import EvalConfig, parse_attacks, validate
 from nfi_tf.evaluation.subjects import load_subject
+from nfi_tf.evaluation.twins import TwinChoice
 from nfi_tf.evaluation.vocab import Column
 from nfi_tf.vocab import Norm
 
@@ -57,9 +60,10 @@ class ClassifierSource:
                 "(a tfds name: mnist, cifar10)", "none": "none"})
     output: str | None = dataclasses.field(default=None, metadata={
         "help": "The model's logits output, when it has several", "none": "its only output, or 'logits'"})
-    twin: str | None = dataclasses.field(default=None, metadata={
-        "help": "A Keras model file computing the same function as --onnx, for the gradient attacks "
-                "(checked against ONNX Runtime first)", "none": "Square only on an ONNX file"})
+    twin: str = dataclasses.field(default=TwinChoice.AUTO.value, metadata={
+        "help": "The differentiable twin of --onnx the gradient attacks run on (checked against ONNX "
+                "Runtime first): auto (built from the ONNX graph), none (Square alone), or a Keras "
+                "model file (.keras/.h5) of the same network, in the file's layout or NHWC"})
     budget: str = dataclasses.field(default="standard", metadata={
         "help": "Named attack budget: standard (AutoAttack's) or cpu; single budget flags given "
                 "on the command line override it"})
@@ -94,15 +98,11 @@ def evaluate_source(source: ClassifierSource, given: dict, onnx_path: str | None
     images, labels = data.load_arrays(data_cfg, "test", given.get("eval_examples"), download)
     given = {k: v for k, v in given.items() if k not in ("eval_examples", "onnx")}
     epsilon = given.pop("epsilon", None) or preset.eval_attack.epsilon
-    twin = None
-    if source.twin:
-        import keras
-
-        twin = keras.models.load_model(source.twin, compile=False)
     return evaluate_classifier(paths[0], images, labels, epsilon=float(epsilon), budget=source.budget,
                                output=source.output, input_scale=source.input_scale,
                                input_offset=source.input_offset, mean=source.mean, std=source.std,
-                               twin=twin, out_dir=out_dir, dataset=preset.data.dataset, log=log, **given)
+                               twin=source.twin, out_dir=out_dir, dataset=preset.data.dataset, log=log,
+                               **given)
 
 
 def _check_images(x, y):
@@ -134,6 +134,8 @@ def evaluate_classifier(model, x, y, *, epsilon: float, norm: str = Norm.LINF, b
 
     budget: "standard" (AutoAttack's) or "cpu"; single settings (e.g. apgd_steps=20) override it.
     out_dir: also write eval.json, eval.md and eval.npz there.
+    twin: an ONNX file's differentiable twin: None or "auto" (built from the graph), "none"
+    (Square alone), or a hand-written one (a Keras model, a callable or a .keras file).
     """
     started = time.time()
     x, y = _check_images(x, y)

@@ -14,6 +14,7 @@ import math
 from dataclasses import dataclass, field
 
 from nfi_tf.errors import NfiError, check
+from nfi_tf.evaluation import shard as shards
 from nfi_tf.evaluation import suite
 from nfi_tf.evaluation.vocab import Column
 from nfi_tf.vocab import Norm, parse
@@ -55,7 +56,9 @@ class EvalConfig:
                 "FAB-T, Square as AutoAttack runs them; route_aware = attacks that see through "
                 "the routing switch)"})
     eval_examples: int | None = field(default=None, metadata={
-        "help": "Use the first N test images", "none": "the whole test split"})
+        "kind": "string",  # a number, or "all"
+        "help": "Use the first N test images, or all of them (all: 10,000 on MNIST and CIFAR-10)",
+        "none": "the whole test split"})
     split: str = field(default="test", metadata={
         "help": "Images to evaluate: test, or validation (the images the model's training held "
                 "out of its train split, --validation_examples; reports go to MODEL_DIR/validation/) "
@@ -103,6 +106,28 @@ class EvalConfig:
     data_dir: str | None = None  # None: the model's config data_dir, else tfds' default
     download: bool = True
     verbose: int = field(default=1, metadata={"help": "1: progress bar; 0: silent"})
+    shard: str | None = field(default=None, metadata={
+        "help": "Evaluate one shard of the images, I/N (0 <= I < N; env/N: I from JOB_COMPLETION_INDEX, "
+                "SLURM_ARRAY_TASK_ID or NFI_SHARD_INDEX) into MODEL_DIR/shards/; gather them with "
+                "--gather. The gathered report equals the unsharded one image for image",
+        "none": "the whole evaluation in this process"})
+    gather: bool = field(default=False, metadata={
+        "help": "Join the shard records under MODEL_DIR/shards/ (made with --shard) into the report "
+                "the unsharded evaluation writes; runs no attack (same flags as the shards)"})
+
+
+ALL_EXAMPLES = "all"
+
+
+def parse_examples(value) -> int | None:
+    """--eval_examples: a number of images, or "all" (None: the whole test split)."""
+    if value is None or (isinstance(value, str) and value.strip().lower() in (ALL_EXAMPLES, "")):
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise NfiError(f"eval_examples must be a whole number or {ALL_EXAMPLES}. "
+                       f"Received: eval_examples={value}") from None
 
 
 def parse_attacks(text: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
@@ -123,6 +148,7 @@ def validate(c: EvalConfig) -> EvalConfig:
     """Reject out-of-range settings with the offending value in the message."""
     check(bool(c.model_dir), "model_dir is required. Received: model_dir=None")
     parse_attacks(c.attacks)
+    c = dataclasses.replace(c, eval_examples=parse_examples(c.eval_examples))
     check(c.eval_examples is None or c.eval_examples > 0,
           f"eval_examples must be > 0. Received: eval_examples={c.eval_examples}")
     check(c.batch_size >= 1, f"batch_size must be >= 1. Received: batch_size={c.batch_size}")
@@ -150,6 +176,9 @@ def validate(c: EvalConfig) -> EvalConfig:
     check(c.attack_outputs is None or len(c.attack_outputs) > 0,
           f"attack_outputs must name at least one output. Received: attack_outputs={c.attack_outputs}")
     check(c.split in SPLITS, f"split must be one of {', '.join(SPLITS)}. Received: split={c.split}")
+    check(not (c.shard and c.gather), f"--shard runs one shard and --gather joins them: give one. "
+                                      f"Received: shard={c.shard}, gather=True")
+    shards.parse(c.shard)
     check(c.onnx is None or c.onnx.endswith(".onnx"),
           f"onnx is the path of an exported .onnx file. Received: onnx={c.onnx}")
     return c

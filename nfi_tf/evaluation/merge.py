@@ -11,6 +11,7 @@ from nfi_tf import io_utils
 from nfi_tf.evaluation import records
 from nfi_tf.evaluation import worst_case as wc
 from nfi_tf.evaluation.report import EVAL_JSON, EVAL_NPZ, MERGED_JSON, MERGED_MD, EvalReport, render
+from nfi_tf.evaluation.vocab import Column
 
 
 def _report_beside(npz_path: str) -> EvalReport | None:
@@ -37,11 +38,11 @@ def merge_evaluations(paths: list[str], out_dir: str, log: Callable[[str], None]
     worst = {row: wc.all_correct(merged["correct"][row]) for row in merged["rows"]}
     result = {"merged_from": list(paths), "examples": int(len(merged["labels"])),
               "meta": merged["meta"], "per_run_worst_case": merged["per_run_worst_case"],
-              "worst_case": {row: float(v.mean()) for row, v in worst.items()},
+              Column.WORST_CASE.value: {row: float(v.mean()) for row, v in worst.items()},
               "attack_keys": {row: sorted(str(k) for k in merged["correct"][row]) for row in merged["rows"]},
               "runs": [_run_summary(r) for r in reports]}
     io_utils.atomic_write_json(os.path.join(out_dir, MERGED_JSON), result)
-    text = render.merged_markdown(merged, result["worst_case"])
+    text = render.merged_markdown(merged, result[Column.WORST_CASE])
     io_utils.atomic_write_text(os.path.join(out_dir, MERGED_MD), text)
     log(text)
     return result

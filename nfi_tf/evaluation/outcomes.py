@@ -30,6 +30,9 @@ from nfi_tf.progress import progress_bar
 
 # Figure 1 (right) reads the features under the first of these attacks that ran.
 OVERLAP_KEYS = tuple(AttackKey(f, outputs.TRADEOFF) for f in (Column.PGD, Column.CW, Column.APGD_CE))
+# What Figure 1 reads per image: the features of the unattacked image, of the attacked one, and
+# the trade-off head's answer on the attacked one.
+FEATURES = ("unattacked", "attacked", "predicted")
 
 
 @dataclasses.dataclass
@@ -77,7 +80,7 @@ class _Recorder:
         self.max_linf: dict[AttackKey, float] = {}
         self.pixel_range: dict[AttackKey, tuple[float, float]] = {}
         self.seconds: dict[AttackKey, float] = {}
-        self.features: dict[str, list[np.ndarray]] = {"clean": [], "attacked": [], "predicted": []}
+        self.features: dict[str, list[np.ndarray]] = {f: [] for f in FEATURES}
 
     def record(self, key: AttackKey, x: np.ndarray, x_adv: np.ndarray, y: np.ndarray) -> dict:
         """Score x_adv on every output; returns {row: [B] correct}."""
@@ -89,14 +92,14 @@ class _Recorder:
             self.inputs.setdefault(key, []).append(x_adv)
         if key.is_clean:
             if self.overlap is not None:
-                self.features["clean"].append(out[outputs.FEATURE])
+                self.features[FEATURES[0]].append(out[outputs.FEATURE])
             return correct
         self.max_linf[key] = max(self.max_linf.get(key, 0.0), float(np.max(np.abs(x_adv - x))))
         lo, hi = self.pixel_range.get(key, (1.0, 0.0))
         self.pixel_range[key] = (min(lo, float(x_adv.min())), max(hi, float(x_adv.max())))
         if key == self.overlap:
-            self.features["attacked"].append(out[outputs.FEATURE])
-            self.features["predicted"].append(np.argmax(out[outputs.TRADEOFF], axis=1))
+            self.features[FEATURES[1]].append(out[outputs.FEATURE])
+            self.features[FEATURES[2]].append(np.argmax(out[outputs.TRADEOFF], axis=1))
         return correct
 
     def outcomes(self, labels, indices) -> Outcomes:
@@ -148,18 +151,45 @@ def batch_count(plan: Plan) -> int:
     return -(-len(plan.labels) // plan.cfg.batch_size)
 
 
+def _by_family(seconds: dict[AttackKey, float]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for key, secs in seconds.items():
+        out[key.family] = out.get(key.family, 0.0) + secs
+    return out
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min" if seconds < 2 * 3600 else f"{seconds / 3600:.1f} h"
+
+
+def estimate_line(first_seconds: float, seconds: dict[AttackKey, float], images: int, batches: int) -> str:
+    """What the first batch cost, per attack family, and the whole run at that rate. Attacks that
+    run only on the points still robust (AutoAttack's suite, --cascade) cost less as they fall,
+    so this is an upper estimate."""
+    families = sorted(_by_family(seconds).items(), key=lambda kv: -kv[1])
+    per_family = ", ".join(f"{f} {s:.0f} s" for f, s in families[:6])
+    return (f"evaluate: batch 1/{batches} ({images} images) took {_duration(first_seconds)} "
+            f"({first_seconds / max(images, 1):.2f} s per image; {per_family}); the whole run: "
+            f"about {_duration(first_seconds * batches)}, {_duration(first_seconds * (batches - 1))} left")
+
+
 def run(plan: Plan, batches: Sequence[int] | None = None, log: Callable[[str], None] | None = None,
         ) -> Outcomes:
-    """Run the plan on the given global batches (default: all), in order."""
+    """Run the plan on the given global batches (default: all), in order; `log` gets one line
+    after the first batch: its cost and the estimate of the whole run."""
     cfg, size = plan.cfg, plan.cfg.batch_size
     batches = list(range(batch_count(plan)) if batches is None else batches)
     keys = {p.key for p in plan.planned}
     recorder = _Recorder(plan, next((k for k in OVERLAP_KEYS if k in keys), None))
     bar = progress_bar(len(batches) * (len(plan.planned) + 1), cfg.verbose, "evaluate", unit_name="attack")
-    indices = []
-    for b in batches:
+    indices, started = [], time.perf_counter()
+    for i, b in enumerate(batches):
         rows = np.arange(b * size, min((b + 1) * size, len(plan.labels)))
         indices.append(rows)
         _attack_batch(plan, recorder, b, plan.x[rows], plan.labels[rows], lambda: bar.add(1))
+        if i == 0 and log is not None and len(batches) > 1:
+            log(estimate_line(time.perf_counter() - started, recorder.seconds, len(rows), len(batches)))
     indices = np.concatenate(indices) if indices else np.zeros(0, np.int64)
     return recorder.outcomes(plan.labels[indices], indices)

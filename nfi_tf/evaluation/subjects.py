@@ -4,7 +4,7 @@
                                        --model_dir` loads it (its config, dataset and classes)
     load_subject(model, x, ...)        anything `evaluate_classifier` takes: an nfi-tf model dir,
                                        a .keras/.h5 file, a SavedModel directory, an .onnx file
-                                       (with its differentiable twin, if given), a Keras model
+                                       (with its differentiable twin: twins.py), a Keras model
                                        or any callable images -> logits
 
 A model nfi-tf trained (its outputs include the routed logits and the route) keeps every output
@@ -17,7 +17,8 @@ import os
 
 from nfi_tf import outputs
 from nfi_tf.errors import NfiError, check
-from nfi_tf.evaluation.adapters import InputTransform, Layout, check_twin, keras_logits, saved_model_logits
+from nfi_tf.evaluation import twins
+from nfi_tf.evaluation.adapters import InputTransform, keras_logits, load_keras, saved_model_logits
 from nfi_tf.evaluation.onnx_session import OnnxModel
 from nfi_tf.evaluation.subject import Subject, compiled_score, file_fingerprint, weights_fingerprint
 from nfi_tf.vocab import Method
@@ -25,8 +26,9 @@ from nfi_tf.vocab import Method
 LOGITS = outputs.LOGITS
 MODEL_FILE = "model.keras"
 _KERAS_FILES = (".keras", ".h5")
-NO_GRADIENTS = ("gradient attacks skipped: an ONNX file has no gradients; pass a differentiable twin "
-                "(twin=) to run them")
+NO_GRADIENTS = (f"gradient attacks skipped: an ONNX file has no gradients and twin={twins.TwinChoice.NONE} "
+                f"asked for no differentiable twin (the default, twin={twins.TwinChoice.AUTO}, builds one "
+                f"from the ONNX graph)")
 
 
 def _heads_kernel(model):
@@ -66,17 +68,6 @@ def _nfi_subject(model, fingerprint: str, dataset: str, out_dir, described: str)
                    out_dir=out_dir, description=described, heads_kernel=_heads_kernel(model))
 
 
-def _load_keras(path: str):
-    import keras
-
-    if not os.path.isfile(path):
-        raise NfiError(f"no Keras model at {path}")
-    try:
-        return keras.models.load_model(path, compile=False)
-    except Exception as e:  # Keras raises many types for an unreadable file
-        raise NfiError(f"{path} is not a loadable Keras model ({type(e).__name__})") from e
-
-
 def _plain(logits, score, x, dataset, out_dir, fingerprint, described, **extra) -> Subject:
     """One row, the logits: any classifier nfi-tf did not train."""
     def classifier(z, training=False):
@@ -92,26 +83,29 @@ def _plain(logits, score, x, dataset, out_dir, fingerprint, described, **extra) 
 
 
 def _onnx(path, x, output, transform, twin, batch_size, dataset, out_dir) -> Subject:
-    """An ONNX file: scored by ONNX Runtime on the file itself, attacked by the gradient attacks
-    through its twin (checked against the file first) and by Square through the file."""
+    """An ONNX file: scored by ONNX Runtime on the file itself (every clean and adversarial image),
+    attacked by Square through the file and by the gradient attacks through its twin (twins.py,
+    checked against the file first)."""
     query = OnnxModel(path, output, transform, batch_size, default_output=LOGITS)
     described = (f"ONNX file {os.path.basename(path)} ({'NCHW' if query.nchw else 'NHWC'} input, "
-                 f"output {query.output_name!r}) scored through ONNX Runtime")
-    logits, notes = None, []
-    if twin is not None:  # it takes what the file takes (an NCHW file: an NCHW twin)
-        logits = keras_logits(twin, output, Layout(transform, query.nchw), "the twin")
-        described += "; gradient attacks on the given twin, " + check_twin(logits, query, x)
+                 f"output {query.output_name!r}) scored through ONNX Runtime, which re-scores every "
+                 f"adversarial image")
+    chosen = twins.resolve(twin, path, query, x, output, transform)
+    if chosen is None:
+        described += f"; no twin (twin={twins.TwinChoice.NONE}): Square alone, through the file"
     else:
-        notes.append(NO_GRADIENTS)
+        described += "; gradient attacks on " + chosen.described
+    logits = None if chosen is None else chosen.logits
     return _plain(logits, lambda xs: {LOGITS: query(xs)}, x, dataset, out_dir, file_fingerprint(path),
-                  described, gradients=logits is not None, query=query, notes=notes)
+                  described, gradients=chosen is not None, query=query,
+                  notes=[] if chosen else [NO_GRADIENTS])
 
 
 def _from_path(path, x, output, transform, twin, batch_size, dataset, out_dir) -> Subject:
     if os.path.isfile(os.path.join(path, MODEL_FILE)):  # an nfi-tf model dir
         path = os.path.join(path, MODEL_FILE)
     if path.endswith(_KERAS_FILES):
-        model = _load_keras(path)
+        model = load_keras(path)
         described = f"Keras model {os.path.basename(path)}"
         if _is_nfi_tf_model(model):
             check(transform.identity, "an nfi model takes images in [0, 1]: no input transform applies")

@@ -17,7 +17,9 @@ from nfi_tf import outputs
 from nfi_tf.errors import NfiError
 
 DEFAULT_DOMAINS = ("", "ai.onnx")
-FALLBACK = "pass a differentiable twin with --twin=PATH (Square still runs on the file)"
+# The twin is asked for by default, so its refusal says both ways on: a twin by hand, or none.
+FALLBACK = ("pass a hand-written differentiable twin with --twin=PATH (twin= in Python), or --twin=none "
+            "to run Square alone on the file")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -77,11 +77,20 @@ def heads_bound(ratio: float, p: float) -> float:
 
 @dataclasses.dataclass(frozen=True)
 class TheoryConfig:
-    test_size: int = 10_000
-    p: float = 0.9
-    epsilon: float | None = None
-    table_sizes: tuple[int, ...] = TABLE_SIZES
-    table_accuracies: tuple[float, ...] = TABLE_ACCURACIES
+    """What `python -m nfi_tf.theory` prints; each field's help is its flag's (flags/theory.py)."""
+
+    test_size: int = dataclasses.field(default=10_000, metadata={
+        "help": "|S|: the number of test samples."})
+    p: float = dataclasses.field(default=0.9, metadata={
+        "help": "Robust accuracy of one head, 1/2 < p <= 1."})
+    epsilon: float | None = dataclasses.field(default=None, metadata={
+        "help": "Allowed attack success probability: use log(|S|/epsilon) as the derivation "
+                "gives, instead of eq. 21's printed log(|S|/2)",
+        "none": "none, eq. 21 as printed"})
+    table_sizes: tuple[int, ...] = dataclasses.field(default=TABLE_SIZES, metadata={
+        "help": "Test-set sizes (rows of the table)."})
+    table_accuracies: tuple[float, ...] = dataclasses.field(default=TABLE_ACCURACIES, metadata={
+        "help": "Head accuracies (columns of the table).", "flag": "table_p"})
 
 
 def table(sizes: Sequence[int], accuracies: Sequence[float], epsilon: float | None = None) -> str:

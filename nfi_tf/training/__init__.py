@@ -6,6 +6,8 @@
                    TensorBoard, history, progress: one concern each
     epoch_eval.py  the per-epoch clean and PGD check on a test subset
     state.py       what a run builds and checkpoints (model, optimizer, RNG, running means)
+    estimate.py    the run's cost (FLOPs) and the estimate line it prints at start
+    dry_run.py     `python -m nfi_tf.train --dry_run`: the estimate without training
     run.py         train_and_evaluate(config, model_dir): the composition of the above
 """
 

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 
 from nfi_tf import io_utils, outputs
 from nfi_tf.errors import TrainingDivergedError
+from nfi_tf.estimate import Pace, duration
 from nfi_tf.training.controller import Hook, LoopState
 
 
@@ -201,34 +202,69 @@ SHOWN = ("loss", "acc_tradeoff", "adv_acc_tradeoff", "acc_routed", "route_benign
 
 
 class Progress(Hook):
-    """A start line, a Keras progress bar per epoch and one line per finished epoch (the
-    `eval_name` check's clean and PGD accuracy of every output); silent at verbose=0."""
+    """A start line (and the run's estimate, when given), a Keras progress bar per epoch and two
+    lines per finished epoch: the `eval_name` check's clean and PGD accuracy of every output,
+    then the epoch's wall time and the time left at the pace measured so far (`Pace`: the
+    first step, which traces the step function, left out); silent at verbose=0.
 
-    def __init__(self, banner: str, eval_name: str, verbose: int = 1):
+    Off a terminal the bar is a plain line every 60 s that also says the time left in the epoch
+    and in the run (`nfi_tf.progress.LineProgress`)."""
+
+    def __init__(self, banner: str, eval_name: str, verbose: int = 1, estimate: str | None = None,
+                 clock: Callable[[], float] = time.monotonic):
         self.banner = banner
         self.eval_name = eval_name
         self.verbose = verbose
+        self.estimate = estimate
+        self.clock = clock
         self.bar = None
+        self.pace = Pace(0, clock)
+        self._epoch_started: float | None = None
 
     def on_run_begin(self, state: LoopState) -> None:
+        self.pace = Pace(state.step, self.clock)
         if self.verbose:
             resuming = f"; resuming at step {state.step}" if state.step else ""
             print(self.banner + resuming, flush=True)
+            if self.estimate:
+                print(self.estimate, flush=True)
 
     def on_epoch_begin(self, state: LoopState) -> None:
         from nfi_tf.progress import progress_bar
 
-        # In a log file: a line every 60 s of the epoch (and the epoch line below), no bar.
+        self._epoch_started = self.clock()
+        # In a log file: a line every 60 s of the epoch (and the epoch lines below), no bar.
         self.bar = progress_bar(state.steps_per_epoch, self.verbose, f"epoch {state.epoch + 1}",
-                                unit_name="step", every=60.0)
+                                unit_name="step", every=60.0, left=True,
+                                note=lambda: self.run_left(state))
 
     def on_step_end(self, state: LoopState, metrics: dict[str, float]) -> None:
+        self.pace.tick(state.step)
         self.bar.update(state.step - state.epoch * state.steps_per_epoch,
                         values=[(k, v) for k, v in metrics.items() if k in SHOWN])
 
     def on_epoch_end(self, state: LoopState, logs: dict) -> None:
+        self.pace.tick(state.step)  # the epoch's check counts in the pace too
         if self.verbose:
             print(epoch_line(state.epoch + 1, logs[self.eval_name], self.eval_name), flush=True)
+            print(self.timing_line(state), flush=True)
+
+    def run_left(self, state: LoopState) -> str | None:
+        """`the run: about 20 min left`, once a step after the first was measured."""
+        left = state.total_steps - state.step
+        seconds = self.pace.left(left) if left > 0 else None
+        return None if seconds is None else f"the run: about {duration(seconds)} left"
+
+    def timing_line(self, state: LoopState) -> str:
+        """`epoch 1/5: 61 s; about 4 min left (from the measured steps)`."""
+        epochs = -(-state.total_steps // state.steps_per_epoch)
+        took = self.clock() - self._epoch_started if self._epoch_started is not None else 0.0
+        line = f"epoch {state.epoch + 1}/{epochs}: {duration(took)}"
+        if state.step >= state.total_steps:
+            return line + "; training done"
+        seconds = self.pace.left(state.total_steps - state.step)
+        return line if seconds is None else (
+            f"{line}; about {duration(seconds)} left (from the measured steps)")
 
 
 def epoch_line(epoch: int, result: dict, split: str = "test") -> str:

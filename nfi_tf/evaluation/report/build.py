@@ -13,7 +13,7 @@ from nfi_tf.evaluation import feature_overlap, suite
 from nfi_tf.evaluation import routes as routes_lib
 from nfi_tf.evaluation import worst_case as wc
 from nfi_tf.evaluation.keys import CLEAN, AttackKey
-from nfi_tf.evaluation.outcomes import Outcomes
+from nfi_tf.evaluation.outcomes import FEATURES, Outcomes
 from nfi_tf.evaluation.plan import Plan, column_keys
 from nfi_tf.evaluation.report import sections
 from nfi_tf.evaluation.report.schema import EVAL_NPZ, EvalReport
@@ -149,7 +149,8 @@ def _routed_summary(o: Outcomes, tab: dict) -> sections.RoutedSummary:
 def _feature_overlap(plan: Plan, o: Outcomes) -> sections.OverlapSummary:
     subject, f = plan.subject, o.features
     analysis = feature_overlap.analyse(
-        np.concatenate(f["clean"]), o.labels, np.concatenate(f["attacked"]), np.concatenate(f["predicted"]),
+        *(np.concatenate(f[name]) for name in FEATURES[:1]), o.labels,
+        *(np.concatenate(f[name]) for name in FEATURES[1:]),
         subject.heads_kernel(), plan.cfg.overlap_top_k, subject.class_names)
     analysis["attack"] = str(o.overlap_key)
     summary = sections.OverlapSummary(o.overlap_key, analysis["k"], analysis["summary"])

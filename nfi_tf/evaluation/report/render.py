@@ -12,7 +12,8 @@ from nfi_tf.vocab import Method, Norm
 
 ROW_TITLES = outputs.ROW_TITLES
 ONNX_SQUARE_RUN = "square (ONNX Runtime)"  # its name in attacks_run
-_FIXED_TITLES = {Column.CLEAN: "clean", Column.AUTOATTACK: "AutoAttack", Column.WORST_CASE: "worst case"}
+_FIXED_TITLES = {Column.CLEAN: Column.CLEAN.value, Column.AUTOATTACK: "AutoAttack",
+                 Column.WORST_CASE: "worst case"}
 
 
 def column_title(column: str, pgd_steps: int | None = None) -> str:
@@ -195,7 +196,7 @@ def _routes_section(result: EvalReport) -> list[str]:
         return []
     header = ["inputs"] + [f"{r} share / acc" for r in stats.clean]
     body = [[title] + [f"{_pct(v.share)} / {_pct(v.accuracy)}" for v in shares.values()]
-            for title, shares in (("clean", stats.clean),
+            for title, shares in ((Column.CLEAN.value, stats.clean),
                                   ("worst-case adversarial", stats.worst_case_adversarial))]
     return ["", "## Routes", ""] + md_table(header, body)
 

@@ -18,10 +18,11 @@ import dataclasses
 from typing import Any
 
 from nfi_tf.evaluation.keys import AttackKey
-from nfi_tf.evaluation.vocab import WorstCaseMode
+from nfi_tf.evaluation.vocab import Column, WorstCaseMode
 from nfi_tf.outputs import ROUTE_NAMES
 from nfi_tf.vocab import Norm
 
+_CLEAN = Column.CLEAN.value  # eval.json's name of the clean inputs' route shares
 Cumulative = dict[str, dict[str, float]]  # output -> attack (in run order) -> robust accuracy
 
 
@@ -155,14 +156,14 @@ class RouteStats:
         return tuple(r for r in ROUTE_NAMES if r in self.clean)
 
     def to_json(self) -> dict[str, Any]:
-        return {"clean": {k: dataclasses.asdict(v) for k, v in self.clean.items()},
+        return {_CLEAN: {k: dataclasses.asdict(v) for k, v in self.clean.items()},
                 "worst_case_adversarial": {k: dataclasses.asdict(v)
                                            for k, v in self.worst_case_adversarial.items()},
                 "share_by_attack": _texts(self.share_by_attack)}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RouteStats:
-        return cls(_shares(data["clean"]), _shares(data["worst_case_adversarial"]),
+        return cls(_shares(data[_CLEAN]), _shares(data["worst_case_adversarial"]),
                    _keyed(data.get("share_by_attack", {})))
 
 

@@ -20,6 +20,7 @@ from nfi_tf.evaluation.suite.registry import (
     budget,
     get,
     register,
+    registered,
     specs,
     standard,
     unregister,
@@ -28,5 +29,5 @@ from nfi_tf.evaluation.suite.registry import (
 for _module in (pgd, cw, apgd_ce, apgd_t, fab_t, square, route_aware):
     registry.register(_module.SPEC)
 
-__all__ = ["AttackSpec", "Budget", "autoattack", "budget", "get", "register", "specs", "standard",
-           "unregister"]
+__all__ = ["AttackSpec", "Budget", "autoattack", "budget", "get", "register", "registered", "specs",
+           "standard", "unregister"]

@@ -20,6 +20,7 @@ spec imports its attack core inside `build`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
@@ -130,6 +131,16 @@ def get(name: str) -> AttackSpec:
 def unregister(name: str) -> None:
     """Remove a registered attack (a test's toy attack, once the test is done)."""
     _SPECS.pop(name, None)
+
+
+@contextlib.contextmanager
+def registered(spec: AttackSpec):
+    """The attack registered for the duration of a `with` block (a toy attack in a test)."""
+    register(spec)
+    try:
+        yield spec
+    finally:
+        unregister(spec.name)
 
 
 def by_option(option: str) -> AttackSpec | None:
