@@ -1,6 +1,8 @@
 """Experiments as data (nfi_tf/experiments): named budgets, the quickstart run, the reproduction's
 runs against the committed results, a claim's verdict on hand-made paired records."""
 
+import ast
+import enum
 import glob
 import json
 import os
@@ -13,7 +15,9 @@ from helpers import REPO
 
 from flags import evaluate as evaluate_flags
 from flags import train as train_flags
+from nfi_tf import vocab
 from nfi_tf.evaluation import records, suite
+from nfi_tf.evaluation import vocab as evaluation_vocab
 from nfi_tf.evaluation.report import EvalReport
 from nfi_tf.experiments import QUICKSTART, budget, claims, tables
 from nfi_tf.experiments import __main__ as experiments_main
@@ -208,3 +212,30 @@ def test_every_claim_compares_two_different_cells_of_known_columns():
         assert c.higher != c.lower
         for cell in (c.higher, c.lower):
             assert cell.run in names and cell.column in tables.COLUMNS, c.id
+
+
+# === Vocabularies ===
+
+# The same text meaning something else (none today).
+HOMONYMS: set[tuple[str, str]] = set()
+
+
+def test_experiments_use_vocabulary_members_never_their_text():
+    """Methods, norms, report columns (and the other evaluation vocabularies) are members in
+    nfi_tf/experiments: a main run's base name is its Method, a claim's column a Column."""
+    kinds = [kind for module in (vocab, evaluation_vocab) for kind in vars(module).values()
+             if isinstance(kind, type) and issubclass(kind, enum.Enum)
+             and kind.__module__ == module.__name__]
+    members = {m.value: f"{kind.__name__}.{m.name}" for kind in kinds for m in kind}
+    assert {"nfi", "trades", "linf", "worst_case", "route_aware", "pgd"} <= set(members)
+    offenders = []
+    for path in sorted(glob.glob(os.path.join(REPO, "nfi_tf", "experiments", "*.py"))):
+        tree = ast.parse(open(path).read(), path)
+        docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                      if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef)) and node.body
+                      and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)}
+        name = os.path.basename(path)
+        offenders += [f"{name}:{n.lineno} {n.value!r} (use {members[n.value]})" for n in ast.walk(tree)
+                      if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in docstrings
+                      and n.value in members and (name, n.value) not in HOMONYMS]
+    assert offenders == []

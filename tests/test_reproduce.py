@@ -1,8 +1,10 @@
-"""The reproduction pipeline (scripts/reproduce.sh --quick) and its tables."""
+"""The reproduction runner (`python -m nfi_tf.experiments reproduce`, scripts/reproduce.sh
+--quick), its plans, its reuse rules, and its tables."""
 
 import dataclasses
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -13,7 +15,7 @@ from helpers import REPO
 from nfi_tf.evaluation import records
 from nfi_tf.evaluation.report import EvalReport
 from nfi_tf.evaluation.report.sections import Checks, RouteShare, RouteStats, Settings
-from nfi_tf.experiments import reproduction, tables
+from nfi_tf.experiments import cli, plans, reproduction, steps, tables
 from nfi_tf.experiments.reproduction import plan
 
 
@@ -186,6 +188,93 @@ def test_unknown_run_or_dataset_is_a_one_line_error():
         assert out.returncode == 2
         err = out.stderr.strip().splitlines()[-1]
         assert f"unknown {flag[2:]}: {bad}; the plan has:" in err and valid in err
+
+
+# === The runner ===
+
+def _dry_run(capsys, *flags) -> list[str]:
+    assert cli.main(["reproduce", "--dry_run", "--work_dir=w", *flags]) == 0
+    return capsys.readouterr().out.splitlines()
+
+
+@pytest.mark.parametrize("name, quick", [(name, quick) for name, p in plans.PLANS.items()
+                                         for quick in ((False, True) if p.has_quick else (False,))])
+def test_the_dry_run_lists_every_run_of_every_plan_with_its_two_commands(capsys, name, quick):
+    lines = _dry_run(capsys, f"--plan={name}", *(["--quick"] if quick else []))
+    runs = plans.get(name).runs(quick)
+    assert lines[::3] == [f"{r.dataset}/{r.name} ({r.kind})" for r in runs]
+    work_dir = "w_quick" if quick else "w"
+    for i, run in enumerate(runs):
+        train, evaluate = (cmd.strip() for cmd in lines[3 * i + 1: 3 * i + 3])
+        model_dir = os.path.join(work_dir, run.dataset, run.name)
+        assert train.startswith(f"python -m nfi_tf.train --model_dir={model_dir} --dataset={run.dataset}")
+        assert evaluate.startswith(f"python -m nfi_tf.evaluate --model_dir={model_dir}")
+
+
+def test_the_scale_trend_plan_is_five_runs_the_dry_run_lists(capsys):
+    lines = _dry_run(capsys, "--plan=scale_trend")
+    assert [ln for ln in lines if not ln.startswith(" ")] == [
+        f"cifar10/{n}_seed0 (scale)" for n in ("trades_e20", "nfi_e20", "trades_wrn10_2", "nfi_wrn10_2",
+                                               "nfi_route_guard_e20")]
+    # --runs and --datasets select within the plan.
+    one = _dry_run(capsys, "--plan=scale_trend", "--runs=nfi_e20_seed0", "--datasets=cifar10")
+    assert [ln for ln in one if not ln.startswith(" ")] == ["cifar10/nfi_e20_seed0 (scale)"]
+
+
+def _flags(help_text: str) -> set[str]:
+    return set(re.findall(r"(?<![\w-])--\w+", help_text))
+
+
+def test_scripts_reproduce_py_is_the_modules_reproduce_command(capsys):
+    """scripts/reproduce.py (which scripts/reproduce.sh ran) takes the module's flags, every one,
+    and does the same with them."""
+    with pytest.raises(SystemExit):
+        cli.main(["reproduce", "--help"])
+    module_flags = _flags(capsys.readouterr().out)
+    assert module_flags == {"--help", "--quick", "--plan", "--dry_run", "--work_dir", "--results_dir",
+                            "--datasets", "--runs", "--stage"}
+    script = os.path.join(REPO, "scripts", "reproduce.py")
+    for argv, check in ((["--help"], lambda out: _flags(out) == module_flags),
+                        (["--plan=scale_trend", "--dry_run", "--work_dir=w"],
+                         lambda out: out.splitlines() == _dry_run(capsys, "--plan=scale_trend"))):
+        out = subprocess.run([sys.executable, script, *argv], cwd=REPO, capture_output=True, text=True,
+                             timeout=300)
+        assert out.returncode == 0 and check(out.stdout), (argv, out.stdout[-2000:], out.stderr[-2000:])
+    sh = open(os.path.join(REPO, "scripts", "reproduce.sh")).read()
+    assert 'exec python -m nfi_tf.experiments reproduce "$@"' in sh
+
+
+def test_the_quick_flag_and_unknown_flags_are_one_line_errors(capsys):
+    for argv, message in ((["--plan=scale_trend", "--quick"], "the scale_trend plan has no quick form"),
+                          (["--bogus"], "unrecognized arguments: --bogus")):
+        with pytest.raises(SystemExit) as exit_:
+            cli.main(["reproduce", *argv])
+        assert exit_.value.code == 2
+        assert message in capsys.readouterr().err.strip().splitlines()[-1]
+
+
+def test_a_kept_run_is_finished_only_with_its_config_and_its_eval_flags(tmp_path):
+    """The reuse rules a resumed plan relies on (run.json and reproduce_train.json as finished runs
+    hold them, e.g. the scale-trend runs made before the runner moved into the package)."""
+    first, second = plans.SCALE_TREND.runs()[:2]
+    keep = steps.kept_dir(str(tmp_path / "results"), first)
+    os.makedirs(keep)
+    assert not steps.finished(keep, first)
+    first.config.save(os.path.join(keep, "config.json"))
+    record = {"dataset": first.dataset, "run": first.name, "eval_args": first.eval.flags()[::-1]}
+    (tmp_path / "results" / first.dataset / first.name / "run.json").write_text(json.dumps(record))
+    assert steps.finished(keep, first)  # the flags in any order
+    assert not steps.finished(keep, second)  # another config
+    changed = dataclasses.replace(first, eval=dataclasses.replace(first.eval, examples=7,
+                                                                  settings={"pgd_steps": 3}))
+    assert not steps.finished(keep, changed)
+    # A trained run with its record and its config is not trained again.
+    model_dir = steps.model_dir(str(tmp_path / "work"), first)
+    os.makedirs(model_dir)
+    first.config.save(os.path.join(model_dir, "config.json"))
+    trained = {"train_seconds": 12.5, "steps": 3}
+    (tmp_path / "work" / first.dataset / first.name / steps.TRAIN_RECORD).write_text(json.dumps(trained))
+    assert steps.train_one(first, str(tmp_path / "work")) == trained
 
 
 @pytest.mark.large

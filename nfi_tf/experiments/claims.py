@@ -20,7 +20,10 @@ from typing import NamedTuple
 import numpy as np
 
 from nfi_tf.evaluation import paired
+from nfi_tf.evaluation.vocab import Column
+from nfi_tf.experiments.reproduction import CONTROL_RUN, GUARD_RUN, run_name
 from nfi_tf.outputs import NONROBUST_PART, ROBUST_PART, ROUTED, TRADEOFF
+from nfi_tf.vocab import Method
 
 # The paper's CIFAR-10 numbers (WRN-34-10, 200 epochs): Table 1 (robustness, accuracy) and
 # Table 2 (PGD, C&W, clean).
@@ -30,9 +33,9 @@ PAPER_TABLE2 = {"ours (routed)": (63.1, 65.4, 91.4), "TRADES": (55.4, 65.0, 84.9
 
 
 class Cell(NamedTuple):
-    run: str  # the run's base name (seeds are pooled)
+    run: str  # the run's base name (seeds are pooled); a main run's is its Method
     row: str  # the output
-    column: str  # clean, pgd, cw, autoattack, route_aware or worst_case
+    column: Column  # one of tables.COLUMNS
 
 
 class Claim(NamedTuple):
@@ -50,32 +53,32 @@ def _claim(claim_id: str, text: str, higher: tuple, lower: tuple) -> Claim:
 # with each other and with the TRADES baseline.
 CLAIMS = (
     _claim("table2_routed_more_accurate", "routed nfi more accurate than TRADES",
-           ("nfi", ROUTED, "clean"), ("trades", TRADEOFF, "clean")),
+           (Method.NFI, ROUTED, Column.CLEAN), (Method.TRADES, TRADEOFF, Column.CLEAN)),
     _claim("table2_routed_more_robust", "routed nfi more robust than TRADES (worst case)",
-           ("nfi", ROUTED, "worst_case"), ("trades", TRADEOFF, "worst_case")),
+           (Method.NFI, ROUTED, Column.WORST_CASE), (Method.TRADES, TRADEOFF, Column.WORST_CASE)),
     _claim("table2_pgd_column", "routed nfi above TRADES under PGD",
-           ("nfi", ROUTED, "pgd"), ("trades", TRADEOFF, "pgd")),
+           (Method.NFI, ROUTED, Column.PGD), (Method.TRADES, TRADEOFF, Column.PGD)),
     _claim("table2_cw_column", "routed nfi above TRADES under CW-Linf",
-           ("nfi", ROUTED, "cw"), ("trades", TRADEOFF, "cw")),
+           (Method.NFI, ROUTED, Column.CW), (Method.TRADES, TRADEOFF, Column.CW)),
     _claim("table1_robust_part_more_robust",
            "robust part more robust than the non-robust part (PGD)",
-           ("nfi", ROBUST_PART, "pgd"), ("nfi", NONROBUST_PART, "pgd")),
+           (Method.NFI, ROBUST_PART, Column.PGD), (Method.NFI, NONROBUST_PART, Column.PGD)),
     _claim("table1_robust_part_more_robust_worst_case",
            "robust part more robust than the non-robust part (worst case)",
-           ("nfi", ROBUST_PART, "worst_case"), ("nfi", NONROBUST_PART, "worst_case")),
+           (Method.NFI, ROBUST_PART, Column.WORST_CASE), (Method.NFI, NONROBUST_PART, Column.WORST_CASE)),
     _claim("table1_robust_part_less_accurate", "robust part less accurate than the non-robust part",
-           ("nfi", NONROBUST_PART, "clean"), ("nfi", ROBUST_PART, "clean")),
+           (Method.NFI, NONROBUST_PART, Column.CLEAN), (Method.NFI, ROBUST_PART, Column.CLEAN)),
     _claim("table1_robust_part_above_trades", "robust part more robust than TRADES (PGD)",
-           ("nfi", ROBUST_PART, "pgd"), ("trades", TRADEOFF, "pgd")),
+           (Method.NFI, ROBUST_PART, Column.PGD), (Method.TRADES, TRADEOFF, Column.PGD)),
 )
 # The route guard (not the paper's method, docs/method.md §6) against the paper's nfi and TRADES.
 GUARD_CLAIMS = (
     _claim("guard_more_robust_than_nfi", "route guard: routed worst case above nfi's",
-           ("nfi_route_guard", ROUTED, "worst_case"), ("nfi", ROUTED, "worst_case")),
+           (GUARD_RUN, ROUTED, Column.WORST_CASE), (Method.NFI, ROUTED, Column.WORST_CASE)),
     _claim("guard_more_robust_than_trades", "route guard: routed worst case above TRADES'",
-           ("nfi_route_guard", ROUTED, "worst_case"), ("trades", TRADEOFF, "worst_case")),
+           (GUARD_RUN, ROUTED, Column.WORST_CASE), (Method.TRADES, TRADEOFF, Column.WORST_CASE)),
     _claim("guard_costs_accuracy", "route guard: nfi's routed clean accuracy above the guard's",
-           ("nfi", ROUTED, "clean"), ("nfi_route_guard", ROUTED, "clean")),
+           (Method.NFI, ROUTED, Column.CLEAN), (GUARD_RUN, ROUTED, Column.CLEAN)),
 )
 # Not the paper's claims: where nfi's gain or loss against TRADES comes from, at the main budget
 # and seeds — the switch (the routed model against its own trade-off head) or the backbone (that
@@ -83,39 +86,39 @@ GUARD_CLAIMS = (
 MECHANISM_CLAIMS = (
     _claim("routing_helps",
            "the routing helps: routed worst case above nfi's own trade-off head's",
-           ("nfi", ROUTED, "worst_case"), ("nfi", TRADEOFF, "worst_case")),
+           (Method.NFI, ROUTED, Column.WORST_CASE), (Method.NFI, TRADEOFF, Column.WORST_CASE)),
     _claim("nfi_backbone_above_trades",
            "nfi's trade-off head alone more robust than TRADES (worst case)",
-           ("nfi", TRADEOFF, "worst_case"), ("trades", TRADEOFF, "worst_case")),
+           (Method.NFI, TRADEOFF, Column.WORST_CASE), (Method.TRADES, TRADEOFF, Column.WORST_CASE)),
     # The control: TRADES whose loss carries nfi's total loss weight (3.1), same budget and seeds.
     _claim("nfi_backbone_above_loss_weight_control",
            "... and than TRADES with nfi's total loss weight (worst case)",
-           ("nfi", TRADEOFF, "worst_case"), ("trades_loss_weight", TRADEOFF, "worst_case")),
+           (Method.NFI, TRADEOFF, Column.WORST_CASE), (CONTROL_RUN, TRADEOFF, Column.WORST_CASE)),
     _claim("routed_above_loss_weight_control",
            "routed nfi more robust than TRADES with nfi's total loss weight (worst case)",
-           ("nfi", ROUTED, "worst_case"), ("trades_loss_weight", TRADEOFF, "worst_case")),
+           (Method.NFI, ROUTED, Column.WORST_CASE), (CONTROL_RUN, TRADEOFF, Column.WORST_CASE)),
     _claim("loss_weight_helps_trades",
            "TRADES with nfi's total loss weight more robust than TRADES (worst case)",
-           ("trades_loss_weight", TRADEOFF, "worst_case"), ("trades", TRADEOFF, "worst_case")),
+           (CONTROL_RUN, TRADEOFF, Column.WORST_CASE), (Method.TRADES, TRADEOFF, Column.WORST_CASE)),
 )
 # Ablation claims: one seed each, paired on the same images, within the ablation budget.
 ABLATION_CLAIMS = (
     _claim("aux_heads_help_backbone", "nfi's trade-off head more robust than TRADES (worst case)",
-           ("ablation_nfi_reference", TRADEOFF, "worst_case"),
-           ("ablation_trades", TRADEOFF, "worst_case")),
+           ("ablation_nfi_reference", TRADEOFF, Column.WORST_CASE),
+           ("ablation_trades", TRADEOFF, Column.WORST_CASE)),
     _claim("not_just_loss_weight", "... and than TRADES with nfi's total loss weight",
-           ("ablation_nfi_reference", TRADEOFF, "worst_case"),
-           ("ablation_trades_loss_weight", TRADEOFF, "worst_case")),
+           ("ablation_nfi_reference", TRADEOFF, Column.WORST_CASE),
+           ("ablation_trades_loss_weight", TRADEOFF, Column.WORST_CASE)),
     _claim("aux_gradients_matter", "... and than nfi with the auxiliary heads detached",
-           ("ablation_nfi_reference", TRADEOFF, "worst_case"),
-           ("ablation_detached_heads", TRADEOFF, "worst_case")),
+           ("ablation_nfi_reference", TRADEOFF, Column.WORST_CASE),
+           ("ablation_detached_heads", TRADEOFF, Column.WORST_CASE)),
     _claim("counterfactual_splits_robust",
            "the robust part is more robust with the counterfactual loss (PGD)",
-           ("ablation_nfi_reference", ROBUST_PART, "pgd"),
-           ("ablation_no_counterfactual", ROBUST_PART, "pgd")),
+           ("ablation_nfi_reference", ROBUST_PART, Column.PGD),
+           ("ablation_no_counterfactual", ROBUST_PART, Column.PGD)),
     _claim("counterfactual_weakens_nonrobust", "the non-robust part is less robust with it (PGD)",
-           ("ablation_no_counterfactual", NONROBUST_PART, "pgd"),
-           ("ablation_nfi_reference", NONROBUST_PART, "pgd")),
+           ("ablation_no_counterfactual", NONROBUST_PART, Column.PGD),
+           ("ablation_nfi_reference", NONROBUST_PART, Column.PGD)),
 )
 
 
@@ -164,8 +167,8 @@ def independent_checks(runs: dict) -> list[dict]:
             ind = r.independent
             if not ind:
                 continue
-            reported = r.report.cell(ind["output"], "worst_case")
-            out.append({"run": base if seed is None else f"{base}_seed{seed}", "output": ind["output"],
+            reported = r.report.cell(ind["output"], Column.WORST_CASE)
+            out.append({"run": base if seed is None else run_name(base, seed), "output": ind["output"],
                         "examples": ind["examples"], "reported_worst_case": reported,
                         "independent_attack": ind["accuracy_under_attack"],
                         "ok": reported is not None and reported <= ind["accuracy_under_attack"] + 1e-9})

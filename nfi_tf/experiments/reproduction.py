@@ -1,4 +1,4 @@
-"""The reproduction's runs (scripts/reproduce.py, RESULTS.md): datasets, runs, seeds, budgets.
+"""The reproduction's runs (RESULTS.md): datasets, runs, seeds, budgets.
 
 Budgets are the same for TRADES and nfi on a dataset (same seeds, epochs, attack, data), sized
 for 2 CPU cores (RESULTS.md lists the deviations from the paper's setup): measured, MNIST 14-18
@@ -11,16 +11,21 @@ Every run is evaluated with PGD, CW, AutoAttack's suite and the route-aware atta
 budget (budgets.py; every report states it next to its numbers); ablations compare the nfi
 variants with each other with the same attacks except CW. `plan(quick=True)` is the same
 pipeline on a budget of minutes: seed 0 of the main pair and one ablation.
+
+`python -m nfi_tf.experiments reproduce` (`bash scripts/reproduce.sh`) runs them (plans.py).
 """
 
 from __future__ import annotations
 
 from nfi_tf import outputs
 from nfi_tf.config import make_config
-from nfi_tf.experiments.runs import EvalSpec, Run
+from nfi_tf.evaluation.vocab import Column
+from nfi_tf.experiments.runs import EvalSpec, Kind, Run
+from nfi_tf.vocab import Method
 
 
-def _merge(*dicts):
+def merge(*dicts: dict) -> dict:
+    """Config overrides ({group: {field: value}}) layered: a later layer's field wins."""
     out: dict = {}
     for d in dicts:
         for group, values in d.items():
@@ -33,9 +38,10 @@ _CIFAR_ABLATION = {"data": {"train_examples": 10_000}, "train": {"epochs": 2, "l
 # The control for "the auxiliary heads' gradients make the backbone more robust": TRADES whose
 # one loss carries nfi's total loss weight (trade-off 1 + benign 1 + adversarial 1 +
 # counterfactual 0.1), so a gain of nfi over it is not just a larger effective learning rate.
-_LOSS_WEIGHT_CONTROL = {"model": {"method": "trades"}, "loss": {"tradeoff_weight": 3.1}}
+_LOSS_WEIGHT_CONTROL = {"model": {"method": Method.TRADES}, "loss": {"tradeoff_weight": 3.1}}
 SEEDS = {"mnist": (0, 1, 2), "cifar10": (0, 1)}
-MAIN_RUNS = ("trades", "nfi")
+# The main runs' base names are their methods' names (results/<dataset>/trades_seed0, nfi_seed0).
+MAIN_RUNS = (Method.TRADES, Method.NFI)
 # The same control at the main budget and seeds: at the ablation budget it moved TRADES' worst
 # case from 19% to 53% on MNIST, so nfi's gain over TRADES at the main budget needs it too.
 CONTROL_RUN = "trades_loss_weight"
@@ -52,25 +58,25 @@ FULL = {
         },
         "eval_examples": 500,
         "runs": {
-            "trades": {"model": {"method": "trades"}},
-            "nfi": {},
+            Method.TRADES: {"model": {"method": Method.TRADES}},
+            Method.NFI: {},
             CONTROL_RUN: _LOSS_WEIGHT_CONTROL,
             GUARD_RUN: _ROUTE_GUARD,
-            "ablation_trades": _merge(_MNIST_ABLATION, {"model": {"method": "trades"}}),
-            "ablation_trades_loss_weight": _merge(_MNIST_ABLATION, _LOSS_WEIGHT_CONTROL),
+            "ablation_trades": merge(_MNIST_ABLATION, {"model": {"method": Method.TRADES}}),
+            "ablation_trades_loss_weight": merge(_MNIST_ABLATION, _LOSS_WEIGHT_CONTROL),
             "ablation_nfi_reference": _MNIST_ABLATION,
-            "ablation_no_counterfactual": _merge(_MNIST_ABLATION,
+            "ablation_no_counterfactual": merge(_MNIST_ABLATION,
                                                  {"loss": {"counterfactual_weight": 0.0}}),
-            "ablation_floored": _merge(_MNIST_ABLATION,
+            "ablation_floored": merge(_MNIST_ABLATION,
                                        {"loss": {"counterfactual_loss": "floored",
                                                  "counterfactual_weight": 1.0,
                                                  "counterfactual_warmup_steps": 0}}),
-            "ablation_literal_eq11": _merge(_MNIST_ABLATION,
+            "ablation_literal_eq11": merge(_MNIST_ABLATION,
                                             {"loss": {"adversarial_loss": "literal_kl"}}),
-            "ablation_detached_heads": _merge(_MNIST_ABLATION,
+            "ablation_detached_heads": merge(_MNIST_ABLATION,
                                               {"loss": {"detach_aux_heads": True}}),
-            "ablation_robust_dims_32": _merge(_MNIST_ABLATION, {"model": {"robust_dims": 32}}),
-            "ablation_robust_dims_64": _merge(_MNIST_ABLATION, {"model": {"robust_dims": 64}}),
+            "ablation_robust_dims_32": merge(_MNIST_ABLATION, {"model": {"robust_dims": 32}}),
+            "ablation_robust_dims_64": merge(_MNIST_ABLATION, {"model": {"robust_dims": 64}}),
         },
     },
     "cifar10": {
@@ -82,28 +88,28 @@ FULL = {
         },
         "eval_examples": 500,
         "runs": {
-            "trades": {"model": {"method": "trades"}},
-            "nfi": {},
+            Method.TRADES: {"model": {"method": Method.TRADES}},
+            Method.NFI: {},
             CONTROL_RUN: _LOSS_WEIGHT_CONTROL,
             GUARD_RUN: _ROUTE_GUARD,
-            "ablation_trades": _merge(_CIFAR_ABLATION, {"model": {"method": "trades"}}),
-            "ablation_trades_loss_weight": _merge(_CIFAR_ABLATION, _LOSS_WEIGHT_CONTROL),
+            "ablation_trades": merge(_CIFAR_ABLATION, {"model": {"method": Method.TRADES}}),
+            "ablation_trades_loss_weight": merge(_CIFAR_ABLATION, _LOSS_WEIGHT_CONTROL),
             # The reference has --robust_dims=32 (the common setting). On the CIFAR backbone
             # WRN-10-1's feature is 64-d, so the paper-style 32/64/128 become 16, 32 and 48 of it.
             "ablation_nfi_reference": _CIFAR_ABLATION,
-            "ablation_robust_dims_16": _merge(_CIFAR_ABLATION, {"model": {"robust_dims": 16}}),
-            "ablation_robust_dims_48": _merge(_CIFAR_ABLATION, {"model": {"robust_dims": 48}}),
+            "ablation_robust_dims_16": merge(_CIFAR_ABLATION, {"model": {"robust_dims": 16}}),
+            "ablation_robust_dims_48": merge(_CIFAR_ABLATION, {"model": {"robust_dims": 48}}),
         },
     },
 }
 # Ablation runs are evaluated on fewer test images (their comparison is within the ablation set)
 # and without CW.
 ABLATION_EVAL_EXAMPLES = 500
-ABLATION_ATTACKS = ("clean", "pgd", "autoattack", "route_aware")
+ABLATION_ATTACKS = (Column.CLEAN, Column.PGD, Column.AUTOATTACK, Column.ROUTE_AWARE)
 
 # --quick: the pipeline end to end (train, evaluate, tables) on a budget of minutes, with the
 # main pair of each dataset and one ablation; evaluated at the `quick` budget with a 3-step PGD.
-QUICK_RUNS = ("trades", "nfi", "ablation_no_counterfactual")
+QUICK_RUNS = (*MAIN_RUNS, "ablation_no_counterfactual")
 QUICK_COMMON = {
     "mnist": {"data": {"train_examples": 256, "eval_examples": 64},
               "attack": {"num_steps": 2, "step_size": 0.15},
@@ -120,28 +126,28 @@ QUICK_EVAL_SETTINGS = {"mnist": {"pgd_steps": 3, "step_size": 0.1, "verbose": 0}
 
 # The run order: main runs, the main-budget control, ablations (they complete the claims'
 # evidence), the route guard (an option beside the paper's method, not one of its claims).
-KINDS = ("main", "control", "ablation", "guard")
+KINDS = (Kind.MAIN, Kind.CONTROL, Kind.ABLATION, Kind.GUARD)
 
 
 def run_name(name: str, seed: int) -> str:
     return f"{name}_seed{seed}"
 
 
-def _kind(name: str) -> str:
-    return ("main" if name in MAIN_RUNS else "control" if name == CONTROL_RUN
-            else "guard" if name == GUARD_RUN else "ablation")
+def _kind(name: str) -> Kind:
+    return (Kind.MAIN if name in MAIN_RUNS else Kind.CONTROL if name == CONTROL_RUN
+            else Kind.GUARD if name == GUARD_RUN else Kind.ABLATION)
 
 
-def eval_spec(dataset: str, name: str, method: str, examples: int, quick: bool) -> EvalSpec:
+def eval_spec(dataset: str, name: str, method: Method, examples: int, quick: bool) -> EvalSpec:
     """How a run is evaluated: the white-box attacks target the outputs the paper's claims are
     about (the routed model, the trade-off head and each part alone); the benign and adversarial
     heads are scored on every adversarial input (transfer)."""
-    attacked = ((outputs.ROUTED,) if method == "nfi" else ()) + (
+    attacked = ((outputs.ROUTED,) if method == Method.NFI else ()) + (
         outputs.TRADEOFF, outputs.ROBUST_PART, outputs.NONROBUST_PART)
     if quick:
         return EvalSpec("quick", examples, attack_outputs=attacked,
                         settings=QUICK_EVAL_SETTINGS[dataset])
-    attacks = ABLATION_ATTACKS if _kind(name) == "ablation" else None
+    attacks = ABLATION_ATTACKS if _kind(name) == Kind.ABLATION else None
     return EvalSpec("cpu", examples, attacks=attacks, attack_outputs=attacked)
 
 
@@ -159,7 +165,7 @@ def plan(quick: bool) -> list[Run]:
             if quick and name not in QUICK_RUNS:
                 continue
             kind = _kind(name)
-            seeded = kind != "ablation"
+            seeded = kind != Kind.ABLATION
             seeds = (SEEDS[dataset][:1] if quick else SEEDS[dataset]) if seeded else (0,)
             for seed in seeds:
                 layers = [spec["common"], overrides, {"train": {"seed": seed}}]
@@ -168,7 +174,7 @@ def plan(quick: bool) -> list[Run]:
                     n_eval = QUICK_COMMON[dataset]["data"]["eval_examples"]
                 else:
                     n_eval = spec["eval_examples"] if seeded else ABLATION_EVAL_EXAMPLES
-                merged = _merge(*layers)
+                merged = merge(*layers)
                 method = make_config(dataset, merged).model.method
                 run = Run(dataset, run_name(name, seed) if seeded else name, merged,
                           eval_spec(dataset, name, method, n_eval, quick), kind)
@@ -178,7 +184,7 @@ def plan(quick: bool) -> list[Run]:
 
 
 # The paper's Figure 5 (two-stage synthesis) from the first nfi seed of each dataset, every class.
-SYNTHESIS_RUN = "nfi_seed0"
+SYNTHESIS_RUN = run_name(Method.NFI, 0)
 SYNTHESIS_ARGS = ("--per_class=4",)
 QUICK_SYNTHESIS_ARGS = ("--per_class=1", "--steps=2", "--fit_examples=64")
 

@@ -23,7 +23,9 @@ from nfi_tf import outputs
 from nfi_tf.config import Config, make_config
 from nfi_tf.evaluation import suite
 from nfi_tf.evaluation.config import EvalConfig, validate
+from nfi_tf.evaluation.vocab import Column
 from nfi_tf.experiments import budgets
+from nfi_tf.vocab import StrEnum
 
 # The training flags are made from Config's fields (flags/train.py): a field's flag is its
 # metadata's "flag" or its name, with "eval_" before the per-epoch check's PGD settings.
@@ -87,13 +89,23 @@ class EvalSpec:
         return [f"--{k}={format_flag_value(v)}" for k, v in values.items()]
 
 
+class Kind(StrEnum):
+    """What a run is to its plan (the dry run prints it; the reproduction orders its runs by it)."""
+
+    MAIN = "main"  # the paper's comparison: TRADES and nfi, every seed
+    CONTROL = "control"  # TRADES with nfi's total loss weight, at the main budget
+    ABLATION = "ablation"  # a shorter run compared within its ablation set
+    GUARD = "guard"  # the route guard, an option beside the paper's method
+    SCALE = "scale"  # the scale-trend plan's: a main run moved along one axis
+
+
 @dataclasses.dataclass(frozen=True)
 class Run:
     dataset: str
     name: str  # the run's directory name (results/<dataset>/<name>)
     overrides: Mapping[str, Mapping[str, Any]]  # training config: {group: {field: value}}
     eval: EvalSpec
-    kind: str = "main"  # the reproduction's: main, control, ablation or guard
+    kind: Kind = Kind.MAIN
 
     @functools.cached_property
     def config(self) -> Config:
@@ -148,10 +160,12 @@ QUICKSTART = Run(
     overrides=_QUICKSTART_OVERRIDES,
     # The worst case in cascade (each attack only on the points every earlier one left robust:
     # the same attacks and worst case, at the cost of the points still standing); the
-    # reproduction keeps per-attack columns on every image.
+    # reproduction keeps per-attack columns on every image. (Settings are EvalConfig's fields,
+    # here its `cascade` flag, not the WorstCaseMode member of the same text.)
     eval=EvalSpec(budget="quickstart", examples=500,
-                  attacks=("clean", "pgd", "cw", *_AUTOATTACK_GRADIENT, "route_aware"),
-                  attack_outputs=(outputs.ROUTED,), settings={"cascade": True}),
+                  attacks=(Column.CLEAN, Column.PGD, Column.CW, *_AUTOATTACK_GRADIENT,
+                           Column.ROUTE_AWARE),
+                  attack_outputs=(outputs.ROUTED,), settings=dict(cascade=True)),
 )
 # The same model under the whole evaluation the quickstart ran until 2026-12-04: AutoAttack's
 # suite as AutoAttack runs it (FAB-T and Square too) against the routed model and the trade-off
@@ -161,8 +175,8 @@ QUICKSTART_FULL = Run(
     name="quickstart_full",
     overrides=_QUICKSTART_OVERRIDES,
     eval=EvalSpec(budget="quickstart", examples=500,
-                  attacks=("clean", "pgd", "cw", "autoattack", "route_aware"),
-                  attack_outputs=(outputs.ROUTED, outputs.TRADEOFF), settings={"cascade": True}),
+                  attacks=(Column.CLEAN, Column.PGD, Column.CW, Column.AUTOATTACK, Column.ROUTE_AWARE),
+                  attack_outputs=(outputs.ROUTED, outputs.TRADEOFF), settings=dict(cascade=True)),
 )
 
 # The time-to-robustness recipe (bench/time_to_robustness.py; BENCHMARKS.md "Time to

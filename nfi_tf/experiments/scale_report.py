@@ -56,7 +56,7 @@ class Point:
     backbone: str
     epochs_axis: bool
     compute: float  # training FLOPs of one run
-    clean: dict[str, float]  # "trades", "nfi head", "nfi routed" -> clean accuracy
+    clean: dict[str, float]  # Method.TRADES, "nfi head", "nfi routed" -> clean accuracy
     worst: dict[str, float]  # the same -> worst case
     gap: float  # TRADES - nfi's trade-off head, worst case
     gap_se: float
@@ -90,15 +90,16 @@ def _training_flops(run_dir: str) -> float:
 def measure(results_dir: str, label: str, trades: str, nfi: str, backbone: str, epochs_axis: bool) -> Point:
     d = lambda run: os.path.join(results_dir, DATASET, run)  # noqa: E731
     t, n = paired.Evaluation(d(trades)), paired.Evaluation(d(nfi))
-    cells = {"trades": (t, TRADEOFF), "nfi head": (n, TRADEOFF), "nfi routed": (n, ROUTED)}
+    cells = {Method.TRADES: (t, TRADEOFF), "nfi head": (n, TRADEOFF), "nfi routed": (n, ROUTED)}
     clean = {k: float(e.correct(row, Column.CLEAN).mean()) for k, (e, row) in cells.items()}
     vectors = {k: e.correct(row, Column.WORST_CASE) for k, (e, row) in cells.items()}
     worst = {k: float(v.mean()) for k, v in vectors.items()}
-    head = paired.mcnemar(vectors["trades"], vectors["nfi head"])
-    routed = paired.mcnemar(vectors["nfi routed"], vectors["trades"])
+    head = paired.mcnemar(vectors[Method.TRADES], vectors["nfi head"])
+    routed = paired.mcnemar(vectors["nfi routed"], vectors[Method.TRADES])
     return Point(label, backbone, epochs_axis, _training_flops(d(nfi)), clean, worst,
-                 worst["trades"] - worst["nfi head"], paired_se(vectors["trades"], vectors["nfi head"]),
-                 head["p_value"], worst["nfi routed"] - worst["trades"], routed["p_value"])
+                 worst[Method.TRADES] - worst["nfi head"],
+                 paired_se(vectors[Method.TRADES], vectors["nfi head"]),
+                 head["p_value"], worst["nfi routed"] - worst[Method.TRADES], routed["p_value"])
 
 
 def verdict(reference: Point, point: Point) -> dict:
@@ -139,7 +140,7 @@ def table(points: list[Point]) -> list[str]:
               "nfi routed clean / worst", "gap: TRADES − nfi head (± SE), McNemar p",
               "routed − TRADES, p"]
     rows = [[p.label, p.backbone, f"{p.compute / 1e12:.1f}",
-             f"{_pct(p.clean['trades'])} / {_pct(p.worst['trades'])}",
+             f"{_pct(p.clean[Method.TRADES])} / {_pct(p.worst[Method.TRADES])}",
              f"{_pct(p.clean['nfi head'])} / {_pct(p.worst['nfi head'])}",
              f"{_pct(p.clean['nfi routed'])} / {_pct(p.worst['nfi routed'])}",
              f"{_pct(p.gap)} ± {_pct(p.gap_se)}, p = {p.gap_p:.2g}",
@@ -156,7 +157,8 @@ def figure(points: list[Point], path: str) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
-    series = (("trades", "TRADES", "tab:blue"), ("nfi head", "nfi trade-off head", "tab:orange"),
+    series = ((Method.TRADES, Method.TRADES.title, "tab:blue"),
+              ("nfi head", "nfi trade-off head", "tab:orange"),
               ("nfi routed", "nfi routed model", "tab:green"))
     axis = [p for p in points if p.epochs_axis]
     wide = [p for p in points if p.backbone != "WRN-10-1"]
@@ -188,7 +190,7 @@ def build(results_dir: str) -> dict:
     verdicts = {axis: verdict(by_label[REFERENCE], by_label[label])
                 for axis, label in AXES if REFERENCE in by_label and label in by_label}
     return {"points": [dataclasses.asdict(p) for p in points], "verdicts": verdicts,
-            "extrapolation": extrapolate(points), "method": {"trades": Method.TRADES, "nfi": Method.NFI}}
+            "extrapolation": extrapolate(points), "method": {m: m for m in (Method.TRADES, Method.NFI)}}
 
 
 def write(results_dir: str) -> dict:

@@ -15,15 +15,18 @@ above, the learning rate and every other setting are the main runs'. Each run is
 exactly as a main run (the `cpu` budget, PGD, CW, AutoAttack's suite and the route-aware
 attacks on the same 500 test images) and checked by the independent attack.
 
-    python scripts/reproduce.py --plan=scale_trend            # resumable, like the reproduction
-    python scripts/reproduce.py --plan=scale_trend --dry_run  # list the runs
+    python -m nfi_tf.experiments reproduce --plan=scale_trend            # resumable
+    python -m nfi_tf.experiments reproduce --plan=scale_trend --dry_run  # list the runs
+
+(`python scripts/reproduce.py --plan=scale_trend ...` is the same command.)
 """
 
 from __future__ import annotations
 
 from nfi_tf.config import make_config
-from nfi_tf.experiments.reproduction import FULL, SEEDS, eval_spec, run_name
-from nfi_tf.experiments.runs import Run
+from nfi_tf.experiments.reproduction import FULL, GUARD_RUN, SEEDS, eval_spec, merge, run_name
+from nfi_tf.experiments.runs import Kind, Run
+from nfi_tf.vocab import Method
 
 DATASET = "cifar10"
 SEED = SEEDS[DATASET][0]
@@ -38,37 +41,31 @@ def scaled_schedule(epochs: int) -> dict:
             "lr_decay_epochs": tuple(round(e * epochs / _MAIN_EPOCHS) for e in _MAIN_DECAY)}
 
 
-# (name, the changes from the main runs' common settings); methods from the main runs' overrides.
+# (point, the changes from the main runs' common settings); methods from the main runs' overrides.
 POINTS = {
     "e20": {"train": scaled_schedule(20)},
     "wrn10_2": {"model": {"width": 2, "robust_dims": 64}},
 }
-# In run order: the epochs point first (the issue's point 1), the width point, the guard last.
+# (the main run it scales, the point): the run is named <main run>_<point>_seed0. In run order:
+# the epochs point first (the issue's point 1), the width point, the guard last.
 RUN_SPECS = (
-    ("trades_e20", "trades", "e20"),
-    ("nfi_e20", "nfi", "e20"),
-    ("trades_wrn10_2", "trades", "wrn10_2"),
-    ("nfi_wrn10_2", "nfi", "wrn10_2"),
-    ("nfi_route_guard_e20", "nfi_route_guard", "e20"),
+    (Method.TRADES, "e20"),
+    (Method.NFI, "e20"),
+    (Method.TRADES, "wrn10_2"),
+    (Method.NFI, "wrn10_2"),
+    (GUARD_RUN, "e20"),
 )
-
-
-def _merge(*dicts: dict) -> dict:
-    out: dict = {}
-    for d in dicts:
-        for group, values in d.items():
-            out.setdefault(group, {}).update(values)
-    return out
 
 
 def plan() -> list[Run]:
     """The plan's runs, in the order they run (all seed 0, as the issue asks: same seed)."""
     runs = []
-    for name, main_run, point in RUN_SPECS:
-        overrides = _merge(_MAIN["common"], _MAIN["runs"][main_run], POINTS[point],
-                           {"train": {"seed": SEED}})
+    for main_run, point in RUN_SPECS:
+        overrides = merge(_MAIN["common"], _MAIN["runs"][main_run], POINTS[point],
+                          {"train": {"seed": SEED}})
         method = make_config(DATASET, overrides).model.method
         # Evaluated as the main run it scales (eval_spec keys on the main run's name).
         spec = eval_spec(DATASET, main_run, method, _MAIN["eval_examples"], quick=False)
-        runs.append(Run(DATASET, run_name(name, SEED), overrides, spec, kind="scale"))
+        runs.append(Run(DATASET, run_name(f"{main_run}_{point}", SEED), overrides, spec,
+                        kind=Kind.SCALE))
     return runs

@@ -1,4 +1,4 @@
-"""The tables of RESULTS.md, built from the runs `scripts/reproduce.py` kept under results/.
+"""The tables of RESULTS.md, built from the runs the reproduction kept under results/.
 
 Each run directory holds eval.json and eval.npz (written by `python -m nfi_tf.evaluate`), the
 training history and run.json (its training and evaluation time). Main runs are repeated over
@@ -18,13 +18,22 @@ import numpy as np
 
 from nfi_tf import io_utils
 from nfi_tf.evaluation.report import EvalReport, md_table
+from nfi_tf.evaluation.vocab import Column
 from nfi_tf.experiments import claims
-from nfi_tf.experiments.reproduction import INDEPENDENT_FILE, SYNTHESIS_RUN
+from nfi_tf.experiments.reproduction import (
+    CONTROL_RUN,
+    GUARD_RUN,
+    INDEPENDENT_FILE,
+    SYNTHESIS_RUN,
+)
 from nfi_tf.outputs import NONROBUST_PART, ROBUST_PART, ROUTED, TRADEOFF
+from nfi_tf.vocab import Method
 
-COLUMNS = ("clean", "pgd", "cw", "autoattack", "route_aware", "worst_case")
-TITLES = {"clean": "clean", "pgd": "PGD", "cw": "CW-Linf", "autoattack": "AutoAttack (CPU budget)",
-          "route_aware": "route-aware", "worst_case": "worst case"}
+COLUMNS = (Column.CLEAN, Column.PGD, Column.CW, Column.AUTOATTACK, Column.ROUTE_AWARE,
+           Column.WORST_CASE)
+TITLES = {Column.CLEAN: Column.CLEAN.value,  # titled by its name
+          Column.PGD: "PGD", Column.CW: "CW-Linf", Column.AUTOATTACK: "AutoAttack (CPU budget)",
+          Column.ROUTE_AWARE: "route-aware", Column.WORST_CASE: "worst case"}
 TABLE_FILE = "results_table.md"
 VERDICTS_FILE = "verdicts.json"
 _SEEDED = re.compile(r"^(?P<base>.+)_seed(?P<seed>\d+)$")
@@ -91,12 +100,11 @@ def main_table(dataset: str, runs: dict, paper_table2: dict | None) -> list[str]
     """Table 2: the routed nfi model against TRADES, every attack column (mean ± sd over seeds)."""
     header = ["model", "seeds"] + [TITLES[c] for c in COLUMNS] + ["train min"]
     rows = []
-    for base, row_key, label in (("trades", TRADEOFF, "TRADES (ours, same budget)"),
-                                 ("trades_loss_weight", TRADEOFF,
-                                  "TRADES × nfi's total loss weight 3.1 (control)"),
-                                 ("nfi", ROUTED, "nfi routed (ours)"),
-                                 ("nfi", TRADEOFF, "nfi trade-off head alone (ours)"),
-                                 ("nfi_route_guard", ROUTED, "nfi + route guard, routed (not the paper)")):
+    for base, row_key, label in ((Method.TRADES, TRADEOFF, "TRADES (ours, same budget)"),
+                                 (CONTROL_RUN, TRADEOFF, "TRADES × nfi's total loss weight 3.1 (control)"),
+                                 (Method.NFI, ROUTED, "nfi routed (ours)"),
+                                 (Method.NFI, TRADEOFF, "nfi trade-off head alone (ours)"),
+                                 (GUARD_RUN, ROUTED, "nfi + route guard, routed (not the paper)")):
         seeds = _seeds(runs, base)
         if not seeds:
             continue
@@ -113,12 +121,12 @@ def main_table(dataset: str, runs: dict, paper_table2: dict | None) -> list[str]
 
 def parts_table(dataset: str, runs: dict, paper_table1: dict | None) -> list[str]:
     """Table 1: the robust part alone, the non-robust part alone, the baseline."""
-    cols = ("clean", "pgd", "autoattack", "worst_case")
+    cols = (Column.CLEAN, Column.PGD, Column.AUTOATTACK, Column.WORST_CASE)
     header = ["part", "seeds"] + [TITLES[c] for c in cols]
     rows = []
-    for base, row_key, label in (("nfi", ROBUST_PART, "robust part (nfi)"),
-                                 ("nfi", NONROBUST_PART, "non-robust part (nfi)"),
-                                 ("trades", TRADEOFF, "baseline (TRADES)")):
+    for base, row_key, label in ((Method.NFI, ROBUST_PART, "robust part (nfi)"),
+                                 (Method.NFI, NONROBUST_PART, "non-robust part (nfi)"),
+                                 (Method.TRADES, TRADEOFF, "baseline (TRADES)")):
         seeds = _seeds(runs, base)
         if seeds:
             rows.append([label, str(len(seeds))] + [_mean_sd([r.report.cell(row_key, c) for r in seeds])
@@ -129,10 +137,15 @@ def parts_table(dataset: str, runs: dict, paper_table1: dict | None) -> list[str
     return [f"### {dataset}: Table 1 (each part alone), accuracy %", ""] + md_table(header, rows)
 
 
+# The inputs whose routes route_table shows: (their RouteStats share, the row's title).
+_ROUTE_INPUTS = ((lambda stats: stats.clean, Column.CLEAN),
+                 (lambda stats: stats.worst_case_adversarial, "worst-case adversarial"))
+
+
 def route_table(dataset: str, runs: dict) -> list[str]:
     """Which route clean and worst-case adversarial inputs take, nfi and (if run) the guard."""
     models = [(label, [r for r in _seeds(runs, base) if r.report.route_stats])
-              for base, label in (("nfi", "nfi"), ("nfi_route_guard", "nfi + route guard"))]
+              for base, label in ((Method.NFI, Method.NFI.title), (GUARD_RUN, "nfi + route guard"))]
     models = [(label, seeds) for label, seeds in models if seeds]
     if not models:
         return []
@@ -140,8 +153,8 @@ def route_table(dataset: str, runs: dict) -> list[str]:
     header = ["model", "inputs"] + [f"{k}: share / accuracy" for k in routes]
     rows = []
     for label, seeds in models:
-        for field, title in (("clean", "clean"), ("worst_case_adversarial", "worst-case adversarial")):
-            shares = [getattr(r.report.route_stats, field) for r in seeds]
+        for inputs, title in _ROUTE_INPUTS:
+            shares = [inputs(r.report.route_stats) for r in seeds]
             rows.append([label, title] + [f"{_mean_sd([s[k].share for s in shares])} / "
                                           f"{_mean_sd([s[k].accuracy for s in shares])}" for k in routes])
     return [f"### {dataset}: routes of the routed models, % (mean over seeds)", ""] + md_table(header, rows)
@@ -149,7 +162,7 @@ def route_table(dataset: str, runs: dict) -> list[str]:
 
 def adaptive_table(dataset: str, runs: dict) -> list[str]:
     """The routed model under each attack, and naive PGD's gap beside the trade-off head's."""
-    seeds = [r for r in _seeds(runs, "nfi") if r.report.routed_adaptive]
+    seeds = [r for r in _seeds(runs, Method.NFI) if r.report.routed_adaptive]
     if not seeds:
         return []
     names = sorted(seeds[0].report.routed_adaptive.by_attack)
@@ -159,8 +172,8 @@ def adaptive_table(dataset: str, runs: dict) -> list[str]:
     lines = ([f"### {dataset}: the routed model under each attack, accuracy % (mean over seeds)", ""]
              + md_table(["attack", ROUTED], rows))
     gaps = [r.report.routed_adaptive.gap_naive_minus_worst_case for r in seeds]
-    trade_gaps = [(r.report.cell(TRADEOFF, "pgd") - r.report.cell(TRADEOFF, "worst_case"))
-                  if r.report.cell(TRADEOFF, "pgd") is not None else None for r in seeds]
+    trade_gaps = [(r.report.cell(TRADEOFF, Column.PGD) - r.report.cell(TRADEOFF, Column.WORST_CASE))
+                  if r.report.cell(TRADEOFF, Column.PGD) is not None else None for r in seeds]
     if any(g is not None for g in gaps):
         lines += ["", f"Naive PGD through the hard switch minus the routed worst case: "
                       f"{_mean_sd(gaps)} points; the same gap on the trade-off head (PGD minus its "
@@ -174,7 +187,7 @@ def counterfactual_table(dataset: str, runs: dict) -> list[str]:
     for base in sorted(runs):
         for seed, r in sorted(runs[base].items()):
             loss = r.config.get("loss", {})
-            if r.report.method != "nfi" or not loss:
+            if r.report.method != Method.NFI or not loss:
                 continue
             history = r.history or []
             lows = [e["train"].get("cf_denominator_min") for e in history
@@ -201,11 +214,11 @@ OVERLAP = (("clean_with_true_class", "clean image, own class"),
 def overlap_table(dataset: str, runs: dict) -> list[str]:
     """Figure 1 (right): top-k feature dims an image shares with each class's clean images."""
     rows = []
-    for base, label in (("trades", "TRADES"), ("nfi", "nfi")):
-        seeds = [r.report.feature_overlap for r in _seeds(runs, base) if r.report.feature_overlap]
+    for method in (Method.TRADES, Method.NFI):
+        seeds = [r.report.feature_overlap for r in _seeds(runs, method) if r.report.feature_overlap]
         if seeds:
             k = seeds[0].k
-            rows.append([label, str(len(seeds))] + [
+            rows.append([method.title, str(len(seeds))] + [
                 f"{np.mean([o.summary[key] for o in seeds]):.2f}" for key, _ in OVERLAP])
     if not rows:
         return []
@@ -239,6 +252,13 @@ def independent_table(dataset: str, checks: list[dict]) -> list[str]:
                         "ours at or below it"], rows))
 
 
+# The ablation table's cells after the run's name: one (output, column) each, or two shown "a / b".
+_ABLATION_CELLS = (((ROUTED, Column.CLEAN),), ((ROUTED, Column.WORST_CASE),),
+                   ((TRADEOFF, Column.CLEAN),), ((TRADEOFF, Column.WORST_CASE),),
+                   ((ROBUST_PART, Column.CLEAN), (ROBUST_PART, Column.PGD)),
+                   ((NONROBUST_PART, Column.CLEAN), (NONROBUST_PART, Column.PGD)))
+
+
 def ablation_table(dataset: str, runs: dict) -> list[str]:
     names = [n for n in runs if n.startswith("ablation")]
     if not names:
@@ -248,15 +268,12 @@ def ablation_table(dataset: str, runs: dict) -> list[str]:
     rows = []
     for n in names:
         cell = runs[n][None].report.cell
-        rows.append([n.removeprefix("ablation_").replace("_", " "),
-                     _mean_sd([cell(ROUTED, "clean")]), _mean_sd([cell(ROUTED, "worst_case")]),
-                     _mean_sd([cell(TRADEOFF, "clean")]), _mean_sd([cell(TRADEOFF, "worst_case")]),
-                     f"{_mean_sd([cell(ROBUST_PART, 'clean')])} / {_mean_sd([cell(ROBUST_PART, 'pgd')])}",
-                     f"{_mean_sd([cell(NONROBUST_PART, 'clean')])} / "
-                     f"{_mean_sd([cell(NONROBUST_PART, 'pgd')])}"])
+        rows.append([n.removeprefix("ablation_").replace("_", " ")] + [
+            " / ".join(_mean_sd([cell(output, column)]) for output, column in shown)
+            for shown in _ABLATION_CELLS])
     # Name the attacks behind "worst case" from the runs themselves (eval.json), not the plan.
     attacks = sorted({a for n in names for a in runs[n][None].report.settings.attacks
-                      if a != "clean"})
+                      if a != Column.CLEAN})
     behind = f"; worst case over {', '.join(attacks)}" if attacks else ""
     return ([f"### {dataset}: ablations (one seed, shorter runs, same budget within the set{behind}), "
              "accuracy %", ""] + md_table(header, rows))
@@ -287,6 +304,8 @@ def group_runs(results_dir: str, records: list[dict]) -> dict[str, dict[str, dic
 
 # RESULTS.md carries the generated tables after this line, rewritten by `--stage=tables` (and at
 # the end of every full reproduction), so the document cannot drift from results/.
+# (The marker's text names the old script, which still runs the reproduction; changing it would
+# change every RESULTS.md.)
 DOC_MARKER = "<!-- generated: scripts/reproduce.py rewrites everything below this line -->"
 
 
