@@ -10,6 +10,7 @@ drift from the config. The suites themselves are registered in bench/registry.py
     ServeModelConfig        --suite=serve_model        (python -m bench.serve_bench)
     MultiWorkerConfig       --suite=multi_worker       (python -m bench.multi_worker)
     TimeToRobustnessConfig  --suite=time_to_robustness (python -m bench.time_to_robustness)
+    WholeTestSetConfig      --suite=whole_test_set
     StepConfig              --suite=train_step, bf16_step: one configuration, as JSON
                             (python -m bench.train_bench / bench.bf16 '<json>')
 
@@ -188,6 +189,28 @@ def _validate_time_to_robustness(c: TimeToRobustnessConfig) -> None:
 
 
 @dataclass(frozen=True)
+class WholeTestSetConfig:
+    model_dir: str = field(metadata={"help": "A trained model dir (e.g. the quickstart's)"})
+    images: int = field(default=1000, metadata={
+        "help": "The slice of the test set timed in one process and sharded (first N images)"})
+    workers: int = field(default=2, metadata={"help": "Processes of the sharded recipe"})
+    batch_size: int = field(default=100, metadata={"help": "Images per attack batch of the slice"})
+    out: str = field(default=os.path.join(_REPO, "bench", "whole_test_set.json"), metadata={
+        "help": "Where the results go (JSON)"})
+
+
+def _validate_whole_test_set(c: WholeTestSetConfig) -> None:
+    check(os.path.isfile(os.path.join(c.model_dir, "model.keras")),
+          f"model_dir must hold a trained model (model.keras). Received: model_dir={c.model_dir}")
+    for name in ("images", "workers", "batch_size"):
+        value = getattr(c, name)
+        check(value >= 1, f"{name} must be >= 1. Received: {name}={value}")
+    check(c.workers <= -(-c.images // c.batch_size),
+          f"workers must be at most the slice's batches ({-(-c.images // c.batch_size)}). "
+          f"Received: workers={c.workers}")
+
+
+@dataclass(frozen=True)
 class StepConfig:
     spec: str = field(default="{}", metadata={
         "help": "One configuration as a JSON object: bench/train_bench.py's keys (bf16_step also "
@@ -208,7 +231,8 @@ def _validate_step(c: StepConfig) -> None:
 
 _VALIDATORS = {BenchConfig: _validate_bench, AttackBenchConfig: _validate_attack,
                ServeModelConfig: _validate_serve, MultiWorkerConfig: _validate_multi_worker,
-               TimeToRobustnessConfig: _validate_time_to_robustness, StepConfig: _validate_step}
+               TimeToRobustnessConfig: _validate_time_to_robustness, StepConfig: _validate_step,
+               WholeTestSetConfig: _validate_whole_test_set}
 
 
 def validate(config):

@@ -29,6 +29,7 @@ from bench.config import (
     ServeModelConfig,
     StepConfig,
     TimeToRobustnessConfig,
+    WholeTestSetConfig,
 )
 from nfi_tf.errors import NfiError
 
@@ -89,6 +90,9 @@ _SUITES = (
     Suite("time_to_robustness", "the quickstart's routed worst case vs its training minutes, on "
           "validation images (bench/time_to_robustness.py)", _runner("bench.time_to_robustness"),
           TimeToRobustnessConfig),
+    Suite("whole_test_set", "a whole test set's cost: the quickstart's evaluation and AutoAttack's "
+          "standard version per image, a slice in one process and sharded (bench/whole_test_set.py)",
+          _runner("bench.whole_test_set"), WholeTestSetConfig),
     Suite("train_step", "one training-step configuration (bench/train_bench.py; the train, scaling "
           "and paper_scale suites run it)", _runner("bench.train_bench"), StepConfig),
     Suite("bf16_step", "one bf16 vs fp32 configuration (bench/bf16.py; the bf16 suite runs it)",

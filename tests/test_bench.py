@@ -281,7 +281,7 @@ def test_the_registry_lists_every_suite_and_a_tool_runs_alone():
         assert f"  {suite.name} " in usage and suite.summary.split()[0] in usage, suite.name
     assert registry.measuring() == ("peak", "train", "scaling", "serve", "flops", "bf16", "paper_scale")
     assert {"attack", "serve_model", "multi_worker", "time_to_robustness", "train_step",
-            "bf16_step"} == set(registry.tools())
+            "bf16_step", "whole_test_set"} == set(registry.tools())
     assert [s.name for s in registry.select("paper_scale,peak")] == ["peak", "paper_scale"]
     assert [s.name for s in registry.select("attack")] == ["attack"]
     with pytest.raises(NfiError, match="runs alone. Received: suite='peak,attack'"):
