@@ -187,3 +187,22 @@ def test_the_cli_shard_flags_and_examples_all_are_checked_in_one_line():
     done = run_cli("nfi_tf.evaluate", "--model_dir=/nonexistent", "--eval_examples=some")
     assert done.returncode == 2 and "whole number or all" in done.stderr.strip().splitlines()[-1]
     assert shard_records.DIR == "shards"
+
+
+def test_an_evaluation_says_how_long_it_will_take_after_its_first_batch(tmp_path):
+    """The estimate line (issue: long runs say how long they will take) is logged once, after the
+    first of the 3 batches (24 images, batch 8), and its arithmetic holds: whole = 3 x first."""
+    lines = []
+    evaluate_model(EvalConfig(model_dir=_model_dir(tmp_path, "estimate"), **dict(CHEAP, verbose=1)),
+                   log=lines.append)
+    found = [ln for ln in lines if ln.startswith("evaluate: batch 1/")]
+    assert len(found) == 1, lines
+    m = re.match(r"evaluate: batch 1/3 \(8 images\) took ([\d.]+) s \(([\d.]+) s per image; "
+                 r"(.+)\); the whole run: about ([\d.]+) s, ([\d.]+) s left$", found[0])
+    assert m, found[0]
+    first, per_image, families, whole, left = m.groups()
+    # The seconds are printed rounded to whole seconds, the per-image cost to 0.01 s.
+    assert float(per_image) == pytest.approx(float(first) / 8, abs=0.07)
+    assert float(whole) == pytest.approx(3 * float(first), abs=2)
+    assert float(left) == pytest.approx(2 * float(first), abs=1.5)
+    assert "PGD" in families or "pgd" in families, families
