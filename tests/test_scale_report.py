@@ -80,3 +80,30 @@ def test_the_report_reads_the_finished_points_and_agrees_with_each_runs_own_tabl
     assert (tmp_path / "scale_trend.png").stat().st_size > 10_000
     md = (tmp_path / "scale_trend.md").read_text()
     assert md.count("| WRN-10-1 |") == 2
+
+
+def test_results_md_shows_the_committed_scale_trend_block_which_regenerates_from_the_committed_runs(tmp_path):
+    with open(os.path.join(RESULTS, scale_report.MARKDOWN)) as f:
+        committed = f.read()
+    with open(os.path.join(os.path.dirname(RESULTS), "RESULTS.md")) as f:
+        doc = f.read()
+    shown = doc.split(scale_report.DOC_BEGIN, 1)[1].split(scale_report.DOC_END, 1)[0]
+    assert shown.strip() + "\n" == committed
+    shutil.copytree(os.path.join(RESULTS, "cifar10"), tmp_path / "cifar10")
+    result = scale_report.write(str(tmp_path))
+    assert (tmp_path / scale_report.MARKDOWN).read_text() == committed
+    with open(os.path.join(RESULTS, scale_report.JSON)) as f:
+        assert json.loads(json.dumps(result)) == json.load(f)
+
+
+def test_the_doc_block_is_rewritten_between_its_markers_and_a_doc_without_them_is_refused(tmp_path, capsys):
+    doc = tmp_path / "doc.md"
+    doc.write_text(f"intro\n{scale_report.DOC_BEGIN}\n\nold\n\n{scale_report.DOC_END}\n\nafter\n")
+    scale_report.update_doc(str(doc), ["| new |"])
+    assert doc.read_text() == f"intro\n{scale_report.DOC_BEGIN}\n\n| new |\n\n{scale_report.DOC_END}\n\nafter\n"
+    bare = tmp_path / "bare.md"
+    bare.write_text("no markers\n")
+    assert scale_report.main([str(tmp_path), f"--doc={bare}"]) == 1
+    assert "has no" in capsys.readouterr().err and bare.read_text() == "no markers\n"
+    with pytest.raises(SystemExit, match="usage"):
+        scale_report.main([str(tmp_path), "--dco=RESULTS.md"])

@@ -15,6 +15,7 @@ pair (seed 0; seed 1 beside it), the scale plan's 20-epoch and WRN-10-2 pairs
 - the figure results/scale_trend.png (x: training compute, y: worst case).
 
     python -m nfi_tf.experiments.scale_report            # writes results/scale_trend.{json,md,png}
+    python -m nfi_tf.experiments.scale_report results --doc=RESULTS.md   # and RESULTS.md's block
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import sys
 import numpy as np
 
 from nfi_tf import io_utils
+from nfi_tf.errors import NfiError
 from nfi_tf.evaluation import paired
 from nfi_tf.evaluation.vocab import Column
 from nfi_tf.outputs import ROUTED, TRADEOFF
@@ -48,6 +50,9 @@ GUARD = ("route guard, 20 epochs", "nfi_route_guard_e20_seed0")
 # The paper's CIFAR-10 budget: WRN-34-10 (F = 13.3 GFLOP), PGD-10, 200 epochs of 50,000 images.
 PAPER_FLOPS = 200 * 50_000 * 13.3e9 * (2 * 10 + 7)
 JSON, MARKDOWN, FIGURE = "scale_trend.json", "scale_trend.md", "scale_trend.png"
+# RESULTS.md shows results/scale_trend.md between these lines (`--doc=RESULTS.md` rewrites it).
+DOC_BEGIN = "<!-- generated: python -m nfi_tf.experiments.scale_report --doc=RESULTS.md -->"
+DOC_END = "<!-- end of the generated scale-trend block -->"
 
 
 @dataclasses.dataclass
@@ -190,26 +195,102 @@ def build(results_dir: str) -> dict:
     verdicts = {axis: verdict(by_label[REFERENCE], by_label[label])
                 for axis, label in AXES if REFERENCE in by_label and label in by_label}
     return {"points": [dataclasses.asdict(p) for p in points], "verdicts": verdicts,
-            "extrapolation": extrapolate(points), "method": {m: m for m in (Method.TRADES, Method.NFI)}}
+            "extrapolation": extrapolate(points), "guard": guard(results_dir),
+            "method": {m: m for m in (Method.TRADES, Method.NFI)}}
+
+
+def guard(results_dir: str) -> dict | None:
+    """The route guard at 20 epochs (not the paper's method) against TRADES at 20 epochs, paired."""
+    label, run = GUARD
+    trades_run = next(t for lbl, t, *_ in POINTS if lbl == AXES[0][1])
+    d = lambda r: os.path.join(results_dir, DATASET, r)  # noqa: E731
+    if not all(os.path.exists(os.path.join(d(r), "eval.npz")) for r in (run, trades_run)):
+        return None
+    g, t = paired.Evaluation(d(run)), paired.Evaluation(d(trades_run))
+    vectors = {"routed": g.correct(ROUTED, Column.WORST_CASE), "head": g.correct(TRADEOFF, Column.WORST_CASE),
+               Method.TRADES: t.correct(TRADEOFF, Column.WORST_CASE)}
+    return {"label": label, "run": run,
+            "clean": {"routed": float(g.correct(ROUTED, Column.CLEAN).mean()),
+                      "head": float(g.correct(TRADEOFF, Column.CLEAN).mean())},
+            "worst": {k: float(v.mean()) for k, v in vectors.items()},
+            "routed_vs_trades_p": paired.mcnemar(vectors["routed"], vectors[Method.TRADES])["p_value"],
+            "head_vs_trades_p": paired.mcnemar(vectors["head"], vectors[Method.TRADES])["p_value"]}
+
+
+def markdown(result: dict) -> list[str]:
+    """The table, the verdicts by the fixed rule, the extrapolation, and which points are still
+    to run: what results/scale_trend.md holds and RESULTS.md shows between its markers."""
+    points = [Point(**p) for p in result["points"]]
+    lines = table(points) + [""]
+    for axis, label in AXES:
+        v = result["verdicts"].get(axis)
+        if v is None:
+            lines.append(f"- {axis}: not measured yet ({label} has not finished).")
+        else:
+            lines.append(f"- {axis} ({label} against {REFERENCE}): the trade-off-head gap "
+                         f"**{v['verdict']}** (Δ = {_pct(v['delta'])} ± {_pct(v['se'])} points; "
+                         "the rule: widens if Δ > 2 SE, narrows if Δ < −2 SE, else holds).")
+    x = result["extrapolation"]
+    if x is None:
+        lines.append("- Extrapolation to the paper's budget: needs the three WRN-10-1 epoch points.")
+    else:
+        lines.append(f"- Extrapolation (a stated extrapolation, not a claim): the gap moves "
+                     f"{_pct(x['slope_per_decade'])} points per decade of compute; at the paper's "
+                     f"{x['paper_flops'] / 1e18:.1f} EFLOP the line gives {_pct(x['at_paper_budget'])} "
+                     f"± {_pct(x['interval_95'])} points (95%, {x['points']} points).")
+    g = result.get("guard")
+    if g is not None:
+        w = g["worst"]
+        lines.append(f"- {g['label']} (not the paper's method): routed clean / worst "
+                     f"{_pct(g['clean']['routed'])} / {_pct(w['routed'])}, its trade-off head "
+                     f"{_pct(g['clean']['head'])} / {_pct(w['head'])}, against TRADES at 20 epochs "
+                     f"{_pct(w[Method.TRADES])} (McNemar p = {g['routed_vs_trades_p']:.2g} and "
+                     f"{g['head_vs_trades_p']:.2g}).")
+    missing = [label for label, *_ in POINTS if label not in {p.label for p in points}]
+    missing += [GUARD[0]] if g is None else []
+    if missing:
+        lines.append(f"- Not finished yet: {', '.join(missing)}.")
+    return lines
+
+
+def update_doc(doc_path: str, block: list[str]) -> None:
+    """Rewrite what lies between RESULTS.md's two scale-trend markers (the rest is prose)."""
+    with open(doc_path) as f:
+        doc = f.read()
+    if DOC_BEGIN not in doc or DOC_END not in doc:
+        raise NfiError(f"{doc_path} has no {DOC_BEGIN!r} ... {DOC_END!r} lines to write the "
+                       "scale-trend table between")
+    head, rest = doc.split(DOC_BEGIN, 1)
+    tail = rest.split(DOC_END, 1)[1]
+    io_utils.atomic_write_text(doc_path, head + DOC_BEGIN + "\n\n" + "\n".join(block) + "\n\n"
+                               + DOC_END + tail)
 
 
 def write(results_dir: str) -> dict:
     result = build(results_dir)
     points = [Point(**p) for p in result["points"]]
     io_utils.atomic_write_json(os.path.join(results_dir, JSON), result)
-    io_utils.atomic_write_text(os.path.join(results_dir, MARKDOWN), "\n".join(table(points)) + "\n")
+    io_utils.atomic_write_text(os.path.join(results_dir, MARKDOWN), "\n".join(markdown(result)) + "\n")
     if points:
         figure(points, os.path.join(results_dir, FIGURE))
     return result
 
 
 def main(argv=None) -> int:
-    results_dir = (argv or sys.argv[1:] or [os.path.join(os.getcwd(), "results")])[0]
-    result = write(results_dir)
-    print("\n".join(table([Point(**p) for p in result["points"]])))
-    for axis, v in result["verdicts"].items():
-        print(f"{axis}: the trade-off-head gap {v['verdict']} "
-              f"(Δ = {_pct(v['delta'])} ± {_pct(v['se'])} points)")
+    args = list(sys.argv[1:] if argv is None else argv)
+    docs = [a.split("=", 1)[1] for a in args if a.startswith("--doc=")]
+    positional = [a for a in args if not a.startswith("--")]
+    if len(positional) > 1 or len(docs) + len(positional) != len(args):
+        raise SystemExit("usage: python -m nfi_tf.experiments.scale_report [RESULTS_DIR] [--doc=RESULTS.md]")
+    results_dir = positional[0] if positional else os.path.join(os.getcwd(), "results")
+    try:
+        result = write(results_dir)
+        for doc in docs:
+            update_doc(doc, markdown(result))
+    except NfiError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print("\n".join(markdown(result)))
     return 0
 
 
