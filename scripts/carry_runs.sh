@@ -27,6 +27,12 @@ if [ "${2:-}" = started ]; then mark=started; elif [ -n "${2:-}" ]; then results
 log="$work_dir/carry_log.tsv"
 [ -f "$log" ] || printf 'utc\trun\tstep\tcpu\tload_1min\tstate\n' > "$log"
 cpu="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
+# "AMD EPYC" names both an AVX2-only part and an AVX-512 one (2.4x apart per epoch here), so the
+# family/model and the widest vector unit go beside it.
+fam="$(grep -m1 '^cpu family' /proc/cpuinfo | cut -d: -f2 | tr -d ' ')"
+mod="$(grep -m1 '^model[[:space:]]*:' /proc/cpuinfo | cut -d: -f2 | tr -d ' ')"
+if grep -qm1 avx512f /proc/cpuinfo; then vec=avx512; else vec=avx2; fi
+cpu="$cpu (family $fam model $mod, $vec)"
 load="$(cut -d' ' -f1 /proc/loadavg)"
 line() {  # run, step, state
   printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$(date -u +%FT%TZ)" "$1" "$2" "$cpu" "$load" "$3" >> "$log"
