@@ -50,14 +50,16 @@ for run_dir in "$work_dir"/*/*/; do
   fi
   if [ -f "$results_dir/$name/independent_attack.json" ]; then
     if [ -n "$(git ls-files -- "$run_dir")" ]; then  # once: the line says when it was done
-      git rm -r -q --cached "$run_dir" >/dev/null
+      git rm -r -q --cached -f "$run_dir" >/dev/null
       line "$name" "${step:--}" done
     fi
     continue
   fi
   [ -n "$latest" ] || continue  # nothing to carry before the first checkpoint
-  # Only the latest checkpoint: older ones leave git's index (they stay in its history).
-  git rm -r -q --cached --ignore-unmatch "$run_dir/checkpoints" >/dev/null
+  # Only the latest checkpoint: older ones leave git's index (they stay in its history). -f: a
+  # carry not yet committed left staged content that differs from the file and HEAD, and git
+  # refuses to unstage that without it (only the index is touched).
+  git rm -r -q --cached -f --ignore-unmatch "$run_dir/checkpoints" >/dev/null
   files=("$index" "$run_dir/checkpoints/$latest".*)
   for f in "$run_dir"/*; do [ -f "$f" ] && files+=("$f"); done  # the run's own files, not logs/
   git add -f "${files[@]}"
