@@ -101,9 +101,17 @@ def test_the_doc_block_is_rewritten_between_its_markers_and_a_doc_without_them_i
     doc.write_text(f"intro\n{scale_report.DOC_BEGIN}\n\nold\n\n{scale_report.DOC_END}\n\nafter\n")
     scale_report.update_doc(str(doc), ["| new |"])
     assert doc.read_text() == f"intro\n{scale_report.DOC_BEGIN}\n\n| new |\n\n{scale_report.DOC_END}\n\nafter\n"
+    (tmp_path / "cifar10").mkdir()
     bare = tmp_path / "bare.md"
     bare.write_text("no markers\n")
     assert scale_report.main([str(tmp_path), f"--doc={bare}"]) == 1
     assert "has no" in capsys.readouterr().err and bare.read_text() == "no markers\n"
     with pytest.raises(SystemExit, match="usage"):
         scale_report.main([str(tmp_path), "--dco=RESULTS.md"])
+
+
+def test_a_results_dir_without_runs_is_one_line_and_writes_nothing(tmp_path, capsys):
+    assert scale_report.main([str(tmp_path / "nowhere")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "has no cifar10/ run directories" in err and "\n" not in err
+    assert not (tmp_path / "nowhere").exists()

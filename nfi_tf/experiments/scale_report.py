@@ -284,6 +284,9 @@ def main(argv=None) -> int:
         raise SystemExit("usage: python -m nfi_tf.experiments.scale_report [RESULTS_DIR] [--doc=RESULTS.md]")
     results_dir = positional[0] if positional else os.path.join(os.getcwd(), "results")
     try:
+        if not os.path.isdir(os.path.join(results_dir, DATASET)):
+            raise NfiError(f"{results_dir} has no {DATASET}/ run directories (give the results dir "
+                           "the reproduction wrote, e.g. results)")
         result = write(results_dir)
         for doc in docs:
             update_doc(doc, markdown(result))
