@@ -115,3 +115,28 @@ def test_a_results_dir_without_runs_is_one_line_and_writes_nothing(tmp_path, cap
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "has no cifar10/ run directories" in err and "\n" not in err
     assert not (tmp_path / "nowhere").exists()
+
+
+def test_with_every_point_present_the_block_has_verdicts_an_extrapolation_and_the_guard(tmp_path):
+    """Stand-ins for the plan's runs (copies of finished ones, so every value is known): the
+    20-epoch pair is seed 1's, the guard is the route guard at 5 epochs."""
+    stand_ins = {"ablation_trades": "ablation_trades", "ablation_nfi_reference": "ablation_nfi_reference",
+                 "trades_seed0": "trades_seed0", "nfi_seed0": "nfi_seed0",
+                 "trades_e20_seed0": "trades_seed1", "nfi_e20_seed0": "nfi_seed1",
+                 "nfi_route_guard_e20_seed0": "nfi_route_guard_seed0"}
+    for name, source in stand_ins.items():
+        shutil.copytree(os.path.join(RESULTS, "cifar10", source), tmp_path / "cifar10" / name)
+    result = scale_report.build(str(tmp_path))
+    points = {p["label"]: p for p in result["points"]}
+    v = result["verdicts"]["epochs"]
+    assert set(result["verdicts"]) == {"epochs"}  # no WRN-10-2 pair: no width verdict
+    assert v["delta"] == pytest.approx(points["20 epochs"]["gap"] - points["5 epochs"]["gap"])
+    assert result["extrapolation"]["points"] == 3
+    table = lambda r: json.load(open(tmp_path / "cifar10" / r / "eval.json"))["table"]  # noqa: E731
+    g = result["guard"]
+    assert g["worst_case"]["routed"] == pytest.approx(table("nfi_route_guard_e20_seed0")["routed"]["worst_case"])
+    assert g["worst_case"]["tradeoff"] == pytest.approx(table("nfi_route_guard_e20_seed0")["tradeoff"]["worst_case"])
+    assert g["worst_case"][Method.TRADES] == pytest.approx(table("trades_e20_seed0")["tradeoff"]["worst_case"])
+    block = "\n".join(scale_report.markdown(result))
+    assert f"**{v['verdict']}**" in block and "width: not measured yet" in block
+    assert "Not finished yet: 5 epochs, seed 1, WRN-10-2, 5 epochs." in block and "route guard, 20 epochs (not" in block

@@ -207,14 +207,14 @@ def guard(results_dir: str) -> dict | None:
     if not all(os.path.exists(os.path.join(d(r), "eval.npz")) for r in (run, trades_run)):
         return None
     g, t = paired.Evaluation(d(run)), paired.Evaluation(d(trades_run))
-    vectors = {"routed": g.correct(ROUTED, Column.WORST_CASE), "head": g.correct(TRADEOFF, Column.WORST_CASE),
-               Method.TRADES: t.correct(TRADEOFF, Column.WORST_CASE)}
+    # Keyed by output name (the guard's routed model, its trade-off head) and Method.TRADES.
+    vectors = {out: g.correct(out, Column.WORST_CASE) for out in (ROUTED, TRADEOFF)}
+    vectors[Method.TRADES] = t.correct(TRADEOFF, Column.WORST_CASE)
     return {"label": label, "run": run,
-            "clean": {"routed": float(g.correct(ROUTED, Column.CLEAN).mean()),
-                      "head": float(g.correct(TRADEOFF, Column.CLEAN).mean())},
-            "worst": {k: float(v.mean()) for k, v in vectors.items()},
-            "routed_vs_trades_p": paired.mcnemar(vectors["routed"], vectors[Method.TRADES])["p_value"],
-            "head_vs_trades_p": paired.mcnemar(vectors["head"], vectors[Method.TRADES])["p_value"]}
+            Column.CLEAN: {out: float(g.correct(out, Column.CLEAN).mean()) for out in (ROUTED, TRADEOFF)},
+            Column.WORST_CASE: {k: float(v.mean()) for k, v in vectors.items()},
+            "p_vs_trades": {out: paired.mcnemar(vectors[out], vectors[Method.TRADES])["p_value"]
+                            for out in (ROUTED, TRADEOFF)}}
 
 
 def markdown(result: dict) -> list[str]:
@@ -240,12 +240,12 @@ def markdown(result: dict) -> list[str]:
                      f"± {_pct(x['interval_95'])} points (95%, {x['points']} points).")
     g = result.get("guard")
     if g is not None:
-        w = g["worst"]
+        w, clean = g[Column.WORST_CASE], g[Column.CLEAN]
         lines.append(f"- {g['label']} (not the paper's method): routed clean / worst "
-                     f"{_pct(g['clean']['routed'])} / {_pct(w['routed'])}, its trade-off head "
-                     f"{_pct(g['clean']['head'])} / {_pct(w['head'])}, against TRADES at 20 epochs "
-                     f"{_pct(w[Method.TRADES])} (McNemar p = {g['routed_vs_trades_p']:.2g} and "
-                     f"{g['head_vs_trades_p']:.2g}).")
+                     f"{_pct(clean[ROUTED])} / {_pct(w[ROUTED])}, its trade-off head "
+                     f"{_pct(clean[TRADEOFF])} / {_pct(w[TRADEOFF])}, against TRADES at 20 epochs "
+                     f"{_pct(w[Method.TRADES])} (McNemar p = {g['p_vs_trades'][ROUTED]:.2g} and "
+                     f"{g['p_vs_trades'][TRADEOFF]:.2g}).")
     missing = [label for label, *_ in POINTS if label not in {p.label for p in points}]
     missing += [GUARD[0]] if g is None else []
     if missing:
