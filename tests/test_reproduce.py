@@ -296,6 +296,7 @@ def test_quick_pipeline_end_to_end_and_reuse(tmp_path):
         run = json.load(open(results / dataset / name / "run.json"))
         assert run["train_seconds"] > 0
         assert (results / dataset / name / "eval.npz").exists()  # the paired tests' records
+        assert not (results / dataset / name / "serving_examples.npz").exists()  # the model's, not a result
         independent = json.load(open(results / dataset / name / reproduction.INDEPENDENT_FILE))
         assert independent["examples"] == result["examples"]
         # Same model, same test images: the same clean accuracy (the quick budgets are too small

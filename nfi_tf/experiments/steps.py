@@ -45,6 +45,9 @@ TRAIN_RECORD = "reproduce_train.json"
 RUN_RECORD = "run.json"
 # The files a kept run holds (eval.npz: the per-example records the paired tests read).
 _KEPT_SUFFIXES = (".json", ".md", ".png", ".npz")
+# The model's own inputs, not a result of the run (a few test images for export parity, 0.7 MB on
+# CIFAR-10): it stays in the model dir beside model.keras.
+_NOT_KEPT = ("serving_examples.npz",)
 
 
 def model_dir(work_dir: str, run: Run) -> str:
@@ -119,7 +122,7 @@ def _keep(run: Run, work_dir: str, keep: str) -> None:
         os.remove(stale)
     source = model_dir(work_dir, run)
     for f in sorted(os.listdir(source)):
-        if f.endswith(_KEPT_SUFFIXES):
+        if f.endswith(_KEPT_SUFFIXES) and f not in _NOT_KEPT:
             shutil.copy2(os.path.join(source, f), os.path.join(keep, f))
 
 
