@@ -19,7 +19,7 @@ from nfi_tf import vocab
 from nfi_tf.evaluation import records, suite
 from nfi_tf.evaluation import vocab as evaluation_vocab
 from nfi_tf.evaluation.report import EvalReport
-from nfi_tf.experiments import QUICKSTART, budget, claims, tables
+from nfi_tf.experiments import QUICKSTART, budget, claims, plans, tables
 from nfi_tf.experiments import __main__ as experiments_main
 from nfi_tf.experiments.reproduction import plan
 from nfi_tf.experiments.runs import QUICKSTART_FULL, QUICKSTART_ROBUST, train_flag_name
@@ -142,9 +142,12 @@ def test_run_command_passes_extra_train_flags_and_dry_run_prints(capsys):
 # === The reproduction ===
 
 def test_committed_results_are_finished_runs_of_the_plan():
-    """Every run kept under results/ was evaluated with the flags its run in the plan gives
-    today (scripts/reproduce.py reuses it only then) and trained from its config."""
-    runs = {(r.dataset, r.name): r for r in plan(False)}
+    """Every run kept under results/ was evaluated with the flags its run in its plan gives
+    today (scripts/reproduce.py reuses it only then) and trained from its config. The plans
+    share results/ (the scale-trend runs sit beside the reproduction's) and no name is in two."""
+    every = [r for p in plans.PLANS.values() for r in p.runs(False)]
+    runs = {(r.dataset, r.name): r for r in every}
+    assert len(runs) == len(every)
     kept = sorted(glob.glob(os.path.join(REPO, "results", "*", "*", "run.json")))
     assert len(kept) >= 30
     for path in kept:
