@@ -45,7 +45,8 @@ for run_dir in "$work_dir"/*/*/; do
   latest="$(sed -n 's/^model_checkpoint_path: "\(.*\)"$/\1/p' "$index" 2>/dev/null || true)"
   step="${latest#ckpt-}"
   if [ "$mark" = started ]; then
-    line "$name" "${step:-0}" started
+    # A finished run is not restarted by the runner (it skips kept results), so no line for it.
+    [ -f "$results_dir/$name/independent_attack.json" ] || line "$name" "${step:-0}" started
     continue
   fi
   if [ -f "$results_dir/$name/independent_attack.json" ]; then

@@ -77,19 +77,25 @@ def test_a_training_run_carries_its_config_history_and_latest_checkpoint_only(re
     assert [r[2] for r in _log(repo)] == ["20", "30"] and _log(repo)[-1][-1] == "trained"
 
 
-def test_a_run_the_runner_has_checked_leaves_the_index_once_and_started_marks_each_run(repo):
+def test_a_run_the_runner_has_checked_leaves_the_index_once_and_started_marks_only_unfinished_runs(repo):
     run = repo / RUN
     _checkpoint(run, 40)
+    other = repo / "runs/plan/cifar10/b_seed0"  # still training when the runner restarts
+    (other / "checkpoints").mkdir(parents=True)
+    (other / "config.json").write_text("{}")
+    _checkpoint(other, 7)
     assert _carry(repo, "runs/plan").returncode == 0
     kept = repo / "results" / "cifar10" / "a_seed0"
     kept.mkdir(parents=True)
     (kept / "independent_attack.json").write_text("{}")
     assert _carry(repo, "runs/plan", "results").returncode == 0
-    assert _tracked(repo) == ["runs/plan/carry_log.tsv"]
+    assert not [t for t in _tracked(repo) if t.startswith(RUN)]
     assert _carry(repo, "runs/plan").returncode == 0  # done already: no second line
-    assert [r[-1] for r in _log(repo)] == ["training", "done"]
+    assert [r[-1] for r in _log(repo) if r[1] == "cifar10/a_seed0"] == ["training", "done"]
+    before = len(_log(repo))
     assert _carry(repo, "runs/plan", "started").returncode == 0
-    assert _log(repo)[-1][2] == "40" and _log(repo)[-1][-1] == "started"
+    # The runner skips a kept run, so only the unfinished one is marked as (re)started.
+    assert [r[1:3] + r[-1:] for r in _log(repo)[before:]] == [["cifar10/b_seed0", "7", "started"]]
 
 
 def test_a_missing_work_dir_is_one_line_and_exit_2(repo):
